@@ -1,0 +1,4 @@
+pub mod diagnostics;
+pub mod merge;
+pub mod node;
+pub mod source;

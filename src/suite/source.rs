@@ -1,0 +1,70 @@
+//! Every text a suite was built from, so diagnostics can quote the user's lines.
+//!
+//! [`SourceMap`] owns the file texts (and virtual sources such as `-o` overrides) behind the
+//! [`FileId`]s carried by every [`super::node::Span`]. It must not parse anything.
+
+use std::path::{Path, PathBuf};
+
+use super::node::FileId;
+
+#[derive(Debug)]
+pub struct SourceFile {
+    /// The path as shown to the user (relative when the user gave a relative path).
+    pub name: String,
+    /// The file on disk; `None` for virtual sources such as command-line overrides.
+    pub path: Option<PathBuf>,
+    pub text: String,
+}
+
+#[derive(Debug, Default)]
+pub struct SourceMap {
+    files: Vec<SourceFile>,
+}
+
+impl SourceMap {
+    pub fn add_file(&mut self, path: &Path, text: String) -> FileId {
+        self.push(SourceFile {
+            name: display_path(path),
+            path: Some(path.to_owned()),
+            text,
+        })
+    }
+
+    pub fn add_virtual(&mut self, name: impl Into<String>, text: String) -> FileId {
+        self.push(SourceFile {
+            name: name.into(),
+            path: None,
+            text,
+        })
+    }
+
+    fn push(&mut self, file: SourceFile) -> FileId {
+        self.files.push(file);
+        FileId(u32::try_from(self.files.len() - 1).expect("fewer than 4 billion sources"))
+    }
+
+    pub fn get(&self, id: FileId) -> &SourceFile {
+        &self.files[id.0 as usize]
+    }
+
+    /// The 1-based line `line` of a source, without its newline.
+    pub fn line(&self, id: FileId, line: u32) -> Option<&str> {
+        let index = usize::try_from(line).ok()?.checked_sub(1)?;
+        self.get(id).text.lines().nth(index)
+    }
+
+    /// The directory relative paths in a source are resolved against.
+    pub fn base_dir(&self, id: FileId) -> PathBuf {
+        self.get(id)
+            .path
+            .as_deref()
+            .and_then(Path::parent)
+            .map_or_else(|| PathBuf::from("."), Path::to_owned)
+    }
+}
+
+/// Paths as the user wrote them, with `./` removed, so messages stay short and stable.
+pub fn display_path(path: &Path) -> String {
+    let shown = path.strip_prefix(".").unwrap_or(path);
+    shown.display().to_string()
+}
