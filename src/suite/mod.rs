@@ -1,5 +1,7 @@
+pub mod de;
 pub mod diagnostics;
 pub mod interpolate;
 pub mod merge;
 pub mod node;
 pub mod source;
+pub mod units;
