@@ -1,0 +1,804 @@
+//! serde types that mirror the suite YAML after shorthand normalisation.
+//!
+//! Every field is optional here; `validate` decides what is required and turns these into the
+//! domain [`super::model::Suite`]. [`Located`] fields keep spans for diagnostics and recover
+//! from errors. `schemas/suite.schema.json` is generated from these types (with the shorthand
+//! forms that [`normalize`] expands), so the editor schema and the parser cannot drift.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use super::de::{Located, struct_fields};
+use super::node::{Entry, Kind, Node};
+use super::units::parse_duration;
+
+/// The top level of a suite file.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", expecting = "a suite (a map with execution, scenarios, ...)")]
+#[schemars(title = "perfgate suite", deny_unknown_fields)]
+pub struct RawSuite {
+    /// Run-wide settings: artifacts directory, environment variables, ports, secrets.
+    pub settings: Option<Located<RawSettings>>,
+    /// What load to run: one map or a list; executions run concurrently.
+    #[schemars(with = "Option<OneOrList<RawExecution>>")]
+    pub execution: Option<Vec<Located<RawExecution>>>,
+    /// Named scenarios referenced by `execution[].scenario` and `include-scenario`.
+    pub scenarios: Option<Keyed<Located<RawScenario>>>,
+    /// Servers under test, shell hooks and monitoring sources.
+    #[schemars(with = "Option<Vec<StrOr<RawService>>>")]
+    pub services: Option<Vec<Located<RawService>>>,
+    /// Reporters: passfail (criteria), junit-xml, final-stats, html, console.
+    #[schemars(with = "Option<Vec<StrOr<RawReporter>>>")]
+    pub reporting: Option<Vec<Located<RawReporter>>>,
+    /// Files merged after this one, relative to it.
+    pub included_configs: Option<Vec<String>>,
+    /// Module aliases and settings (Taurus `modules:`), e.g. an MMS monitoring class.
+    pub modules: Option<Keyed<Located<serde_json::Value>>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", expecting = "a settings map")]
+#[schemars(deny_unknown_fields)]
+pub struct RawSettings {
+    /// Where reports go for this suite; default `reports/<UTC timestamp>/`.
+    pub artifacts_dir: Option<Located<String>>,
+    /// Variables for `${NAME}`; values may use OS variables (`PATH: ${PATH}`); null unsets.
+    pub env: Option<Keyed<Option<Scalar>>>,
+    /// Names that each get a free loopback port, usable as `${NAME}`.
+    pub ports: Option<Vec<Located<String>>>,
+    /// Environment variable names whose values are redacted in reports.
+    pub secrets: Option<Vec<Located<String>>>,
+    /// Leave ramp-up out of statistics and criteria.
+    pub ramp_up_exclude: Option<bool>,
+    /// How often criteria are evaluated (default 1s).
+    pub check_interval: Option<Located<DurationValue>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", expecting = "an execution map")]
+#[schemars(deny_unknown_fields)]
+pub struct RawExecution {
+    /// A scenario name, or an inline scenario map.
+    #[schemars(with = "Option<StrOr<RawScenario>>")]
+    pub scenario: Option<Located<String>>,
+    /// Virtual users (closed model); with `arrival`, the most requests in flight.
+    pub concurrency: Option<Located<u32>>,
+    /// Linear ramp from 0 to `concurrency` (and to `throughput`).
+    pub ramp_up: Option<Located<DurationValue>>,
+    /// Stepped ramp-up in this many steps.
+    pub steps: Option<Located<u32>>,
+    /// Duration after ramp-up.
+    pub hold_for: Option<Located<DurationValue>>,
+    /// Total scenario iterations; the first of iterations and duration ends the load.
+    pub iterations: Option<Located<u64>>,
+    /// Requests per second: a cap on the closed model, the rate of the open model.
+    pub throughput: Option<Located<f64>>,
+    /// Open model: requests are scheduled regardless of responses.
+    pub arrival: Option<Located<Arrival>>,
+    /// Left out of statistics and criteria.
+    pub warm_up: Option<Located<DurationValue>>,
+    /// Start later than the other executions.
+    pub delay: Option<Located<DurationValue>>,
+    /// Criteria judged on this execution's scenario labels.
+    pub criteria: Option<Located<RawCriteria>>,
+    /// Taurus executor name; perfgate has one HTTP engine.
+    pub executor: Option<Located<String>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arrival {
+    Constant,
+    Poisson,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", expecting = "a scenario map")]
+#[schemars(deny_unknown_fields)]
+pub struct RawScenario {
+    /// Base URL that relative request URLs are joined to.
+    pub default_address: Option<Located<String>>,
+    pub headers: Option<Keyed<String>>,
+    /// Per-request timeout (default 30s).
+    pub timeout: Option<Located<DurationValue>>,
+    /// Pause after each request: `500ms`, `uniform(mean, dev)`, `gaussian(mean, dev)`,
+    /// `poisson(mean, offset)`.
+    pub think_time: Option<Located<ThinkTimeValue>>,
+    pub keepalive: Option<bool>,
+    pub follow_redirects: Option<bool>,
+    pub store_cookie: Option<bool>,
+    /// Runtime variables, usable as `${name}` in requests.
+    pub variables: Option<Keyed<String>>,
+    #[schemars(with = "Option<Vec<StrOr<RawDataSource>>>")]
+    pub data_sources: Option<Vec<Located<RawDataSource>>>,
+    pub criteria: Option<Located<RawCriteria>>,
+    #[schemars(with = "Option<Vec<StrOr<RawRequest>>>")]
+    pub requests: Option<Vec<Located<RawRequest>>>,
+    /// A JMeter `.jmx` plan (not supported yet) or another script.
+    pub script: Option<Located<String>>,
+}
+
+/// A request or a logic block; which one is decided by its keys.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", expecting = "a request (a URL or a map)")]
+#[schemars(deny_unknown_fields)]
+pub struct RawRequest {
+    /// Absolute, or relative to `default-address`.
+    pub url: Option<Located<String>>,
+    /// The join key for criteria; default: the URL as written.
+    pub label: Option<Located<String>>,
+    pub method: Option<Located<String>>,
+    pub headers: Option<Keyed<String>>,
+    /// A map or list is sent as JSON (or form-encoded if Content-Type says so); a string as is.
+    pub body: Option<Located<serde_json::Value>>,
+    pub body_file: Option<Located<String>>,
+    pub upload_files: Option<Vec<Located<RawUpload>>>,
+    pub think_time: Option<Located<ThinkTimeValue>>,
+    pub timeout: Option<Located<DurationValue>>,
+    pub follow_redirects: Option<bool>,
+    #[schemars(with = "Option<Vec<StrOr<RawAssert>>>")]
+    pub assert: Option<Vec<Located<RawAssert>>>,
+    #[schemars(with = "Option<Vec<StrOr<RawAssertJsonPath>>>")]
+    pub assert_jsonpath: Option<Vec<Located<RawAssertJsonPath>>>,
+    #[schemars(with = "Option<Keyed<StrOr<RawExtractJsonPath>>>")]
+    pub extract_jsonpath: Option<Keyed<Located<RawExtractJsonPath>>>,
+    #[schemars(with = "Option<Keyed<StrOr<RawExtractRegexp>>>")]
+    pub extract_regexp: Option<Keyed<Located<RawExtractRegexp>>>,
+    /// Run another scenario's requests here.
+    pub include_scenario: Option<Located<String>>,
+    /// Group `do:` under one label.
+    pub transaction: Option<Located<String>>,
+    /// Repeat `do:` this many times.
+    #[serde(rename = "loop")]
+    pub loop_: Option<Located<u64>>,
+    #[serde(rename = "do")]
+    #[schemars(with = "Option<Vec<StrOr<RawRequest>>>")]
+    pub do_: Option<Vec<Located<RawRequest>>>,
+    pub set_variables: Option<Keyed<String>>,
+    // JMeter logic that perfgate does not run; kept so the error can say so.
+    #[serde(rename = "if")]
+    #[schemars(skip)]
+    pub if_: Option<Located<serde_json::Value>>,
+    #[schemars(skip)]
+    pub then: Option<Located<serde_json::Value>>,
+    #[serde(rename = "else")]
+    #[schemars(skip)]
+    pub else_: Option<Located<serde_json::Value>>,
+    #[serde(rename = "while")]
+    #[schemars(skip)]
+    pub while_: Option<Located<serde_json::Value>>,
+    #[schemars(skip)]
+    pub foreach: Option<Located<serde_json::Value>>,
+    #[schemars(skip)]
+    pub action: Option<Located<serde_json::Value>>,
+    #[schemars(skip)]
+    pub jsr223: Option<Located<serde_json::Value>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", expecting = "an upload map (param, path, mime-type)")]
+#[schemars(deny_unknown_fields)]
+pub struct RawUpload {
+    pub param: Located<String>,
+    pub path: Located<String>,
+    pub mime_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", expecting = "an assertion (a regex or a map)")]
+#[schemars(deny_unknown_fields)]
+pub struct RawAssert {
+    pub contains: Option<Vec<Located<String>>>,
+    pub subject: Option<Located<AssertSubject>>,
+    /// Treat `contains` as regular expressions (default true, as Taurus).
+    pub regexp: Option<bool>,
+    pub not: Option<bool>,
+    pub assume_success: Option<bool>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AssertSubject {
+    Body,
+    Headers,
+    HttpCode,
+    Url,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", expecting = "a JSONPath assertion (a path or a map)")]
+#[schemars(deny_unknown_fields)]
+pub struct RawAssertJsonPath {
+    pub jsonpath: Located<String>,
+    pub expected_value: Option<serde_json::Value>,
+    pub validate: Option<bool>,
+    pub invert: Option<bool>,
+    pub expect_null: Option<bool>,
+    pub regexp: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", expecting = "a JSONPath extractor (a path or a map)")]
+#[schemars(deny_unknown_fields)]
+pub struct RawExtractJsonPath {
+    pub jsonpath: Located<String>,
+    pub default: Option<String>,
+    pub match_no: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", expecting = "a regexp extractor (a regex or a map)")]
+#[schemars(deny_unknown_fields)]
+pub struct RawExtractRegexp {
+    pub regexp: Located<String>,
+    pub default: Option<String>,
+    pub match_no: Option<i64>,
+    /// `$1$` picks the first group (JMeter syntax).
+    pub template: Option<Located<String>>,
+    pub subject: Option<Located<AssertSubject>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", expecting = "a data source (a CSV path or a map)")]
+#[schemars(deny_unknown_fields)]
+pub struct RawDataSource {
+    pub path: Located<String>,
+    pub delimiter: Option<Located<String>>,
+    pub quoted: Option<bool>,
+    /// Start again at the end of the file (default true); false stops the load.
+    #[serde(rename = "loop")]
+    pub loop_: Option<bool>,
+    /// Comma-separated column names; default: the file's first line.
+    pub variable_names: Option<Located<String>>,
+}
+
+/// One `services:` entry. Keys are shared across modules; `validate` rejects keys that the
+/// entry's module does not use.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", expecting = "a service map with `module`")]
+#[schemars(deny_unknown_fields)]
+pub struct RawService {
+    /// `server`, `shellexec`, `monitoring`, `passfail`, or an alias from `modules:`.
+    pub module: Located<String>,
+    /// server: the name of its monitoring series (`<label>/<metric>`) and log file.
+    pub label: Option<Located<String>>,
+    /// server: argv of the server process.
+    pub command: Option<Located<Vec<String>>>,
+    /// server: a /bin/sh command line, for start scripts that daemonise.
+    pub shell: Option<Located<String>>,
+    pub cwd: Option<Located<String>>,
+    pub env: Option<Keyed<String>>,
+    /// server: the pid file a daemonising command writes.
+    pub pid_file: Option<Located<String>>,
+    /// server: find the server process by command-line regex.
+    pub process_match: Option<Located<String>>,
+    /// server: which descendants are workers (default: all).
+    pub workers_match: Option<Located<String>>,
+    pub ready: Option<Located<RawReady>>,
+    pub stop: Option<Located<RawStop>>,
+    /// server: commands after ready, before load; shellexec: before startup.
+    #[schemars(with = "Option<Vec<StrOr<RawCommand>>>")]
+    pub prepare: Option<Vec<Located<RawCommand>>>,
+    #[schemars(with = "Option<Vec<StrOr<RawCommand>>>")]
+    pub startup: Option<Vec<Located<RawCommand>>>,
+    #[schemars(with = "Option<Vec<StrOr<RawCommand>>>")]
+    pub check: Option<Vec<Located<RawCommand>>>,
+    #[schemars(with = "Option<Vec<StrOr<RawCommand>>>")]
+    pub shutdown: Option<Vec<Located<RawCommand>>>,
+    #[schemars(with = "Option<Vec<StrOr<RawCommand>>>")]
+    pub post_process: Option<Vec<Located<RawCommand>>>,
+    /// server: process monitoring (default: every process metric, each second).
+    pub monitoring: Option<Located<RawMonitorSource>>,
+    /// monitoring: Taurus host metrics.
+    pub local: Option<Vec<Located<RawMonitorSource>>>,
+    /// monitoring: MMS server process metrics.
+    #[serde(rename = "ServerLocalClient")]
+    pub server_local_client: Option<Vec<Located<RawMonitorSource>>>,
+    /// monitoring: scrape a Prometheus text endpoint.
+    pub prometheus: Option<Vec<Located<RawMonitorSource>>>,
+    /// monitoring: Taurus ServerAgent (not supported).
+    pub server_agent: Option<Vec<Located<serde_json::Value>>>,
+    /// passfail: criteria, when declared as a service.
+    pub criteria: Option<Located<RawCriteria>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", expecting = "a command (a string or a map)")]
+#[schemars(deny_unknown_fields)]
+pub struct RawCommand {
+    pub command: Located<String>,
+    pub background: Option<bool>,
+    pub ignore_failure: Option<bool>,
+    pub out: Option<Located<String>>,
+    pub err: Option<Located<String>>,
+    pub cwd: Option<Located<String>>,
+    pub env: Option<Keyed<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", expecting = "a readiness map (tcp, http, log, timeout)")]
+#[schemars(deny_unknown_fields)]
+pub struct RawReady {
+    /// `host:port` that must accept a connection.
+    pub tcp: Option<Located<String>>,
+    /// URL that must answer with `status`.
+    pub http: Option<Located<String>>,
+    pub status: Option<Located<u16>>,
+    /// Regex a log line must match.
+    pub log: Option<Located<String>>,
+    pub timeout: Option<Located<DurationValue>>,
+    pub interval: Option<Located<DurationValue>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", expecting = "a stop map (signal, grace, command)")]
+#[schemars(deny_unknown_fields)]
+pub struct RawStop {
+    pub signal: Option<Located<String>>,
+    pub grace: Option<Located<DurationValue>>,
+    pub command: Option<Located<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", expecting = "a monitoring source map")]
+#[schemars(deny_unknown_fields)]
+pub struct RawMonitorSource {
+    pub interval: Option<Located<DurationValue>>,
+    /// Write samples to `metrics.csv`.
+    pub logging: Option<bool>,
+    pub metrics: Option<Vec<Located<String>>>,
+    /// prometheus: the source name in `<label>/<metric>` (default `prometheus`).
+    pub label: Option<Located<String>>,
+    /// prometheus: the endpoint to scrape.
+    pub url: Option<Located<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", expecting = "a reporter map with `module`")]
+#[schemars(deny_unknown_fields)]
+pub struct RawReporter {
+    /// `passfail`, `junit-xml`, `final-stats`, `html`, `console`.
+    pub module: Located<String>,
+    pub criteria: Option<Located<RawCriteria>>,
+    /// junit-xml / html: output file name.
+    pub filename: Option<Located<String>>,
+    /// junit-xml: `pass-fail` (criteria) or `sample-labels` (one testcase per label).
+    pub data_source: Option<Located<JunitDataSource>>,
+    /// final-stats: also write the Taurus CSV here.
+    pub dump_csv: Option<Located<String>>,
+    /// final-stats: also write the Jenkins Performance Plugin XML here.
+    pub dump_xml: Option<Located<String>>,
+    pub summary: Option<bool>,
+    pub percentiles: Option<bool>,
+    pub summary_labels: Option<bool>,
+    pub failed_labels: Option<bool>,
+    pub test_duration: Option<bool>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JunitDataSource {
+    PassFail,
+    SampleLabels,
+}
+
+/// Criteria: a list, or a map of message → criterion.
+#[derive(Debug, JsonSchema)]
+#[schemars(with = "CriteriaSchema")]
+pub struct RawCriteria(pub Vec<Located<RawCriterion>>);
+
+#[derive(JsonSchema)]
+#[schemars(untagged)]
+#[expect(dead_code, reason = "schema only")]
+enum CriteriaSchema {
+    List(Vec<StrOr<RawCriterionLong>>),
+    Messages(std::collections::BTreeMap<String, StrOr<RawCriterionLong>>),
+}
+
+/// A criterion: the short string form, or the long map form.
+#[derive(Debug, JsonSchema)]
+#[schemars(with = "StrOr<RawCriterionLong>")]
+pub enum RawCriterion {
+    Short { text: String, message: Option<String> },
+    Long(Box<RawCriterionLong>),
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", expecting = "a criterion map (subject, condition, threshold, ...)")]
+#[schemars(deny_unknown_fields)]
+pub struct RawCriterionLong {
+    /// A KPI (`avg-rt`, `p99`, `fail`, `rc5??`, ...) or `source/metric`.
+    pub subject: Option<Located<String>>,
+    pub label: Option<Located<String>>,
+    /// `>`, `<`, `>=`, `<=`, `=`, `!=`.
+    pub condition: Option<Located<String>>,
+    pub threshold: Option<Located<String>>,
+    /// `for`, `within` or `over` (needs `timeframe`).
+    pub logic: Option<Located<String>>,
+    pub timeframe: Option<Located<String>>,
+    /// Stop the load when triggered (default true).
+    pub stop: Option<bool>,
+    /// Fail the suite when triggered (default true).
+    pub fail: Option<bool>,
+    pub message: Option<String>,
+    /// `bzt.modules.monitoring.MonitoringCriteria` for `source/metric` subjects.
+    pub class: Option<Located<String>>,
+    /// An evalexpr expression over KPI functions, e.g. `p(99, "infer") > 3 * p(50, "infer")`.
+    pub expr: Option<Located<String>>,
+    /// MMS baseline comparison (accepted, not used yet).
+    #[serde(rename = "diff_percent")]
+    pub diff_percent: Option<Located<f64>>,
+}
+
+impl<'de> Deserialize<'de> for RawCriteria {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CriteriaVisitor;
+        impl<'de> Visitor<'de> for CriteriaVisitor {
+            type Value = RawCriteria;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of criteria, or a map of message to criterion")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawCriteria, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(RawCriteria(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawCriteria, A::Error> {
+                let mut items = Vec::new();
+                while let Some(message) = map.next_key::<String>()? {
+                    let mut item: Located<RawCriterion> = map.next_value()?;
+                    match &mut item.value {
+                        Some(RawCriterion::Short { message: m, .. }) => *m = Some(message),
+                        Some(RawCriterion::Long(long)) => {
+                            long.message.get_or_insert(message);
+                        }
+                        None => {}
+                    }
+                    items.push(item);
+                }
+                Ok(RawCriteria(items))
+            }
+        }
+        deserializer.deserialize_any(CriteriaVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawCriterion {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CriterionVisitor;
+        impl<'de> Visitor<'de> for CriterionVisitor {
+            type Value = RawCriterion;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a criterion string (`avg-rt>150ms`) or a criterion map")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawCriterion, E> {
+                Ok(RawCriterion::Short { text: v.to_owned(), message: None })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawCriterion, A::Error> {
+                RawCriterionLong::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|long| RawCriterion::Long(Box::new(long)))
+            }
+        }
+        deserializer.deserialize_struct(
+            "RawCriterion",
+            struct_fields::<RawCriterionLong>(),
+            CriterionVisitor,
+        )
+    }
+}
+
+/// A scalar from `settings.env`, kept as text.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct Scalar(#[schemars(with = "ScalarSchema")] pub String);
+
+#[derive(JsonSchema)]
+#[schemars(untagged)]
+#[expect(dead_code, reason = "schema only")]
+enum ScalarSchema {
+    Text(String),
+    Number(f64),
+    Flag(bool),
+}
+
+/// A duration: `500ms`, `1.5s`, `1m30s`, `2h`; a bare number is seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DurationValue(pub Duration);
+
+impl<'de> Deserialize<'de> for DurationValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_duration(&text)
+            .map(DurationValue)
+            .map_err(|e| de::Error::custom(format_args!("{e}\nhint: {}", e.hint())))
+    }
+}
+
+impl JsonSchema for DurationValue {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A duration: 500ms, 1.5s, 1m30s, 2h; a bare number is seconds.",
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": "^\\s*(\\d+(\\.\\d+)?\\s*(ms|s|sec|m|min|h|d)?\\s*)+$"}
+            ]
+        })
+    }
+}
+
+/// Think time: a duration or `uniform(mean, dev)`, `gaussian(mean, dev)`, `poisson(mean, offset)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ThinkTimeValue {
+    Constant(Duration),
+    Uniform { mean: Duration, dev: Duration },
+    Gaussian { mean: Duration, dev: Duration },
+    Poisson { mean: Duration, offset: Duration },
+}
+
+impl ThinkTimeValue {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let Some((name, rest)) = text.split_once('(') else {
+            return parse_duration(text).map(Self::Constant).map_err(|e| e.to_string());
+        };
+        let args = rest
+            .strip_suffix(')')
+            .ok_or_else(|| format!("invalid think time `{text}`: missing `)`"))?;
+        let parts: Vec<&str> = args.split(',').map(str::trim).collect();
+        let [a, b] = parts.as_slice() else {
+            return Err(format!("invalid think time `{text}`: `{name}` takes two durations"));
+        };
+        let a = parse_duration(a).map_err(|e| e.to_string())?;
+        let b = parse_duration(b).map_err(|e| e.to_string())?;
+        match name.trim() {
+            "uniform" => Ok(Self::Uniform { mean: a, dev: b }),
+            "gaussian" => Ok(Self::Gaussian { mean: a, dev: b }),
+            "poisson" => Ok(Self::Poisson { mean: a, offset: b }),
+            other => Err(format!(
+                "unknown think-time distribution `{other}`; expected `uniform`, `gaussian` or `poisson`"
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ThinkTimeValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).map_err(|e| {
+            de::Error::custom(format_args!(
+                "{e}\nhint: write a duration (`500ms`) or uniform(mean, dev), gaussian(mean, dev), poisson(mean, offset)"
+            ))
+        })
+    }
+}
+
+impl JsonSchema for ThinkTimeValue {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ThinkTime".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A duration, or uniform(mean, dev), gaussian(mean, dev), poisson(mean, offset).",
+            "type": ["number", "string"]
+        })
+    }
+}
+
+/// A map whose keys are the user's names, in written order, with their spans.
+#[derive(Debug)]
+pub struct Keyed<V>(pub Vec<(Located<String>, V)>);
+
+impl<V> Keyed<V> {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
+        self.0.iter().filter_map(|(k, v)| k.get().map(|k| (k.as_str(), v)))
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Keyed<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyedVisitor<V>(PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for KeyedVisitor<V> {
+            type Value = Keyed<V>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Keyed<V>, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key()? {
+                    entries.push((key, map.next_value()?));
+                }
+                Ok(Keyed(entries))
+            }
+        }
+        deserializer.deserialize_map(KeyedVisitor(PhantomData))
+    }
+}
+
+impl<V: JsonSchema> JsonSchema for Keyed<V> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("Map_of_{}", V::schema_name()).into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "object", "additionalProperties": generator.subschema_for::<V>()})
+    }
+}
+
+/// Schema only: a string shorthand or the full map.
+#[derive(Debug)]
+pub struct StrOr<T>(PhantomData<T>);
+
+impl<T: JsonSchema> JsonSchema for StrOr<T> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("StringOr_{}", T::schema_name()).into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({"anyOf": [{"type": "string"}, generator.subschema_for::<T>()]})
+    }
+}
+
+/// Schema only: one map or a list of them.
+#[derive(Debug)]
+pub struct OneOrList<T>(PhantomData<T>);
+
+impl<T: JsonSchema> JsonSchema for OneOrList<T> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("OneOrList_{}", T::schema_name()).into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let item = generator.subschema_for::<T>();
+        json_schema!({"anyOf": [item.clone(), {"type": "array", "items": item}]})
+    }
+}
+
+/// The JSON Schema of the suite format, as committed in `schemas/suite.schema.json`.
+pub fn suite_schema() -> serde_json::Value {
+    let schema = schemars::generate::SchemaSettings::draft07()
+        .into_generator()
+        .into_root_schema_for::<RawSuite>();
+    serde_json::to_value(schema).unwrap_or_default()
+}
+
+/// Expands shorthand forms in place, so the raw types see one shape per thing:
+/// a single `execution` map becomes a list, an inline `execution[].scenario` map moves to
+/// `scenarios` under a generated name, and string items become maps (`- http://x` →
+/// `{url: http://x}`, `- monitoring` → `{module: monitoring}`, ...).
+pub fn normalize(root: &mut Node) {
+    let Kind::Map(_) = root.kind else { return };
+    if let Some(exec) = root.get_mut("execution") {
+        if let Kind::Map(_) = exec.kind {
+            let single = exec.clone();
+            exec.kind = Kind::Seq(vec![single]);
+        }
+    }
+    hoist_inline_scenarios(root);
+    for_each_item(root.get_mut("services"), |service| {
+        wrap_str(service, "module");
+        for hook in ["prepare", "startup", "check", "shutdown", "post-process"] {
+            for_each_item(service.get_mut(hook), |c| wrap_str(c, "command"));
+        }
+    });
+    for_each_item(root.get_mut("reporting"), |r| wrap_str(r, "module"));
+    if let Some(Node { kind: Kind::Map(scenarios), .. }) = root.get_mut("scenarios") {
+        for scenario in scenarios {
+            for_each_item(scenario.value.get_mut("data-sources"), |d| wrap_str(d, "path"));
+            normalize_requests(scenario.value.get_mut("requests"));
+        }
+    }
+}
+
+fn normalize_requests(requests: Option<&mut Node>) {
+    for_each_item(requests, |request| {
+        wrap_str(request, "url");
+        for_each_item(request.get_mut("assert"), |a| {
+            if let Kind::Str(_) = a.kind {
+                let regex = a.clone();
+                a.kind = Kind::Map(vec![Entry {
+                    key: "contains".into(),
+                    key_span: a.span,
+                    value: Node::new(Kind::Seq(vec![regex]), a.span),
+                }]);
+            }
+        });
+        for_each_item(request.get_mut("assert-jsonpath"), |a| wrap_str(a, "jsonpath"));
+        for (key, field) in [("extract-jsonpath", "jsonpath"), ("extract-regexp", "regexp")] {
+            if let Some(Node { kind: Kind::Map(entries), .. }) = request.get_mut(key) {
+                for entry in entries {
+                    wrap_str(&mut entry.value, field);
+                }
+            }
+        }
+        for block in ["do", "then", "else"] {
+            normalize_requests(request.get_mut(block));
+        }
+    });
+}
+
+fn for_each_item(list: Option<&mut Node>, mut f: impl FnMut(&mut Node)) {
+    if let Some(Node { kind: Kind::Seq(items), .. }) = list {
+        items.iter_mut().for_each(&mut f);
+    }
+}
+
+/// `"x"` → `{key: "x"}`.
+fn wrap_str(node: &mut Node, key: &str) {
+    if let Kind::Str(_) | Kind::Int(_) | Kind::Float(_) = node.kind {
+        let value = node.clone();
+        node.kind = Kind::Map(vec![Entry { key: key.to_owned(), key_span: node.span, value }]);
+    }
+}
+
+fn hoist_inline_scenarios(root: &mut Node) {
+    let mut hoisted = Vec::new();
+    let mut taken: Vec<String> = root
+        .get("scenarios")
+        .and_then(Node::as_map)
+        .map(|m| m.iter().map(|e| e.key.clone()).collect())
+        .unwrap_or_default();
+    if let Some(Node { kind: Kind::Seq(items), .. }) = root.get_mut("execution") {
+        for (i, exec) in items.iter_mut().enumerate() {
+            let Some(scenario) = exec.get_mut("scenario") else { continue };
+            if let Kind::Map(_) = scenario.kind {
+                let mut name = format!("execution-{}", i + 1);
+                while taken.contains(&name) {
+                    name.push('\'');
+                }
+                taken.push(name.clone());
+                let body = std::mem::replace(scenario, Node::new(Kind::Str(name.clone()), scenario.span));
+                hoisted.push(Entry { key: name, key_span: body.span, value: body });
+            }
+        }
+    }
+    if hoisted.is_empty() {
+        return;
+    }
+    let span = root.span;
+    let Kind::Map(entries) = &mut root.kind else { return };
+    let scenarios = match entries.iter().position(|e| e.key == "scenarios") {
+        Some(i) => &mut entries[i].value,
+        None => {
+            entries.push(Entry {
+                key: "scenarios".into(),
+                key_span: span,
+                value: Node::new(Kind::Map(Vec::new()), span),
+            });
+            &mut entries.last_mut().expect("just pushed").value
+        }
+    };
+    match &mut scenarios.kind {
+        Kind::Map(existing) => existing.extend(hoisted),
+        other => *other = Kind::Map(hoisted),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_describes_shorthands() {
+        let schema = suite_schema();
+        let text = schema.to_string();
+        assert!(text.contains("\"execution\""), "{text}");
+        assert!(schema.pointer("/properties/execution/anyOf").is_some(), "{:#}", schema["properties"]["execution"]);
+        assert_eq!(schema["additionalProperties"], false);
+    }
+}
