@@ -1,1 +1,10 @@
+//! perfgate runs declarative YAML performance suites against a server and gates on
+//! pass/fail criteria judged over time windows.
+//!
+//! The pipeline is `suite` (discover, load, merge, validate) → `plan` → `run` → `report`; see
+//! DESIGN.md. The binary in `main.rs` only parses arguments and maps results to exit codes.
+
+pub mod cli;
+pub mod criteria;
+pub mod monitor;
 pub mod suite;

@@ -174,16 +174,22 @@ impl Diagnostics {
     }
 }
 
-/// The closest candidate to `word`, if it is close enough to be a plausible typo.
+/// The closest candidate to `word`, if it is close enough to be a plausible typo: a few
+/// edits (transpositions count as one) or a high Jaro-Winkler similarity.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let word_lower = word.to_ascii_lowercase();
+    let max_edits = (word.chars().count() / 3).max(1);
     candidates
         .into_iter()
         .filter(|c| !c.is_empty() && *c != word)
-        .map(|c| (strsim::jaro_winkler(&word_lower, &c.to_ascii_lowercase()), c))
-        .filter(|(score, _)| *score >= 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
+        .filter_map(|c| {
+            let lower = c.to_ascii_lowercase();
+            let edits = strsim::osa_distance(&word_lower, &lower);
+            let similarity = strsim::jaro_winkler(&word_lower, &lower);
+            (edits <= max_edits || similarity >= 0.85).then_some((edits, -similarity, c))
+        })
+        .min_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
+        .map(|(_, _, c)| c)
 }
 
 #[cfg(test)]
@@ -196,5 +202,7 @@ mod tests {
         assert_eq!(did_you_mean("concurency", keys), Some("concurrency"));
         assert_eq!(did_you_mean("hold_for", keys), Some("hold-for"));
         assert_eq!(did_you_mean("zzz", keys), None);
+        assert_eq!(did_you_mean("fro", ["for", "within", "over"]), Some("for"));
+        assert_eq!(did_you_mean("x", ["for", "within"]), None);
     }
 }

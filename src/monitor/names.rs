@@ -1,0 +1,183 @@
+//! The metric names each monitoring source provides, spelled exactly as MMS and Taurus do.
+//!
+//! [`SourceKind::provides`] answers whether a source can give a metric; [`SourceKind::all`]
+//! lists them for did-you-mean and for `metrics: [all]`.
+
+use std::sync::LazyLock;
+
+/// Per-process measurements that MMS aggregates over the frontend, workers and all.
+pub const PROCESS_MEASUREMENTS: &[&str] = &[
+    "cpu_percent",
+    "cpu_user_time",
+    "cpu_system_time",
+    "cpu_iowait_time",
+    "memory_percent",
+    "memory_rss",
+    "memory_vms",
+    "io_read_count",
+    "io_write_count",
+    "io_read_bytes",
+    "io_write_bytes",
+    "file_descriptors",
+    "threads",
+];
+
+pub const PROCESS_COUNTS: &[&str] = &["total_processes", "total_workers", "orphans", "zombies"];
+
+pub const SYSTEM_METRICS: &[&str] = &[
+    "system_disk_used",
+    "system_memory_percent",
+    "system_read_count",
+    "system_write_count",
+    "system_read_bytes",
+    "system_write_bytes",
+];
+
+/// Taurus `local` host metrics.
+pub const HOST_METRICS: &[&str] = &[
+    "cpu",
+    "mem",
+    "disk-space",
+    "bytes-recv",
+    "bytes-sent",
+    "disk-read",
+    "disk-write",
+    "conn-all",
+];
+
+/// Every process metric name of DESIGN §4.6: `frontend_<m>`, `{sum,avg,min,max}_workers_<m>`,
+/// `{sum,avg,min,max}_all_<m>`, the counts and the system metrics.
+pub static PROCESS_METRICS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    let mut names = Vec::new();
+    for m in PROCESS_MEASUREMENTS {
+        names.push(format!("frontend_{m}"));
+        for group in ["workers", "all"] {
+            for agg in ["sum", "avg", "min", "max"] {
+                names.push(format!("{agg}_{group}_{m}"));
+            }
+        }
+    }
+    names.extend(PROCESS_COUNTS.iter().map(|s| (*s).to_owned()));
+    names.extend(SYSTEM_METRICS.iter().map(|s| (*s).to_owned()));
+    names
+});
+
+/// What kind of source a monitoring subject names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    /// Taurus `local`: host metrics.
+    Local,
+    /// MMS `ServerLocalClient`: the server's process tree, plus host metrics.
+    ServerLocalClient,
+    /// A `server` service: its process tree.
+    Server,
+    /// A Prometheus endpoint: whatever selectors it lists.
+    Prometheus,
+}
+
+impl SourceKind {
+    /// Whether this kind of source can provide `metric` (prometheus: any valid selector).
+    pub fn provides(self, metric: &str) -> bool {
+        match self {
+            Self::Local => HOST_METRICS.contains(&metric),
+            Self::Server => PROCESS_METRICS.iter().any(|m| m == metric),
+            Self::ServerLocalClient => {
+                HOST_METRICS.contains(&metric) || PROCESS_METRICS.iter().any(|m| m == metric)
+            }
+            Self::Prometheus => parse_selector(metric).is_ok(),
+        }
+    }
+
+    /// The fixed names this kind provides (empty for Prometheus).
+    pub fn all(self) -> Vec<&'static str> {
+        let process = || PROCESS_METRICS.iter().map(String::as_str);
+        match self {
+            Self::Local => HOST_METRICS.to_vec(),
+            Self::Server => process().collect(),
+            Self::ServerLocalClient => HOST_METRICS.iter().copied().chain(process()).collect(),
+            Self::Prometheus => Vec::new(),
+        }
+    }
+}
+
+/// A Prometheus series selector: `name` or `name{label="value",...}`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Selector {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+}
+
+/// Parses a selector; the error says what is wrong.
+pub fn parse_selector(text: &str) -> Result<Selector, String> {
+    let text = text.trim();
+    let (name, rest) = match text.find('{') {
+        Some(i) => (&text[..i], Some(&text[i..])),
+        None => (text, None),
+    };
+    let valid_name = |s: &str, colon: bool| {
+        let mut chars = s.chars();
+        chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || (colon && c == ':'))
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || (colon && c == ':'))
+    };
+    if !valid_name(name, true) {
+        return Err(format!("`{name}` is not a valid Prometheus metric name"));
+    }
+    let mut labels = Vec::new();
+    if let Some(rest) = rest {
+        let inner = rest
+            .strip_prefix('{')
+            .and_then(|r| r.strip_suffix('}'))
+            .ok_or_else(|| format!("`{text}`: label matchers must end with `}}`"))?;
+        for matcher in inner.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+            let (label, value) = matcher
+                .split_once('=')
+                .ok_or_else(|| format!("`{matcher}` is not a label matcher such as code=\"200\""))?;
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .ok_or_else(|| format!("the value of `{}` must be in double quotes", label.trim()))?;
+            if !valid_name(label.trim(), false) {
+                return Err(format!("`{}` is not a valid label name", label.trim()));
+            }
+            labels.push((label.trim().to_owned(), value.to_owned()));
+        }
+    }
+    Ok(Selector { name: name.to_owned(), labels })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mms_names_are_exact() {
+        for name in [
+            "sum_workers_memory_rss",
+            "sum_all_file_descriptors",
+            "frontend_file_descriptors",
+            "total_workers",
+            "orphans",
+            "max_workers_cpu_percent",
+            "system_memory_percent",
+        ] {
+            assert!(SourceKind::Server.provides(name), "{name}");
+        }
+        assert!(!SourceKind::Server.provides("sum_worker_memory_rss"));
+        assert!(!SourceKind::Server.provides("cpu"));
+        assert!(SourceKind::ServerLocalClient.provides("cpu"));
+        assert!(SourceKind::Local.provides("conn-all"));
+        assert_eq!(PROCESS_METRICS.len(), 13 * 9 + 4 + 6);
+    }
+
+    #[test]
+    fn selectors() {
+        let s = parse_selector(r#"http_requests_total{code="200", method="POST"}"#).unwrap();
+        assert_eq!(s.name, "http_requests_total");
+        assert_eq!(s.labels, [("code".into(), "200".into()), ("method".into(), "POST".into())]);
+        assert!(parse_selector("9bad").is_err());
+        assert!(parse_selector("x{code=200}").is_err());
+        assert!(parse_selector("x{code=\"2\"").is_err());
+    }
+}
