@@ -1,1 +1,204 @@
-//! placeholder
+//! The command line: clap types, subcommands and everything printed to the terminal.
+//!
+//! [`Cli`] is parsed in `main`; [`run`] converts it into plain requests for `suite` and maps
+//! outcomes to an [`ExitCode`], the only place exit codes are decided. This module and
+//! `report::console` are the only ones that print.
+
+mod output;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::suite::discover::{DEFAULT_PATTERN, discover};
+use crate::suite::load::{LoadOptions, Loaded, load};
+
+/// Exit codes, Taurus and MMS compatible.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// All criteria passed (or, for `validate`, every suite is valid).
+    Ok = 0,
+    /// An invalid suite, a server that failed, an engine or report failure.
+    Error = 1,
+    /// A usage error (reported by clap).
+    Usage = 2,
+    /// A criterion failed or had no data.
+    CriteriaFailed = 3,
+    /// Interrupted by SIGINT.
+    Interrupted = 130,
+    /// Terminated by SIGTERM.
+    Terminated = 143,
+}
+
+impl From<ExitCode> for std::process::ExitCode {
+    fn from(code: ExitCode) -> Self {
+        Self::from(code as u8)
+    }
+}
+
+const EXIT_CODES: &str = "Exit codes:
+  0    all criteria passed (validate: all suites valid)
+  1    error: invalid suite, server failed to start or crashed, engine or report failure
+  2    usage error
+  3    a criterion failed (or a criterion had no data)
+  130  interrupted by SIGINT (reports are still written, servers stopped)
+  143  terminated by SIGTERM (reports are still written, servers stopped)";
+
+/// Run declarative YAML performance suites and gate on criteria over time windows.
+#[derive(Debug, Parser)]
+#[command(name = "perfgate", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load and validate suites, print what each would run; send nothing.
+    Validate(SuiteArgs),
+    /// List suites with their executions, scenarios, labels and criteria.
+    List {
+        #[command(flatten)]
+        suites: SuiteArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Print the JSON Schema of the suite format.
+    Schema {
+        /// Write to this file instead of standard output.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// Which suites, and what to layer on them.
+#[derive(Debug, Args)]
+pub struct SuiteArgs {
+    /// Suite files, directories (searched recursively) or globs.
+    #[arg(default_value = "suites/")]
+    pub paths: Vec<String>,
+    /// File-name pattern for directory searches.
+    #[arg(short = 'p', long, default_value = DEFAULT_PATTERN)]
+    pub pattern: String,
+    /// Leave out files matching this glob (repeatable).
+    #[arg(short = 'x', long = "exclude", value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Config merged before every suite (repeatable, in order).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Vec<PathBuf>,
+    /// Merge environments/NAME.yaml beside each suite (MMS --env).
+    #[arg(short = 'e', long = "env", value_name = "NAME")]
+    pub env: Option<String>,
+    /// Override a key: -o execution.0.concurrency=5 (VALUE is YAML; -1 appends; ^key deletes).
+    #[arg(short = 'o', long = "option", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr().lock();
+    let result = match cli.command {
+        Command::Validate(args) => validate(&args, &mut stdout, &mut stderr),
+        Command::List { suites, format } => list(&suites, format, &mut stdout, &mut stderr),
+        Command::Schema { output } => schema(output, &mut stdout, &mut stderr),
+    };
+    // A closed pipe (`perfgate list | head`) is not a failure of ours.
+    result.unwrap_or(ExitCode::Ok)
+}
+
+fn load_suites(args: &SuiteArgs, stderr: &mut dyn Write) -> std::io::Result<Result<Loaded, ExitCode>> {
+    let discovery = match discover(&args.paths, &args.pattern, &args.exclude) {
+        Ok(d) => d,
+        Err(e) => {
+            writeln!(stderr, "error: {}", output::error_chain(&e))?;
+            return Ok(Err(ExitCode::Error));
+        }
+    };
+    let opts = LoadOptions {
+        configs: args.config.clone(),
+        env: args.env.clone(),
+        overrides: args.overrides.clone(),
+        artifacts_root: PathBuf::from("reports").join("validate"),
+        perfgate: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("perfgate")),
+    };
+    let loaded = load(&discovery, &opts);
+    write!(stderr, "{}", loaded.diagnostics.render(&loaded.sources))?;
+    if loaded.diagnostics.has_errors() {
+        let errors = loaded.diagnostics.error_count();
+        let files = loaded.failed.len();
+        let total = discovery.suites.len();
+        writeln!(
+            stderr,
+            "error: {errors} {} in {files} of {total} suite {}; nothing was run",
+            plural(errors, "problem", "problems"),
+            plural(total, "file", "files"),
+        )?;
+        return Ok(Err(ExitCode::Error));
+    }
+    Ok(Ok(loaded))
+}
+
+fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
+}
+
+fn validate(args: &SuiteArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> std::io::Result<ExitCode> {
+    let loaded = match load_suites(args, stderr)? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
+    for suite in &loaded.suites {
+        writeln!(stdout, "{}", output::plan_summary(suite))?;
+    }
+    let warnings = loaded.diagnostics.warning_count();
+    let n = loaded.suites.len();
+    let warned = if warnings == 0 { String::new() } else { format!(" ({warnings} {})", plural(warnings, "warning", "warnings")) };
+    writeln!(stdout, "{n} {} valid{warned}", plural(n, "suite", "suites"))?;
+    Ok(ExitCode::Ok)
+}
+
+fn list(args: &SuiteArgs, format: Format, stdout: &mut dyn Write, stderr: &mut dyn Write) -> std::io::Result<ExitCode> {
+    let loaded = match load_suites(args, stderr)? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
+    match format {
+        Format::Table => write!(stdout, "{}", output::table(&loaded.suites))?,
+        Format::Json => {
+            let json = serde_json::to_string_pretty(&loaded.suites).map_err(std::io::Error::other)?;
+            writeln!(stdout, "{json}")?;
+        }
+    }
+    Ok(ExitCode::Ok)
+}
+
+fn schema(output: Option<PathBuf>, stdout: &mut dyn Write, stderr: &mut dyn Write) -> std::io::Result<ExitCode> {
+    let text = schema_text();
+    match output {
+        None => stdout.write_all(text.as_bytes())?,
+        Some(path) => {
+            if let Err(e) = output::write_atomically(&path, text.as_bytes()) {
+                writeln!(stderr, "error: failed to write `{}`: {e}", path.display())?;
+                return Ok(ExitCode::Error);
+            }
+        }
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// The committed form of `schemas/suite.schema.json`.
+pub fn schema_text() -> String {
+    let mut text = serde_json::to_string_pretty(&crate::suite::raw::suite_schema()).unwrap_or_default();
+    text.push('\n');
+    text
+}

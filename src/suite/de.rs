@@ -477,6 +477,14 @@ impl<'a> MapDe<'a> {
 
 /// "RawExecution" → "an execution"; the names the user sees for our structs.
 fn context_name(struct_name: &str) -> String {
+    match struct_name {
+        "RawSuite" => return "the top level of a suite".to_owned(),
+        "RawSettings" => return "`settings`".to_owned(),
+        "RawCriterion" | "RawCriterionLong" => return "a criterion".to_owned(),
+        "RawReady" => return "`ready`".to_owned(),
+        "RawStop" => return "`stop`".to_owned(),
+        _ => {}
+    }
     let base = struct_name.strip_prefix("Raw").unwrap_or(struct_name);
     let mut words = String::new();
     for (i, c) in base.chars().enumerate() {

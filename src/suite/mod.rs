@@ -1,8 +1,12 @@
 pub mod de;
 pub mod diagnostics;
+pub mod discover;
 pub mod interpolate;
+pub mod load;
 pub mod merge;
+pub mod model;
 pub mod node;
 pub mod raw;
 pub mod source;
 pub mod units;
+pub mod validate;

@@ -1,0 +1,360 @@
+//! From discovered files to validated suites: the front half of the pipeline.
+//!
+//! [`load`] builds each suite from its layers in DESIGN §4.1 order (global configs and
+//! `--config` files, the suite, its `included-configs`, `environments/<env>.yaml`, `-o`),
+//! expands shorthands, interpolates `${NAME}`, deserializes into the raw types and validates.
+//! Every file is loaded even when an earlier one fails, so all problems show at once.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+
+use super::de::{DeContext, from_node};
+use super::diagnostics::{Diagnostic, Diagnostics};
+use super::discover::Discovery;
+use super::interpolate::{BUILTIN_NAMES, Builtins, Variables, interpolate};
+use super::merge::{apply_override, merge, split_override};
+use super::model::Suite;
+use super::node::{FileId, Kind, Node, Span, parse_documents};
+use super::raw::{RawSuite, normalize};
+use super::source::SourceMap;
+use super::validate::{Context, validate};
+
+/// What the command line adds to every suite.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// `-c/--config` files, merged before each suite.
+    pub configs: Vec<PathBuf>,
+    /// `-e/--env NAME`: merge `environments/NAME.yaml` beside each suite.
+    pub env: Option<String>,
+    /// `-o KEY=VALUE` overrides, applied last.
+    pub overrides: Vec<String>,
+    /// The run's artifacts directory; `${ARTIFACTS_DIR}` is `<this>/<suite name>`.
+    pub artifacts_root: PathBuf,
+    /// This binary, for `${PERFGATE}`.
+    pub perfgate: PathBuf,
+}
+
+/// Every suite that validated, and everything found wrong or worth a warning.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub suites: Vec<Suite>,
+    pub diagnostics: Diagnostics,
+    pub sources: SourceMap,
+    /// Suite files with at least one error.
+    pub failed: Vec<PathBuf>,
+}
+
+/// Loads and validates every discovered suite.
+pub fn load(discovery: &Discovery, opts: &LoadOptions) -> Loaded {
+    let mut loaded = Loaded::default();
+    let mut base_layers = Vec::new();
+    for path in discovery.global_configs.iter().chain(&opts.configs) {
+        let mut diags = Diagnostics::default();
+        let mut root = empty_map(&mut loaded.sources, path);
+        load_with_includes(path, None, &mut root, &mut vec![], &mut HashSet::new(), &mut loaded.sources, &mut diags);
+        loaded.diagnostics.extend(diags.iter().cloned());
+        base_layers.push(root);
+    }
+    let names = suite_names(&discovery.suites);
+    for (path, name) in discovery.suites.iter().zip(names) {
+        let before = loaded.diagnostics.error_count();
+        let suite = load_suite(path, name, &base_layers, opts, &mut loaded.sources, &mut loaded.diagnostics);
+        if loaded.diagnostics.error_count() > before || suite.is_none() {
+            loaded.failed.push(path.clone());
+        }
+        loaded.suites.extend(suite);
+    }
+    loaded
+}
+
+fn empty_map(sources: &mut SourceMap, path: &Path) -> Node {
+    let file = sources.add_virtual(path.display().to_string(), String::new());
+    Node::new(Kind::Map(Vec::new()), Span { file, line: 1, col: 1, len: 1 })
+}
+
+fn load_suite(
+    path: &Path,
+    name: String,
+    base_layers: &[Node],
+    opts: &LoadOptions,
+    sources: &mut SourceMap,
+    diags: &mut Diagnostics,
+) -> Option<Suite> {
+    let mut root = empty_map(sources, path);
+    for layer in base_layers {
+        merge(&mut root, layer.clone());
+    }
+    let mut own = Diagnostics::default();
+    let mut suite_root = empty_map(sources, path);
+    load_with_includes(path, None, &mut suite_root, &mut vec![], &mut HashSet::new(), sources, &mut own);
+    if own.has_errors() {
+        diags.extend(own.iter().cloned());
+        return None;
+    }
+    diags.extend(own.iter().cloned());
+    if suite_root.as_map().is_some_and(<[_]>::is_empty) {
+        diags.push(
+            Diagnostic::error(None, format!("`{}` is empty", path.display()))
+                .with_hint("a suite declares at least `execution` and `scenarios`"),
+        );
+        return None;
+    }
+    merge(&mut root, suite_root);
+    let suite_dir = path.parent().unwrap_or(Path::new("."));
+    if let Some(env) = &opts.env {
+        let env_path = suite_dir.join("environments").join(format!("{env}.yaml"));
+        if env_path.is_file() {
+            load_with_includes(&env_path, None, &mut root, &mut vec![], &mut HashSet::new(), sources, diags);
+        } else {
+            diags.push(Diagnostic::warning(
+                None,
+                format!("`-e {env}`: there is no {} for `{}`", env_path.display(), path.display()),
+            ));
+        }
+    }
+    for text in &opts.overrides {
+        apply_cli_override(&mut root, text, sources, diags);
+    }
+    normalize(&mut root);
+
+    let mut vars = Variables::from_settings(&root, &|name| std::env::var(name).ok());
+    let ports = allocate_ports(&root);
+    vars.add_builtins(&Builtins {
+        artifacts_dir: opts.artifacts_root.join(&name).display().to_string(),
+        perfgate: opts.perfgate.display().to_string(),
+        ports: ports.clone(),
+    });
+    interpolate(&mut root, &vars);
+
+    let ctx = DeContext::new(ignorable_key);
+    let raw: Option<RawSuite> = from_node(&root, &ctx);
+    diags.extend(ctx.into_diagnostics());
+    let raw = raw?;
+    let mut known: BTreeSet<String> = vars.names().map(str::to_owned).collect();
+    known.extend(BUILTIN_NAMES.iter().map(|s| (*s).to_owned()));
+    known.extend(ports.into_iter().map(|(n, _)| n));
+    let cx = Context {
+        name,
+        path: path.to_owned(),
+        sources,
+        effective: &root,
+        known_variables: known,
+        environments: environments_beside(suite_dir),
+    };
+    validate(&raw, &cx, diags)
+}
+
+/// `-o a.b=VALUE`: VALUE is YAML, located in a virtual source named after the option.
+fn apply_cli_override(root: &mut Node, text: &str, sources: &mut SourceMap, diags: &mut Diagnostics) {
+    let file = sources.add_virtual(format!("-o {text}"), text.to_owned());
+    let whole = Span { file, line: 1, col: 1, len: u32::try_from(text.chars().count()).unwrap_or(1) };
+    let (path, value_text) = match split_override(text) {
+        Ok(parts) => parts,
+        Err(e) => {
+            diags.push(Diagnostic::error(whole, e.to_string()).with_hint("write -o path.to.key=VALUE, e.g. -o execution.0.concurrency=5"));
+            return;
+        }
+    };
+    let offset = u32::try_from(text.len() - value_text.len()).unwrap_or(0);
+    let value_span = Span { col: 1 + offset, len: u32::try_from(value_text.chars().count().max(1)).unwrap_or(1), ..whole };
+    let value = match parse_documents(&format!("v: {value_text}"), file) {
+        Ok(mut docs) => docs.pop().and_then(|d| d.get("v").cloned()).map_or(Node::new(Kind::Null, value_span), |v| Node { span: value_span, ..v }),
+        Err(_) => Node::new(Kind::Str(value_text.to_owned()), value_span),
+    };
+    let value = relocate(value, value_span);
+    if let Err(e) = apply_override(root, path, value) {
+        diags.push(Diagnostic::error(whole, format!("cannot apply override: {e}")));
+    }
+}
+
+/// Points every node of an override value at the value on the command line.
+fn relocate(mut node: Node, span: Span) -> Node {
+    node.span = span;
+    match &mut node.kind {
+        Kind::Seq(items) => {
+            for item in items.iter_mut() {
+                *item = relocate(item.clone(), span);
+            }
+        }
+        Kind::Map(entries) => {
+            for e in entries.iter_mut() {
+                e.key_span = span;
+                e.value = relocate(e.value.clone(), span);
+            }
+        }
+        _ => {}
+    }
+    node
+}
+
+/// Reads `path`, merges its documents into `root`, then its `included-configs` (each once,
+/// relative to the including file; a cycle is an error).
+fn load_with_includes(
+    path: &Path,
+    referenced_at: Option<Span>,
+    root: &mut Node,
+    stack: &mut Vec<PathBuf>,
+    seen: &mut HashSet<PathBuf>,
+    sources: &mut SourceMap,
+    diags: &mut Diagnostics,
+) {
+    let canonical = path.canonicalize().unwrap_or_else(|_| path.to_owned());
+    if let Some(start) = stack.iter().position(|p| *p == canonical) {
+        let chain: Vec<String> = stack[start..]
+            .iter()
+            .chain(std::iter::once(&canonical))
+            .map(|p| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned()))
+            .collect();
+        diags.push(
+            Diagnostic::error(referenced_at, format!("include cycle: {}", chain.join(" → ")))
+                .with_hint("remove one of the `included-configs` entries that closes the cycle"),
+        );
+        return;
+    }
+    if !seen.insert(canonical.clone()) {
+        return;
+    }
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            let what = if referenced_at.is_some() { "included config" } else { "file" };
+            diags.push(
+                Diagnostic::error(referenced_at, format!("cannot read {what} `{}`: {}", path.display(), io_reason(&e)))
+                    .with_hint("included paths are relative to the file that includes them"),
+            );
+            return;
+        }
+    };
+    let file = sources.add_file(path, text);
+    let docs = match parse_documents(&sources.get(file).text, file) {
+        Ok(docs) => docs,
+        Err(e) => {
+            diags.push(
+                Diagnostic::error(Span { file, line: e.line, col: e.col, len: 1 }, format!("invalid YAML: {}", strip_location(&e.message)))
+                    .with_hint("check indentation and quoting near this line"),
+            );
+            return;
+        }
+    };
+    stack.push(canonical);
+    let mut includes = Vec::new();
+    for mut doc in docs {
+        if let Kind::Map(entries) = &mut doc.kind {
+            if let Some(i) = entries.iter().position(|e| e.key == "included-configs") {
+                let entry = entries.remove(i);
+                match entry.value.kind {
+                    Kind::Seq(items) => includes.extend(items),
+                    Kind::Str(_) => includes.push(entry.value),
+                    _ => diags.push(Diagnostic::error(entry.value.span, "`included-configs` is a list of file paths")),
+                }
+            }
+        } else {
+            diags.push(
+                Diagnostic::error(doc.span, format!("a suite document is a map of sections, found {}", doc.type_name()))
+                    .with_hint("start the document with keys such as `execution:` and `scenarios:`"),
+            );
+            continue;
+        }
+        merge(root, doc);
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+    for include in includes {
+        let Some(rel) = include.as_str() else {
+            diags.push(Diagnostic::error(include.span, "`included-configs` entries are file paths"));
+            continue;
+        };
+        load_with_includes(&base.join(rel), Some(include.span), root, stack, seen, sources, diags);
+    }
+    stack.pop();
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// serde-saphyr appends "at line X, column Y"; the diagnostic shows the location itself.
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// One free loopback port per name in `settings.ports`.
+fn allocate_ports(root: &Node) -> Vec<(String, u16)> {
+    let Some(names) = root.get("settings").and_then(|s| s.get("ports")).and_then(Node::as_seq) else {
+        return Vec::new();
+    };
+    names
+        .iter()
+        .filter_map(Node::as_str)
+        .filter_map(|name| {
+            let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).ok()?;
+            Some((name.to_owned(), listener.local_addr().ok()?.port()))
+        })
+        .collect()
+}
+
+/// `environments/*.yaml` beside a suite and the `settings.env` names each declares.
+fn environments_beside(dir: &Path) -> Vec<(String, BTreeSet<String>)> {
+    let Ok(entries) = std::fs::read_dir(dir.join("environments")) else { return Vec::new() };
+    let mut envs: Vec<(String, BTreeSet<String>)> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .filter_map(|p| {
+            let text = std::fs::read_to_string(&p).ok()?;
+            let names = parse_documents(&text, FileId(u32::MAX))
+                .ok()?
+                .iter()
+                .filter_map(|d| d.get("settings")?.get("env")?.as_map().map(|m| m.iter().map(|e| e.key.clone()).collect::<Vec<_>>()))
+                .flatten()
+                .collect();
+            Some((p.file_stem()?.to_string_lossy().into_owned(), names))
+        })
+        .collect();
+    envs.sort();
+    envs
+}
+
+/// File stems, made unique with their parent folder when two suites share a stem.
+fn suite_names(paths: &[PathBuf]) -> Vec<String> {
+    let stem = |p: &PathBuf| p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    paths
+        .iter()
+        .map(|p| {
+            let name = stem(p);
+            if paths.iter().filter(|q| stem(q) == name).count() > 1 {
+                let parent = p.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                format!("{parent}-{name}")
+            } else {
+                name
+            }
+        })
+        .collect()
+}
+
+/// Taurus and JMeter keys that cannot change results here: a warning, not an error.
+fn ignorable_key(struct_name: &str, key: &str) -> Option<&'static str> {
+    match (struct_name, key) {
+        ("RawScenario", "store-cache" | "use-dns-cache-mgr" | "retrieve-resources" | "concurrent-pool-size") => {
+            Some("a JMeter cache/resource option with no effect on perfgate's HTTP engine")
+        }
+        ("RawScenario", "properties") => Some("JMeter properties do not apply here; use `settings.env`"),
+        ("RawScenario", "browser") => Some("browser scenarios need Selenium; perfgate sends HTTP requests"),
+        ("RawRequest", "include-timers") => Some("a JMeter transaction option; transactions here time their requests"),
+        ("RawExecution", "locations" | "locations-weighted" | "provisioning") => {
+            Some("cloud locations do not apply: perfgate generates load from this machine")
+        }
+        ("RawExecution", "runner" | "write-xml-jtl" | "files") => Some("an option of another Taurus executor"),
+        ("RawSettings", "default-executor" | "aggregator" | "verbose" | "check-updates" | "proxy") => {
+            Some("a Taurus setting that does not apply to perfgate")
+        }
+        ("RawSuite", "version" | "provisioning" | "cli-aliases") => Some("a Taurus setting that does not apply to perfgate"),
+        _ => None,
+    }
+}

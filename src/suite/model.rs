@@ -1,0 +1,347 @@
+//! The validated suite: what `plan` and `run` consume.
+//!
+//! [`Suite`] has every default resolved and every reference checked: scenario names exist,
+//! criterion labels are request labels, monitoring subjects name a declared source and a metric
+//! it provides. Nothing here refers to YAML, spans or serde input types.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::criteria::grammar::{Logic, Op, Subject, Threshold};
+use crate::monitor::names::SourceKind;
+pub use crate::suite::raw::{Arrival, AssertSubject, JunitDataSource};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Suite {
+    /// The name reports use: the file stem, made unique among the suites of a run.
+    pub name: String,
+    pub path: PathBuf,
+    pub settings: Settings,
+    pub executions: Vec<Execution>,
+    pub scenarios: Vec<Scenario>,
+    pub services: Vec<Service>,
+    /// Every monitoring source, from `server` services and `monitoring` modules.
+    pub monitoring: Vec<MonitorSource>,
+    pub reporters: Vec<Reporter>,
+    pub criteria: Vec<Criterion>,
+    /// Every request and transaction label, in first-seen order.
+    pub labels: Vec<String>,
+    /// The merged, interpolated config (written as `effective.yml`).
+    #[serde(skip)]
+    pub effective: serde_json::Value,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Settings {
+    pub artifacts_dir: Option<String>,
+    pub env: Vec<(String, String)>,
+    pub ports: Vec<String>,
+    pub secrets: Vec<String>,
+    pub ramp_up_exclude: bool,
+    pub check_interval: Duration,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Execution {
+    pub scenario: String,
+    pub concurrency: u32,
+    pub ramp_up: Duration,
+    pub steps: Option<u32>,
+    pub hold_for: Duration,
+    /// `None` runs for the duration; `Some(n)` stops after n iterations or the duration.
+    pub iterations: Option<u64>,
+    pub throughput: Option<f64>,
+    pub arrival: Option<Arrival>,
+    pub warm_up: Duration,
+    pub delay: Duration,
+}
+
+impl Execution {
+    /// How long the load lasts if iterations do not end it first.
+    pub fn duration(&self) -> Duration {
+        self.ramp_up + self.hold_for
+    }
+
+    /// A one-line description: "10 users, ramp-up 5s, hold-for 1m".
+    pub fn shape(&self) -> String {
+        use crate::suite::units::format_duration as d;
+        let mut parts = Vec::new();
+        match (self.arrival, self.throughput) {
+            (Some(arrival), Some(rate)) => parts.push(format!(
+                "{rate} req/s {} arrivals, at most {} in flight",
+                match arrival {
+                    Arrival::Constant => "constant",
+                    Arrival::Poisson => "poisson",
+                },
+                self.concurrency
+            )),
+            _ => {
+                let users = if self.concurrency == 1 { "user" } else { "users" };
+                parts.push(format!("{} {users}", self.concurrency));
+                if let Some(rate) = self.throughput {
+                    parts.push(format!("capped at {rate} req/s"));
+                }
+            }
+        }
+        if !self.ramp_up.is_zero() {
+            let steps = self.steps.map_or(String::new(), |s| format!(" in {s} steps"));
+            parts.push(format!("ramp-up {}{steps}", d(self.ramp_up)));
+        }
+        if !self.hold_for.is_zero() {
+            parts.push(format!("hold-for {}", d(self.hold_for)));
+        }
+        if let Some(n) = self.iterations {
+            parts.push(format!("{n} iterations"));
+        }
+        if !self.warm_up.is_zero() {
+            parts.push(format!("warm-up {}", d(self.warm_up)));
+        }
+        if !self.delay.is_zero() {
+            parts.push(format!("delay {}", d(self.delay)));
+        }
+        parts.join(", ")
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Scenario {
+    pub name: String,
+    pub default_address: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub think_time: Option<ThinkTime>,
+    pub keepalive: bool,
+    pub follow_redirects: bool,
+    pub store_cookie: bool,
+    pub variables: Vec<(String, String)>,
+    pub data_sources: Vec<DataSource>,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "distribution")]
+pub enum ThinkTime {
+    Constant { time: Duration },
+    Uniform { mean: Duration, dev: Duration },
+    Gaussian { mean: Duration, dev: Duration },
+    Poisson { mean: Duration, offset: Duration },
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "step")]
+pub enum Step {
+    Request(Box<Request>),
+    IncludeScenario { scenario: String },
+    Transaction { name: String, steps: Vec<Step> },
+    Loop { count: u64, steps: Vec<Step> },
+    SetVariables { variables: Vec<(String, String)> },
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Request {
+    pub label: String,
+    pub url: String,
+    pub method: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Body>,
+    pub upload_files: Vec<Upload>,
+    pub think_time: Option<ThinkTime>,
+    pub timeout: Option<Duration>,
+    pub follow_redirects: Option<bool>,
+    pub assertions: Vec<Assertion>,
+    pub jsonpath_assertions: Vec<JsonPathAssertion>,
+    pub extractors: Vec<Extractor>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "value")]
+pub enum Body {
+    /// A map or list: JSON, or form-encoded when Content-Type says so.
+    Structured(serde_json::Value),
+    Text(String),
+    File(PathBuf),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Upload {
+    pub param: String,
+    pub path: PathBuf,
+    pub mime_type: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Assertion {
+    pub subject: AssertSubject,
+    pub patterns: Vec<String>,
+    pub regexp: bool,
+    pub not: bool,
+    pub assume_success: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct JsonPathAssertion {
+    pub jsonpath: String,
+    pub expected_value: Option<serde_json::Value>,
+    pub validate: bool,
+    pub invert: bool,
+    pub expect_null: bool,
+    pub regexp: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Extractor {
+    JsonPath { variable: String, jsonpath: String, default: Option<String>, match_no: i64 },
+    Regexp {
+        variable: String,
+        regexp: String,
+        template: String,
+        default: Option<String>,
+        match_no: i64,
+        subject: AssertSubject,
+    },
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DataSource {
+    pub path: PathBuf,
+    pub delimiter: char,
+    pub quoted: bool,
+    /// Start again at the end (true) or end the load (false).
+    pub repeat: bool,
+    pub variable_names: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "module")]
+pub enum Service {
+    Server(Box<Server>),
+    Shellexec(ShellExec),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Server {
+    pub label: String,
+    pub launch: Launch,
+    pub cwd: Option<PathBuf>,
+    pub env: Vec<(String, String)>,
+    pub pid_file: Option<PathBuf>,
+    pub process_match: Option<String>,
+    pub workers_match: Option<String>,
+    pub ready: Ready,
+    pub stop: Stop,
+    pub prepare: Vec<String>,
+    pub post_process: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Launch {
+    Argv(Vec<String>),
+    Shell(String),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Ready {
+    pub tcp: Option<String>,
+    pub http: Option<String>,
+    pub status: u16,
+    pub log: Option<String>,
+    pub timeout: Duration,
+    pub interval: Duration,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Stop {
+    pub signal: String,
+    pub grace: Duration,
+    pub command: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ShellExec {
+    pub prepare: Vec<ShellCommand>,
+    pub startup: Vec<ShellCommand>,
+    pub check: Vec<ShellCommand>,
+    pub shutdown: Vec<ShellCommand>,
+    pub post_process: Vec<ShellCommand>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ShellCommand {
+    pub command: String,
+    pub background: bool,
+    pub ignore_failure: bool,
+    pub out: Option<String>,
+    pub err: Option<String>,
+    pub cwd: Option<PathBuf>,
+    pub env: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MonitorSource {
+    /// The `source` of `source/metric` subjects.
+    pub name: String,
+    pub kind: SourceKind,
+    pub interval: Duration,
+    pub logging: bool,
+    /// Metric names (prometheus: selectors), in declared order.
+    pub metrics: Vec<String>,
+    /// prometheus: the endpoint.
+    pub url: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "module")]
+pub enum Reporter {
+    Passfail,
+    JunitXml { filename: Option<String>, data_source: JunitDataSource },
+    FinalStats {
+        dump_csv: Option<String>,
+        dump_xml: Option<String>,
+        summary: bool,
+        percentiles: bool,
+        summary_labels: bool,
+        failed_labels: bool,
+        test_duration: bool,
+    },
+    Html { filename: Option<String> },
+    Console,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Criterion {
+    /// The Taurus-style testcase name: `avg-rt of infer>150ms for 10s`.
+    pub name: String,
+    pub message: Option<String>,
+    pub check: Check,
+    pub window: Option<Window>,
+    /// End the load when triggered.
+    pub stop: bool,
+    /// Fail the suite when triggered (`false`: a notice).
+    pub fail: bool,
+    pub scope: Scope,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Check {
+    Threshold { subject: Subject, label: String, op: Op, threshold: Threshold },
+    Expr { expr: String },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Window {
+    pub logic: Logic,
+    pub timeframe: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "scope", content = "name")]
+pub enum Scope {
+    Suite,
+    Execution(usize),
+    Scenario(String),
+}
