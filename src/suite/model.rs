@@ -93,7 +93,7 @@ impl Execution {
             parts.push(format!("hold-for {}", d(self.hold_for)));
         }
         if let Some(n) = self.iterations {
-            parts.push(format!("{n} iterations"));
+            parts.push(format!("{n} {}", if n == 1 { "iteration" } else { "iterations" }));
         }
         if !self.warm_up.is_zero() {
             parts.push(format!("warm-up {}", d(self.warm_up)));

@@ -65,6 +65,17 @@ impl SourceMap {
 
 /// Paths as the user wrote them, with `./` removed, so messages stay short and stable.
 pub fn display_path(path: &Path) -> String {
-    let shown = path.strip_prefix(".").unwrap_or(path);
+    use std::path::Component;
+    // Lexically resolve `a/../b`, so included files read as the user would name them.
+    let mut shown = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir if shown.file_name().is_some() && !shown.ends_with("..") => {
+                shown.pop();
+            }
+            other => shown.push(other),
+        }
+    }
     shown.display().to_string()
 }

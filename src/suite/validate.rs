@@ -183,7 +183,9 @@ fn drop_cascades(diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
         .into_iter()
         .filter(|d| {
             let root = d.message.starts_with("undefined variable") || d.message.starts_with("JMeter functions");
-            root || !d.is_error() || d.span.is_none_or(|s| !roots.contains(&(s.file, s.line)))
+            // Only value-parse errors follow from an unresolved `${X}` on their line.
+            let consequence = d.message.starts_with("invalid ") || d.message.starts_with("expected ");
+            root || !consequence || d.span.is_none_or(|s| !roots.contains(&(s.file, s.line)))
         })
         .collect()
 }
