@@ -346,6 +346,7 @@ fn ignorable_key(struct_name: &str, key: &str) -> Option<&'static str> {
         }
         ("RawScenario", "properties") => Some("JMeter properties do not apply here; use `settings.env`"),
         ("RawScenario", "browser") => Some("browser scenarios need Selenium; perfgate sends HTTP requests"),
+        ("RawScenario", "simulation") => Some("an option of the Gatling executor"),
         ("RawRequest", "include-timers") => Some("a JMeter transaction option; transactions here time their requests"),
         ("RawExecution", "locations" | "locations-weighted" | "provisioning") => {
             Some("cloud locations do not apply: perfgate generates load from this machine")

@@ -1586,18 +1586,18 @@ impl Validator<'_> {
         }
         for (span, text, reference, in_requests) in found {
             let name = reference.name.as_str();
-            if in_requests && (self.runtime_vars.contains(name) || self.unknown_columns) {
-                continue;
-            }
-            if self.cx.known_variables.contains(name) {
-                continue;
-            }
             let at = self.span_in(span, &text, reference.range.clone());
             if name.starts_with("__") {
                 self.push(
                     Diagnostic::error(at, format!("JMeter functions such as `${{{name}}}` are not supported"))
                         .with_hint("declare the value under `settings.env` or as a scenario variable"),
                 );
+                continue;
+            }
+            if in_requests && (self.runtime_vars.contains(name) || self.unknown_columns) {
+                continue;
+            }
+            if self.cx.known_variables.contains(name) {
                 continue;
             }
             let candidates: Vec<&str> = self
