@@ -211,7 +211,7 @@ impl Logic {
 #[serde(rename_all = "kebab-case", tag = "unit", content = "value")]
 pub enum Threshold {
     /// For times: avg-rt, percentiles, ...
-    Duration(Duration),
+    Duration(#[serde(serialize_with = "crate::suite::units::human_serde::duration")] Duration),
     /// A share of all samples, for succ, fail, rc and dropped.
     Percent(f64),
     Bytes(u64),

@@ -40,6 +40,7 @@ pub struct Settings {
     pub ports: Vec<String>,
     pub secrets: Vec<String>,
     pub ramp_up_exclude: bool,
+    #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
     pub check_interval: Duration,
 }
 
@@ -47,14 +48,18 @@ pub struct Settings {
 pub struct Execution {
     pub scenario: String,
     pub concurrency: u32,
+    #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
     pub ramp_up: Duration,
     pub steps: Option<u32>,
+    #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
     pub hold_for: Duration,
     /// `None` runs for the duration; `Some(n)` stops after n iterations or the duration.
     pub iterations: Option<u64>,
     pub throughput: Option<f64>,
     pub arrival: Option<Arrival>,
+    #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
     pub warm_up: Duration,
+    #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
     pub delay: Duration,
 }
 
@@ -110,6 +115,7 @@ pub struct Scenario {
     pub name: String,
     pub default_address: Option<String>,
     pub headers: Vec<(String, String)>,
+    #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
     pub timeout: Duration,
     pub think_time: Option<ThinkTime>,
     pub keepalive: bool,
@@ -123,10 +129,10 @@ pub struct Scenario {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "distribution")]
 pub enum ThinkTime {
-    Constant { time: Duration },
-    Uniform { mean: Duration, dev: Duration },
-    Gaussian { mean: Duration, dev: Duration },
-    Poisson { mean: Duration, offset: Duration },
+    Constant { #[serde(serialize_with = "crate::suite::units::human_serde::duration")] time: Duration },
+    Uniform { #[serde(serialize_with = "crate::suite::units::human_serde::duration")] mean: Duration, #[serde(serialize_with = "crate::suite::units::human_serde::duration")] dev: Duration },
+    Gaussian { #[serde(serialize_with = "crate::suite::units::human_serde::duration")] mean: Duration, #[serde(serialize_with = "crate::suite::units::human_serde::duration")] dev: Duration },
+    Poisson { #[serde(serialize_with = "crate::suite::units::human_serde::duration")] mean: Duration, #[serde(serialize_with = "crate::suite::units::human_serde::duration")] offset: Duration },
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -148,6 +154,7 @@ pub struct Request {
     pub body: Option<Body>,
     pub upload_files: Vec<Upload>,
     pub think_time: Option<ThinkTime>,
+    #[serde(serialize_with = "crate::suite::units::human_serde::option")]
     pub timeout: Option<Duration>,
     pub follow_redirects: Option<bool>,
     pub assertions: Vec<Assertion>,
@@ -249,13 +256,16 @@ pub struct Ready {
     pub http: Option<String>,
     pub status: u16,
     pub log: Option<String>,
+    #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
     pub timeout: Duration,
+    #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
     pub interval: Duration,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Stop {
     pub signal: String,
+    #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
     pub grace: Duration,
     pub command: Option<String>,
 }
@@ -285,6 +295,7 @@ pub struct MonitorSource {
     /// The `source` of `source/metric` subjects.
     pub name: String,
     pub kind: SourceKind,
+    #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
     pub interval: Duration,
     pub logging: bool,
     /// Metric names (prometheus: selectors), in declared order.
@@ -335,6 +346,7 @@ pub enum Check {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Window {
     pub logic: Logic,
+    #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
     pub timeframe: Duration,
 }
 

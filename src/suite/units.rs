@@ -174,3 +174,22 @@ mod tests {
         assert_eq!(format_duration(Duration::from_millis(1500)), "1.5s");
     }
 }
+
+/// serde helpers: durations serialise as suites write them (`1m30s`), not as `{secs, nanos}`.
+pub mod human_serde {
+    use std::time::Duration;
+
+    use serde::Serializer;
+
+    pub fn duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_duration(*d))
+    }
+
+    #[expect(clippy::ref_option, reason = "serde's serialize_with signature")]
+    pub fn option<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => duration(d, s),
+            None => s.serialize_none(),
+        }
+    }
+}
