@@ -55,8 +55,16 @@ pub fn load(discovery: &Discovery, opts: &LoadOptions) -> Loaded {
         loaded.diagnostics.extend(diags.iter().cloned());
         base_layers.push(root);
     }
-    let names = suite_names(&discovery.suites);
-    for (path, name) in discovery.suites.iter().zip(names) {
+    // A file that another suite includes is a layer, not a suite of its own.
+    let included = included_by_others(&discovery.suites);
+    let suites: Vec<PathBuf> = discovery
+        .suites
+        .iter()
+        .filter(|p| !included.contains(&p.canonicalize().unwrap_or_else(|_| (*p).clone())))
+        .cloned()
+        .collect();
+    let names = suite_names(&suites);
+    for (path, name) in suites.iter().zip(names) {
         let before = loaded.diagnostics.error_count();
         let suite = load_suite(path, name, &base_layers, opts, &mut loaded.sources, &mut loaded.diagnostics);
         if loaded.diagnostics.error_count() > before || suite.is_none() {
@@ -65,6 +73,38 @@ pub fn load(discovery: &Discovery, opts: &LoadOptions) -> Loaded {
         loaded.suites.extend(suite);
     }
     loaded
+}
+
+/// Canonical paths of every file reached through `included-configs` from `suites`.
+fn included_by_others(suites: &[PathBuf]) -> HashSet<PathBuf> {
+    let mut included = HashSet::new();
+    let mut queue: Vec<PathBuf> = suites.to_vec();
+    let mut visited = HashSet::new();
+    while let Some(path) = queue.pop() {
+        if !visited.insert(path.canonicalize().unwrap_or_else(|_| path.clone())) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        if !text.contains("included-configs") {
+            continue;
+        }
+        let Ok(docs) = parse_documents(&text, FileId(u32::MAX)) else { continue };
+        let base = path.parent().unwrap_or(Path::new("."));
+        for doc in &docs {
+            let entries = doc.get("included-configs");
+            let list = entries.and_then(Node::as_seq).map(<[Node]>::to_vec).or_else(|| entries.map(|e| vec![e.clone()]));
+            for item in list.into_iter().flatten() {
+                if let Some(rel) = item.as_str() {
+                    let target = base.join(rel);
+                    if let Ok(canonical) = target.canonicalize() {
+                        included.insert(canonical);
+                    }
+                    queue.push(target);
+                }
+            }
+        }
+    }
+    included
 }
 
 fn empty_map(sources: &mut SourceMap, path: &Path) -> Node {
