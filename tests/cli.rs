@@ -35,7 +35,10 @@ fn every_suite_in_suites_validates_without_warnings() {
     assert_eq!(stderr, "", "suites/ should not even warn");
     let count = std::fs::read_dir(root().join("suites")).unwrap().count();
     assert!(count >= 3);
-    assert!(stdout.ends_with(&format!("{count} suites valid\n")), "{stdout}");
+    assert!(
+        stdout.ends_with(&format!("{count} suites valid\n")),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -51,15 +54,24 @@ fn committed_schema_matches_the_types() {
 
 #[test]
 fn suites_and_compat_requests_conform_to_the_schema() {
-    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join("schemas/suite.schema.json")).unwrap()).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("schemas/suite.schema.json")).unwrap(),
+    )
+    .unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
-    let mut files: Vec<_> = std::fs::read_dir(root().join("suites")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(root().join("suites"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.push(root().join("../shared/compat/taurus/dsl-blazedemo.yml"));
     files.push(root().join("../shared/compat/taurus/timers.yml"));
     for path in files {
         for doc in parse_documents(&std::fs::read_to_string(&path).unwrap(), FileId(0)).unwrap() {
             let json = doc.to_json();
-            let errors: Vec<String> = validator.iter_errors(&json).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+            let errors: Vec<String> = validator
+                .iter_errors(&json)
+                .map(|e| format!("{} at {}", e, e.instance_path()))
+                .collect();
             assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
         }
     }
@@ -87,7 +99,10 @@ fn zero_matches_say_what_was_searched() {
     std::fs::write(dir.path().join("notes.txt"), "hello").unwrap();
     let (code, _, stderr) = perfgate_in(dir.path(), &["validate", ".", "-x", "old/**"]);
     assert_eq!(code, 1);
-    assert_eq!(stderr, "error: no suite files found in `.` (pattern `*.{yaml,yml}`, excluding `old/**`)\n");
+    assert_eq!(
+        stderr,
+        "error: no suite files found in `.` (pattern `*.{yaml,yml}`, excluding `old/**`)\n"
+    );
     let (code, _, stderr) = perfgate_in(dir.path(), &["list", "missing/"]);
     assert_eq!(code, 1);
     assert_eq!(stderr, "error: `missing/` does not exist\n");
@@ -105,7 +120,12 @@ fn usage_errors_exit_2() {
 fn help_documents_exit_codes() {
     let (code, stdout, _) = perfgate(&["--help"]);
     assert_eq!(code, 0);
-    for line in ["0    all criteria passed", "3    a criterion failed", "130  interrupted by SIGINT", "143  terminated by SIGTERM"] {
+    for line in [
+        "0    all criteria passed",
+        "3    a criterion failed",
+        "130  interrupted by SIGINT",
+        "143  terminated by SIGTERM",
+    ] {
         assert!(stdout.contains(line), "{stdout}");
     }
 }
@@ -118,11 +138,22 @@ fn list_table_and_json() {
     let (code, stdout, _) = perfgate(&["list", "--format", "json"]);
     assert_eq!(code, 0);
     let suites: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    let ramp = suites.as_array().unwrap().iter().find(|s| s["name"] == "ramp_up").unwrap();
-    assert_eq!(ramp["labels"], serde_json::json!(["live", "metadata", "batch-infer", "infer-batch"]));
+    let ramp = suites
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "ramp_up")
+        .unwrap();
+    assert_eq!(
+        ramp["labels"],
+        serde_json::json!(["live", "metadata", "batch-infer", "infer-batch"])
+    );
     assert_eq!(ramp["executions"][0]["steps"], 4);
     assert_eq!(ramp["criteria"][1]["window"]["logic"], "for");
-    assert_eq!(ramp["criteria"][1]["check"]["threshold"], serde_json::json!({"unit": "duration", "value": "100ms"}));
+    assert_eq!(
+        ramp["criteria"][1]["check"]["threshold"],
+        serde_json::json!({"unit": "duration", "value": "100ms"})
+    );
     assert_eq!(ramp["criteria"][1]["window"]["timeframe"], "5s");
 }
 

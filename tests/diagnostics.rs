@@ -22,14 +22,24 @@ fn perfgate(args: &[&str]) -> (i32, String, String) {
 #[test]
 fn every_fixture_gives_its_diagnostic() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diagnostics");
-    let mut fixtures: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut fixtures: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     fixtures.sort();
-    assert!(fixtures.len() >= 25, "the corpus has {} fixtures", fixtures.len());
+    assert!(
+        fixtures.len() >= 25,
+        "the corpus has {} fixtures",
+        fixtures.len()
+    );
     let mut failures = Vec::new();
     for path in &fixtures {
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(path).unwrap();
-        let expects: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# expect: ")).collect();
+        let expects: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect: "))
+            .collect();
         let code: i32 = expects
             .iter()
             .find_map(|e| e.strip_prefix("exit "))
@@ -46,7 +56,10 @@ fn every_fixture_gives_its_diagnostic() {
                 failures.push(format!("{name}: expected `{message}` in\n{stderr}"));
             }
         }
-        insta::assert_snapshot!(name.clone(), format!("exit: {got}\n--- stderr\n{stderr}--- stdout\n{stdout}"));
+        insta::assert_snapshot!(
+            name.clone(),
+            format!("exit: {got}\n--- stderr\n{stderr}--- stdout\n{stdout}")
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

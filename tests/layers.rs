@@ -1,5 +1,7 @@
 //! DESIGN §4.1 end to end: the order in which layers merge, and what each may do.
 
+#![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
 use std::path::Path;
 use std::process::Command;
 
@@ -26,14 +28,26 @@ fn first_suite(dir: &Path, args: &[&str]) -> Result<serde_json::Value, String> {
 }
 
 fn env_value(suite: &serde_json::Value, name: &str) -> Option<String> {
-    suite["settings"]["env"].as_array()?.iter().find(|p| p[0] == name).map(|p| p[1].as_str().unwrap().to_owned())
+    suite["settings"]["env"]
+        .as_array()?
+        .iter()
+        .find(|p| p[0] == name)
+        .map(|p| p[1].as_str().unwrap().to_owned())
 }
 
 fn fixture() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write(d, "tests/global_config.yaml", "settings:\n  env: {WHO: global, FROM_GLOBAL: g}\n");
-    write(d, "base.yaml", "settings:\n  env: {WHO: config}\nscenarios:\n  s:\n    timeout: 2s\n");
+    write(
+        d,
+        "tests/global_config.yaml",
+        "settings:\n  env: {WHO: global, FROM_GLOBAL: g}\n",
+    );
+    write(
+        d,
+        "base.yaml",
+        "settings:\n  env: {WHO: config}\nscenarios:\n  s:\n    timeout: 2s\n",
+    );
     write(
         d,
         "tests/suite/suite.yaml",
@@ -44,8 +58,16 @@ fn fixture() -> tempfile::TempDir {
          ---\n\
          scenarios:\n  s:\n    requests: [http://127.0.0.1:9/b]\n",
     );
-    write(d, "tests/shared/inc.yaml", "settings:\n  env: {WHO: included}\n");
-    write(d, "tests/suite/environments/ci.yaml", "settings:\n  env: {WHO: env}\n");
+    write(
+        d,
+        "tests/shared/inc.yaml",
+        "settings:\n  env: {WHO: included}\n",
+    );
+    write(
+        d,
+        "tests/suite/environments/ci.yaml",
+        "settings:\n  env: {WHO: env}\n",
+    );
     dir
 }
 
@@ -58,17 +80,42 @@ fn layers_merge_in_design_order() {
     assert_eq!(env_value(&s, "WHO").as_deref(), Some("included"));
     assert_eq!(env_value(&s, "FROM_GLOBAL").as_deref(), Some("g"));
     assert_eq!(s["scenarios"][0]["timeout"], "2s", "from --config");
-    let urls: Vec<&str> = s["scenarios"][0]["steps"].as_array().unwrap().iter().map(|r| r["url"].as_str().unwrap()).collect();
-    assert_eq!(urls, ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"], "lists from both documents concatenate");
+    let urls: Vec<&str> = s["scenarios"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        urls,
+        ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"],
+        "lists from both documents concatenate"
+    );
     // → environments/<env>.yaml
     let s = first_suite(d, &["tests", "-e", "ci"]).unwrap();
     assert_eq!(env_value(&s, "WHO").as_deref(), Some("env"));
     // → -o, last of all; values are YAML
-    let s = first_suite(d, &["tests", "-e", "ci", "-o", "settings.env.WHO=cli", "-o", "execution.0.concurrency=7"]).unwrap();
+    let s = first_suite(
+        d,
+        &[
+            "tests",
+            "-e",
+            "ci",
+            "-o",
+            "settings.env.WHO=cli",
+            "-o",
+            "execution.0.concurrency=7",
+        ],
+    )
+    .unwrap();
     assert_eq!(env_value(&s, "WHO").as_deref(), Some("cli"));
     assert_eq!(s["executions"][0]["concurrency"], 7);
     // -1 appends, ^ deletes
-    let s = first_suite(d, &["tests", "-o", "execution.-1={scenario: s, iterations: 3}"]).unwrap();
+    let s = first_suite(
+        d,
+        &["tests", "-o", "execution.-1={scenario: s, iterations: 3}"],
+    )
+    .unwrap();
     assert_eq!(s["executions"][1]["iterations"], 3);
     let s = first_suite(d, &["tests", "-o", "settings.env.^FROM_GLOBAL="]).unwrap();
     assert_eq!(env_value(&s, "FROM_GLOBAL"), None);
@@ -78,9 +125,19 @@ fn layers_merge_in_design_order() {
 fn interpolation_uses_the_final_env() {
     let dir = fixture();
     let s = first_suite(dir.path(), &["tests", "-e", "ci"]).unwrap();
-    assert_eq!(s["executions"][0]["hold_for"], "30s", "a whole-value reference keeps its type");
-    assert_eq!(s["scenarios"][0]["headers"][0][1], "env", "interpolated after every layer merged");
-    assert_eq!(env_value(&s, "OS").as_deref(), Some("from-os-x"), "settings.env values may use OS variables");
+    assert_eq!(
+        s["executions"][0]["hold_for"], "30s",
+        "a whole-value reference keeps its type"
+    );
+    assert_eq!(
+        s["scenarios"][0]["headers"][0][1], "env",
+        "interpolated after every layer merged"
+    );
+    assert_eq!(
+        env_value(&s, "OS").as_deref(),
+        Some("from-os-x"),
+        "settings.env values may use OS variables"
+    );
 }
 
 #[test]
@@ -89,11 +146,22 @@ fn bad_overrides_and_missing_environments_are_reported() {
     let err = first_suite(dir.path(), &["tests", "-o", "execution.5.concurrency=1"]).unwrap_err();
     assert!(err.contains("-o execution.5.concurrency=1:1:1: error: cannot apply override: `execution` has 1 items, so index 5 is out of range"), "{err}");
     let err = first_suite(dir.path(), &["tests", "-o", "concurrency"]).unwrap_err();
-    assert!(err.contains("error: expected KEY=VALUE, found `concurrency`"), "{err}");
+    assert!(
+        err.contains("error: expected KEY=VALUE, found `concurrency`"),
+        "{err}"
+    );
     // An override of the wrong type is located on the command line.
-    let err = first_suite(dir.path(), &["tests", "-o", "execution.0.concurrency=many"]).unwrap_err();
+    let err =
+        first_suite(dir.path(), &["tests", "-o", "execution.0.concurrency=many"]).unwrap_err();
     assert!(err.contains("-o execution.0.concurrency=many:1:25: error: expected a whole number (0 or more), found the string `many`"), "{err}");
-    let out = Command::new(env!("CARGO_BIN_EXE_perfgate")).args(["validate", "tests", "-e", "prod"]).current_dir(dir.path()).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args(["validate", "tests", "-e", "prod"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: `-e prod`: there is no tests/suite/environments/prod.yaml"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("warning: `-e prod`: there is no tests/suite/environments/prod.yaml")
+    );
 }

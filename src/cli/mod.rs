@@ -116,7 +116,10 @@ pub fn run(cli: Cli) -> ExitCode {
     result.unwrap_or(ExitCode::Ok)
 }
 
-fn load_suites(args: &SuiteArgs, stderr: &mut dyn Write) -> std::io::Result<Result<Loaded, ExitCode>> {
+fn load_suites(
+    args: &SuiteArgs,
+    stderr: &mut dyn Write,
+) -> std::io::Result<Result<Loaded, ExitCode>> {
     let discovery = match discover(&args.paths, &args.pattern, &args.exclude) {
         Ok(d) => d,
         Err(e) => {
@@ -152,7 +155,11 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 { one } else { many }
 }
 
-fn validate(args: &SuiteArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> std::io::Result<ExitCode> {
+fn validate(
+    args: &SuiteArgs,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> std::io::Result<ExitCode> {
     let loaded = match load_suites(args, stderr)? {
         Ok(l) => l,
         Err(code) => return Ok(code),
@@ -162,12 +169,21 @@ fn validate(args: &SuiteArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) ->
     }
     let warnings = loaded.diagnostics.warning_count();
     let n = loaded.suites.len();
-    let warned = if warnings == 0 { String::new() } else { format!(" ({warnings} {})", plural(warnings, "warning", "warnings")) };
+    let warned = if warnings == 0 {
+        String::new()
+    } else {
+        format!(" ({warnings} {})", plural(warnings, "warning", "warnings"))
+    };
     writeln!(stdout, "{n} {} valid{warned}", plural(n, "suite", "suites"))?;
     Ok(ExitCode::Ok)
 }
 
-fn list(args: &SuiteArgs, format: Format, stdout: &mut dyn Write, stderr: &mut dyn Write) -> std::io::Result<ExitCode> {
+fn list(
+    args: &SuiteArgs,
+    format: Format,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> std::io::Result<ExitCode> {
     let loaded = match load_suites(args, stderr)? {
         Ok(l) => l,
         Err(code) => return Ok(code),
@@ -175,14 +191,19 @@ fn list(args: &SuiteArgs, format: Format, stdout: &mut dyn Write, stderr: &mut d
     match format {
         Format::Table => write!(stdout, "{}", output::table(&loaded.suites))?,
         Format::Json => {
-            let json = serde_json::to_string_pretty(&loaded.suites).map_err(std::io::Error::other)?;
+            let json =
+                serde_json::to_string_pretty(&loaded.suites).map_err(std::io::Error::other)?;
             writeln!(stdout, "{json}")?;
         }
     }
     Ok(ExitCode::Ok)
 }
 
-fn schema(output: Option<PathBuf>, stdout: &mut dyn Write, stderr: &mut dyn Write) -> std::io::Result<ExitCode> {
+fn schema(
+    output: Option<PathBuf>,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> std::io::Result<ExitCode> {
     let text = schema_text();
     match output {
         None => stdout.write_all(text.as_bytes())?,
@@ -198,7 +219,8 @@ fn schema(output: Option<PathBuf>, stdout: &mut dyn Write, stderr: &mut dyn Writ
 
 /// The committed form of `schemas/suite.schema.json`.
 pub fn schema_text() -> String {
-    let mut text = serde_json::to_string_pretty(&crate::suite::raw::suite_schema()).unwrap_or_default();
+    let mut text =
+        serde_json::to_string_pretty(&crate::suite::raw::suite_schema()).unwrap_or_default();
     text.push('\n');
     text
 }

@@ -38,24 +38,48 @@ pub fn plan_summary(suite: &Suite) -> String {
         let sources: Vec<String> = suite
             .monitoring
             .iter()
-            .map(|m| format!("{} ({} metrics every {})", m.name, m.metrics.len(), format_duration(m.interval)))
+            .map(|m| {
+                format!(
+                    "{} ({} metrics every {})",
+                    m.name,
+                    m.metrics.len(),
+                    format_duration(m.interval)
+                )
+            })
             .collect();
         let _ = writeln!(out, "      monitoring {}", sources.join(", "));
     }
-    let _ = writeln!(out, "      labels     {}", if suite.labels.is_empty() { "-".into() } else { suite.labels.join(", ") });
+    let _ = writeln!(
+        out,
+        "      labels     {}",
+        if suite.labels.is_empty() {
+            "-".into()
+        } else {
+            suite.labels.join(", ")
+        }
+    );
     let _ = writeln!(out, "      criteria   {}", suite.criteria.len());
     out
 }
 
 /// The `list` table: one row per execution, then the criteria of each suite.
 pub fn table(suites: &[Suite]) -> String {
-    let mut rows = vec![["SUITE".to_owned(), "SCENARIO".into(), "LOAD".into(), "LABELS".into()]];
+    let mut rows = vec![[
+        "SUITE".to_owned(),
+        "SCENARIO".into(),
+        "LOAD".into(),
+        "LABELS".into(),
+    ]];
     for suite in suites {
         let mut first = true;
         for e in &suite.executions {
             let labels = suite.labels.join(", ");
             rows.push([
-                if first { suite.name.clone() } else { String::new() },
+                if first {
+                    suite.name.clone()
+                } else {
+                    String::new()
+                },
                 e.scenario.clone(),
                 e.shape(),
                 if first { labels } else { String::new() },
@@ -64,7 +88,12 @@ pub fn table(suites: &[Suite]) -> String {
         }
     }
     let mut out = align(&rows);
-    let mut criteria = vec![["SUITE".to_owned(), "CRITERION".into(), "ON TRIGGER".into(), "SCOPE".into()]];
+    let mut criteria = vec![[
+        "SUITE".to_owned(),
+        "CRITERION".into(),
+        "ON TRIGGER".into(),
+        "SCOPE".into(),
+    ]];
     for suite in suites {
         for (i, c) in suite.criteria.iter().enumerate() {
             let action = match (c.stop, c.fail) {
@@ -82,7 +111,16 @@ pub fn table(suites: &[Suite]) -> String {
                 crate::suite::model::Scope::Execution(i) => format!("execution {}", i + 1),
                 crate::suite::model::Scope::Scenario(s) => format!("scenario {s}"),
             };
-            criteria.push([if i == 0 { suite.name.clone() } else { String::new() }, name, action.into(), scope]);
+            criteria.push([
+                if i == 0 {
+                    suite.name.clone()
+                } else {
+                    String::new()
+                },
+                name,
+                action.into(),
+                scope,
+            ]);
         }
     }
     if criteria.len() > 1 {
@@ -93,7 +131,9 @@ pub fn table(suites: &[Suite]) -> String {
 }
 
 fn align(rows: &[[String; 4]]) -> String {
-    let widths: Vec<usize> = (0..4).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..4)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
     let mut out = String::new();
     for row in rows {
         let mut line = String::new();
@@ -113,9 +153,15 @@ fn align(rows: &[[String; 4]]) -> String {
 /// Writes through a temporary file in the same directory and renames it into place, so a
 /// reader never sees a half-written file.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     std::fs::write(&tmp, contents)?;
     std::fs::rename(&tmp, path).inspect_err(|_| {

@@ -50,11 +50,17 @@ pub const KPI_NAMES: &[(&str, Kpi)] = &[
 
 impl Kpi {
     pub fn name(self) -> &'static str {
-        KPI_NAMES.iter().find(|(_, k)| *k == self).map_or("", |(n, _)| n)
+        KPI_NAMES
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("", |(n, _)| n)
     }
 
     fn is_time(self) -> bool {
-        matches!(self, Self::AvgRt | Self::AvgLt | Self::AvgCt | Self::StdevRt)
+        matches!(
+            self,
+            Self::AvgRt | Self::AvgLt | Self::AvgCt | Self::StdevRt
+        )
     }
 
     fn is_count(self) -> bool {
@@ -66,13 +72,22 @@ impl Kpi {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum Subject {
-    Kpi { kpi: Kpi },
+    Kpi {
+        kpi: Kpi,
+    },
     /// `p99.9`: a latency percentile from the HDR histogram.
-    Percentile { level: f64 },
+    Percentile {
+        level: f64,
+    },
     /// `rc5??`: the count of response codes matching a glob (`rcException` for errors).
-    ResponseCode { pattern: String },
+    ResponseCode {
+        pattern: String,
+    },
     /// `source/metric`, from a monitoring source.
-    Monitoring { source: String, metric: String },
+    Monitoring {
+        source: String,
+        metric: String,
+    },
 }
 
 impl Subject {
@@ -94,10 +109,16 @@ impl fmt::Display for Subject {
 
 /// The subject names a user can write, for did-you-mean.
 pub fn subject_names() -> impl Iterator<Item = &'static str> {
-    KPI_NAMES
-        .iter()
-        .map(|(n, _)| *n)
-        .chain(["p50", "p90", "p95", "p99", "p99.9", "rc200", "rc5??", "rcException"])
+    KPI_NAMES.iter().map(|(n, _)| *n).chain([
+        "p50",
+        "p90",
+        "p95",
+        "p99",
+        "p99.9",
+        "rc200",
+        "rc5??",
+        "rcException",
+    ])
 }
 
 /// Parses a subject name: a KPI, `pN`, `rc<glob>` or `source/metric`.
@@ -106,12 +127,17 @@ pub fn parse_subject(text: &str) -> Result<Subject, String> {
         if source.is_empty() || metric.is_empty() {
             return Err(format!("`{text}` is not `source/metric`"));
         }
-        return Ok(Subject::Monitoring { source: source.to_owned(), metric: metric.to_owned() });
+        return Ok(Subject::Monitoring {
+            source: source.to_owned(),
+            metric: metric.to_owned(),
+        });
     }
     if let Some((_, kpi)) = KPI_NAMES.iter().find(|(n, _)| *n == text) {
         return Ok(Subject::Kpi { kpi: *kpi });
     }
-    let level = text.strip_prefix("perc_").or_else(|| text.strip_prefix('p'));
+    let level = text
+        .strip_prefix("perc_")
+        .or_else(|| text.strip_prefix('p'));
     if let Some(level) = level.filter(|l| l.starts_with(|c: char| c.is_ascii_digit())) {
         return match level.parse::<f64>() {
             Ok(level) if (0.0..=100.0).contains(&level) => Ok(Subject::Percentile { level }),
@@ -120,11 +146,17 @@ pub fn parse_subject(text: &str) -> Result<Subject, String> {
     }
     if let Some(pattern) = text.strip_prefix("rc").filter(|p| !p.is_empty()) {
         let valid = pattern == "Exception"
-            || pattern.chars().all(|c| c.is_ascii_digit() || matches!(c, '?' | '*' | 'x' | 'X'));
+            || pattern
+                .chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, '?' | '*' | 'x' | 'X'));
         return if valid {
-            Ok(Subject::ResponseCode { pattern: pattern.to_owned() })
+            Ok(Subject::ResponseCode {
+                pattern: pattern.to_owned(),
+            })
         } else {
-            Err(format!("`{text}` is not a response code such as rc200, rc5?? or rcException"))
+            Err(format!(
+                "`{text}` is not a response code such as rc200, rc5?? or rcException"
+            ))
         };
     }
     Err(format!("unknown subject `{text}`"))
@@ -251,7 +283,9 @@ fn time_threshold(text: &str) -> Result<Threshold, String> {
 
 fn count_threshold(text: &str) -> Result<Threshold, String> {
     if text.ends_with('%') {
-        return parse_percent(text).map(Threshold::Percent).map_err(|e| e.to_string());
+        return parse_percent(text)
+            .map(Threshold::Percent)
+            .map_err(|e| e.to_string());
     }
     text.parse::<f64>()
         .ok()
@@ -292,8 +326,7 @@ pub struct GrammarError {
     pub hint: String,
 }
 
-pub const SHORT_FORM: &str =
-    "criteria read `[message:] subject [of label] cond threshold [for|within|over timeframe][, stop|continue [as failed|non-failed]]`, e.g. `avg-rt of infer>150ms for 10s, stop as failed`";
+pub const SHORT_FORM: &str = "criteria read `[message:] subject [of label] cond threshold [for|within|over timeframe][, stop|continue [as failed|non-failed]]`, e.g. `avg-rt of infer>150ms for 10s, stop as failed`";
 
 struct Cursor<'a> {
     text: &'a str,
@@ -315,7 +348,10 @@ impl<'a> Cursor<'a> {
         let start = self.pos;
         let len = self.rest().find(|c| !keep(c)).unwrap_or(self.rest().len());
         self.pos += len;
-        Part { text: self.text[start..self.pos].to_owned(), range: start..self.pos }
+        Part {
+            text: self.text[start..self.pos].to_owned(),
+            range: start..self.pos,
+        }
     }
 
     fn word(&mut self) -> Part {
@@ -326,7 +362,12 @@ impl<'a> Cursor<'a> {
     fn error(&self, range: Range<usize>, message: impl Into<String>) -> GrammarError {
         let end = range.end.min(self.text.len());
         let range = range.start.min(end)..end;
-        GrammarError { message: message.into(), range, suggestion: None, hint: SHORT_FORM.to_owned() }
+        GrammarError {
+            message: message.into(),
+            range,
+            suggestion: None,
+            hint: SHORT_FORM.to_owned(),
+        }
     }
 }
 
@@ -348,7 +389,11 @@ pub fn parse_short(text: &str) -> Result<ShortCriterion, GrammarError> {
     }
     c.skip_ws();
     let mut label = None;
-    if c.rest().starts_with("of ") || c.rest().starts_with("of\t") || c.rest().starts_with("of\"") || c.rest().starts_with("of'") {
+    if c.rest().starts_with("of ")
+        || c.rest().starts_with("of\t")
+        || c.rest().starts_with("of\"")
+        || c.rest().starts_with("of'")
+    {
         c.pos += 2;
         c.skip_ws();
         label = Some(read_label(&mut c)?);
@@ -357,8 +402,15 @@ pub fn parse_short(text: &str) -> Result<ShortCriterion, GrammarError> {
     let op = c.take_while(is_op_char);
     if op.text.is_empty() {
         let found = c.word();
-        let range = if found.text.is_empty() { c.pos..c.pos + 1 } else { found.range };
-        return Err(c.error(range, format!("expected a comparison operator ({OPERATORS})")));
+        let range = if found.text.is_empty() {
+            c.pos..c.pos + 1
+        } else {
+            found.range
+        };
+        return Err(c.error(
+            range,
+            format!("expected a comparison operator ({OPERATORS})"),
+        ));
     }
     if let Err((message, suggestion)) = Op::parse(&op.text) {
         let mut e = c.error(op.range.clone(), message);
@@ -376,16 +428,27 @@ pub fn parse_short(text: &str) -> Result<ShortCriterion, GrammarError> {
     if !c.rest().is_empty() && !c.rest().starts_with(',') {
         let word = c.word();
         if Logic::parse(&word.text).is_none() {
-            let range = if word.text.is_empty() { c.pos..text.len() } else { word.range.clone() };
-            let mut e = c.error(range.clone(), format!("unexpected `{}` after the threshold", &text[range]));
-            e.suggestion = crate::suite::diagnostics::did_you_mean(&word.text, ["for", "within", "over"])
-                .map(str::to_owned);
+            let range = if word.text.is_empty() {
+                c.pos..text.len()
+            } else {
+                word.range.clone()
+            };
+            let mut e = c.error(
+                range.clone(),
+                format!("unexpected `{}` after the threshold", &text[range]),
+            );
+            e.suggestion =
+                crate::suite::diagnostics::did_you_mean(&word.text, ["for", "within", "over"])
+                    .map(str::to_owned);
             return Err(e);
         }
         c.skip_ws();
         let tf = c.take_while(|ch| !ch.is_whitespace() && ch != ',');
         if tf.text.is_empty() {
-            return Err(c.error(word.range, format!("`{}` needs a timeframe such as 10s", word.text)));
+            return Err(c.error(
+                word.range,
+                format!("`{}` needs a timeframe such as 10s", word.text),
+            ));
         }
         logic = Some(word);
         timeframe = Some(tf);
@@ -397,10 +460,23 @@ pub fn parse_short(text: &str) -> Result<ShortCriterion, GrammarError> {
         c.skip_ws();
         let word = c.word();
         if word.text != "stop" && word.text != "continue" {
-            let range = if word.text.is_empty() { c.pos..text.len().max(c.pos + 1) } else { word.range.clone() };
-            let shown = if word.text.is_empty() { c.rest().trim() } else { word.text.as_str() };
-            let mut e = c.error(range, format!("unknown action `{shown}`; expected `stop` or `continue`"));
-            e.suggestion = crate::suite::diagnostics::did_you_mean(&word.text, ["stop", "continue"]).map(str::to_owned);
+            let range = if word.text.is_empty() {
+                c.pos..text.len().max(c.pos + 1)
+            } else {
+                word.range.clone()
+            };
+            let shown = if word.text.is_empty() {
+                c.rest().trim()
+            } else {
+                word.text.as_str()
+            };
+            let mut e = c.error(
+                range,
+                format!("unknown action `{shown}`; expected `stop` or `continue`"),
+            );
+            e.suggestion =
+                crate::suite::diagnostics::did_you_mean(&word.text, ["stop", "continue"])
+                    .map(str::to_owned);
             return Err(e);
         }
         action = Some(word);
@@ -411,9 +487,23 @@ pub fn parse_short(text: &str) -> Result<ShortCriterion, GrammarError> {
                 c.skip_ws();
                 let result = c.word();
                 if result.text != "failed" && result.text != "non-failed" {
-                    let range = if result.text.is_empty() { as_word.range } else { result.range.clone() };
-                    let mut e = c.error(range, format!("expected `failed` or `non-failed` after `as`, found `{}`", result.text));
-                    e.suggestion = crate::suite::diagnostics::did_you_mean(&result.text, ["failed", "non-failed"]).map(str::to_owned);
+                    let range = if result.text.is_empty() {
+                        as_word.range
+                    } else {
+                        result.range.clone()
+                    };
+                    let mut e = c.error(
+                        range,
+                        format!(
+                            "expected `failed` or `non-failed` after `as`, found `{}`",
+                            result.text
+                        ),
+                    );
+                    e.suggestion = crate::suite::diagnostics::did_you_mean(
+                        &result.text,
+                        ["failed", "non-failed"],
+                    )
+                    .map(str::to_owned);
                     return Err(e);
                 }
                 outcome = Some(result);
@@ -425,9 +515,25 @@ pub fn parse_short(text: &str) -> Result<ShortCriterion, GrammarError> {
     }
     if !c.rest().trim().is_empty() {
         let start = c.pos;
-        return Err(c.error(start..text.trim_end().len(), format!("unexpected `{}` at the end of the criterion", c.rest().trim())));
+        return Err(c.error(
+            start..text.trim_end().len(),
+            format!(
+                "unexpected `{}` at the end of the criterion",
+                c.rest().trim()
+            ),
+        ));
     }
-    Ok(ShortCriterion { message, subject, label, op, threshold, logic, timeframe, action, outcome })
+    Ok(ShortCriterion {
+        message,
+        subject,
+        label,
+        op,
+        threshold,
+        logic,
+        timeframe,
+        action,
+        outcome,
+    })
 }
 
 fn read_label(c: &mut Cursor<'_>) -> Result<Part, GrammarError> {
@@ -438,20 +544,28 @@ fn read_label(c: &mut Cursor<'_>) -> Result<Part, GrammarError> {
             return Err(c.error(start..c.text.len(), "unterminated quoted label"));
         };
         c.pos = start + 1 + end + 1;
-        return Ok(Part { text: body[..end].to_owned(), range: start..c.pos });
+        return Ok(Part {
+            text: body[..end].to_owned(),
+            range: start..c.pos,
+        });
     }
     let raw = c.take_while(|ch| !is_op_char(ch));
     let trimmed = raw.text.trim_end();
     if trimmed.is_empty() {
         return Err(c.error(start..start + 1, "missing label after `of`"));
     }
-    Ok(Part { text: trimmed.to_owned(), range: start..start + trimmed.len() })
+    Ok(Part {
+        text: trimmed.to_owned(),
+        range: start..start + trimmed.len(),
+    })
 }
 
 /// Finds a leading `message:`. A colon inside what reads as `subject of label` is a label
 /// with a colon, which must be quoted.
 fn split_message(text: &str) -> Result<Option<Part>, GrammarError> {
-    let Some(colon) = text.find(':') else { return Ok(None) };
+    let Some(colon) = text.find(':') else {
+        return Ok(None);
+    };
     let prefix = &text[..colon];
     if prefix.contains(is_op_char) || prefix.contains(['"', '\'']) {
         return Ok(None);
@@ -460,8 +574,11 @@ fn split_message(text: &str) -> Result<Option<Part>, GrammarError> {
     let first = words.next().unwrap_or("");
     if words.next() == Some("of") && parse_subject(first).is_ok() {
         let label_start = prefix.find(" of ").map_or(0, |i| i + 4);
-        let label_start = label_start + text[label_start..].len() - text[label_start..].trim_start().len();
-        let label_end = text[label_start..].find(is_op_char).map_or(text.len(), |i| label_start + i);
+        let label_start =
+            label_start + text[label_start..].len() - text[label_start..].trim_start().len();
+        let label_end = text[label_start..]
+            .find(is_op_char)
+            .map_or(text.len(), |i| label_start + i);
         let label = text[label_start..label_end].trim_end();
         return Err(GrammarError {
             message: "a label that contains `:` must be quoted".into(),
@@ -476,7 +593,10 @@ fn split_message(text: &str) -> Result<Option<Part>, GrammarError> {
     }
     let message = prefix.trim();
     let start = text.find(message).unwrap_or(0);
-    Ok(Some(Part { text: message.to_owned(), range: start..colon }))
+    Ok(Some(Part {
+        text: message.to_owned(),
+        range: start..colon,
+    }))
 }
 
 #[cfg(test)]
@@ -506,29 +626,160 @@ mod tests {
     #[test]
     fn parses_taurus_forms() {
         let cases: &[(&str, &[Option<&str>])] = &[
-            ("avg-rt>150ms", &[None, Some("avg-rt"), None, Some(">"), Some("150ms"), None, None, None, None]),
+            (
+                "avg-rt>150ms",
+                &[
+                    None,
+                    Some("avg-rt"),
+                    None,
+                    Some(">"),
+                    Some("150ms"),
+                    None,
+                    None,
+                    None,
+                    None,
+                ],
+            ),
             (
                 "avg-rt of infer>150ms for 10s, stop as failed",
-                &[None, Some("avg-rt"), Some("infer"), Some(">"), Some("150ms"), Some("for"), Some("10s"), Some("stop"), Some("failed")],
+                &[
+                    None,
+                    Some("avg-rt"),
+                    Some("infer"),
+                    Some(">"),
+                    Some("150ms"),
+                    Some("for"),
+                    Some("10s"),
+                    Some("stop"),
+                    Some("failed"),
+                ],
             ),
             (
                 "My criteria description: avg-rt of label>100ms for 1m, continue as non-failed",
-                &[Some("My criteria description"), Some("avg-rt"), Some("label"), Some(">"), Some("100ms"), Some("for"), Some("1m"), Some("continue"), Some("non-failed")],
+                &[
+                    Some("My criteria description"),
+                    Some("avg-rt"),
+                    Some("label"),
+                    Some(">"),
+                    Some("100ms"),
+                    Some("for"),
+                    Some("1m"),
+                    Some("continue"),
+                    Some("non-failed"),
+                ],
             ),
             (
                 "avg-rt of double label>100ms for 1m, continue as non-failed",
-                &[None, Some("avg-rt"), Some("double label"), Some(">"), Some("100ms"), Some("for"), Some("1m"), Some("continue"), Some("non-failed")],
+                &[
+                    None,
+                    Some("avg-rt"),
+                    Some("double label"),
+                    Some(">"),
+                    Some("100ms"),
+                    Some("for"),
+                    Some("1m"),
+                    Some("continue"),
+                    Some("non-failed"),
+                ],
             ),
             (
                 "p90 of s2_p90 >250ms  , stop as failed",
-                &[None, Some("p90"), Some("s2_p90"), Some(">"), Some("250ms"), None, None, Some("stop"), Some("failed")],
+                &[
+                    None,
+                    Some("p90"),
+                    Some("s2_p90"),
+                    Some(">"),
+                    Some("250ms"),
+                    None,
+                    None,
+                    Some("stop"),
+                    Some("failed"),
+                ],
             ),
-            ("hits of reserve >10 for 13s, continue as failed", &[None, Some("hits"), Some("reserve"), Some(">"), Some("10"), Some("for"), Some("13s"), Some("continue"), Some("failed")]),
-            ("rc4??>50%", &[None, Some("rc4??"), None, Some(">"), Some("50%"), None, None, None, None]),
-            ("concurr>=10 for 15s, stop as non-failed", &[None, Some("concurr"), None, Some(">="), Some("10"), Some("for"), Some("15s"), Some("stop"), Some("non-failed")]),
-            (r#"avg-rt of "http://h/x">1s"#, &[None, Some("avg-rt"), Some("http://h/x"), Some(">"), Some("1s"), None, None, None, None]),
-            ("fail!=0 within 5s, stop", &[None, Some("fail"), None, Some("!="), Some("0"), Some("within"), Some("5s"), Some("stop"), None]),
-            ("local/cpu>90 over 10s", &[None, Some("local/cpu"), None, Some(">"), Some("90"), Some("over"), Some("10s"), None, None]),
+            (
+                "hits of reserve >10 for 13s, continue as failed",
+                &[
+                    None,
+                    Some("hits"),
+                    Some("reserve"),
+                    Some(">"),
+                    Some("10"),
+                    Some("for"),
+                    Some("13s"),
+                    Some("continue"),
+                    Some("failed"),
+                ],
+            ),
+            (
+                "rc4??>50%",
+                &[
+                    None,
+                    Some("rc4??"),
+                    None,
+                    Some(">"),
+                    Some("50%"),
+                    None,
+                    None,
+                    None,
+                    None,
+                ],
+            ),
+            (
+                "concurr>=10 for 15s, stop as non-failed",
+                &[
+                    None,
+                    Some("concurr"),
+                    None,
+                    Some(">="),
+                    Some("10"),
+                    Some("for"),
+                    Some("15s"),
+                    Some("stop"),
+                    Some("non-failed"),
+                ],
+            ),
+            (
+                r#"avg-rt of "http://h/x">1s"#,
+                &[
+                    None,
+                    Some("avg-rt"),
+                    Some("http://h/x"),
+                    Some(">"),
+                    Some("1s"),
+                    None,
+                    None,
+                    None,
+                    None,
+                ],
+            ),
+            (
+                "fail!=0 within 5s, stop",
+                &[
+                    None,
+                    Some("fail"),
+                    None,
+                    Some("!="),
+                    Some("0"),
+                    Some("within"),
+                    Some("5s"),
+                    Some("stop"),
+                    None,
+                ],
+            ),
+            (
+                "local/cpu>90 over 10s",
+                &[
+                    None,
+                    Some("local/cpu"),
+                    None,
+                    Some(">"),
+                    Some("90"),
+                    Some("over"),
+                    Some("10s"),
+                    None,
+                    None,
+                ],
+            ),
         ];
         for (text, expected) in cases {
             assert_eq!(parts(text), s(expected), "{text}");
@@ -542,29 +793,97 @@ mod tests {
 
     #[test]
     fn rejects_what_taurus_lets_through() {
-        assert_eq!(error("avg-rt>150ms garbage"), ("unexpected `garbage` after the threshold".into(), "garbage".into(), None));
-        assert_eq!(error("avg-rt>150ms for 10s, stop as failed xyz"), ("unexpected `xyz` at the end of the criterion".into(), "xyz".into(), None));
-        assert_eq!(error("avg-rt>150ms, halt"), ("unknown action `halt`; expected `stop` or `continue`".into(), "halt".into(), None));
-        assert_eq!(error("avg-rt>150ms, stpo"), ("unknown action `stpo`; expected `stop` or `continue`".into(), "stpo".into(), Some("stop".into())));
-        assert_eq!(error("avg-rt=<150ms"), ("`=<` is not an operator".into(), "=<".into(), Some("<=".into())));
-        assert_eq!(error("avg-rt>150ms fro 10s"), ("unexpected `fro` after the threshold".into(), "fro".into(), Some("for".into())));
-        assert_eq!(error("avg-rt of http://h/x>1s").0, "a label that contains `:` must be quoted");
+        assert_eq!(
+            error("avg-rt>150ms garbage"),
+            (
+                "unexpected `garbage` after the threshold".into(),
+                "garbage".into(),
+                None
+            )
+        );
+        assert_eq!(
+            error("avg-rt>150ms for 10s, stop as failed xyz"),
+            (
+                "unexpected `xyz` at the end of the criterion".into(),
+                "xyz".into(),
+                None
+            )
+        );
+        assert_eq!(
+            error("avg-rt>150ms, halt"),
+            (
+                "unknown action `halt`; expected `stop` or `continue`".into(),
+                "halt".into(),
+                None
+            )
+        );
+        assert_eq!(
+            error("avg-rt>150ms, stpo"),
+            (
+                "unknown action `stpo`; expected `stop` or `continue`".into(),
+                "stpo".into(),
+                Some("stop".into())
+            )
+        );
+        assert_eq!(
+            error("avg-rt=<150ms"),
+            (
+                "`=<` is not an operator".into(),
+                "=<".into(),
+                Some("<=".into())
+            )
+        );
+        assert_eq!(
+            error("avg-rt>150ms fro 10s"),
+            (
+                "unexpected `fro` after the threshold".into(),
+                "fro".into(),
+                Some("for".into())
+            )
+        );
+        assert_eq!(
+            error("avg-rt of http://h/x>1s").0,
+            "a label that contains `:` must be quoted"
+        );
         assert_eq!(error("avg-rt of http://h/x>1s").1, "http://h/x");
-        assert_eq!(error("avg-rt 150ms").0, format!("expected a comparison operator ({OPERATORS})"));
+        assert_eq!(
+            error("avg-rt 150ms").0,
+            format!("expected a comparison operator ({OPERATORS})")
+        );
         assert_eq!(error("avg-rt>").0, "missing threshold");
-        assert_eq!(error("avg-rt>1s for").0, "`for` needs a timeframe such as 10s");
+        assert_eq!(
+            error("avg-rt>1s for").0,
+            "`for` needs a timeframe such as 10s"
+        );
     }
 
     #[test]
     fn subjects_and_thresholds() {
-        assert_eq!(parse_subject("p99.9"), Ok(Subject::Percentile { level: 99.9 }));
-        assert_eq!(parse_subject("perc_75"), Ok(Subject::Percentile { level: 75.0 }));
+        assert_eq!(
+            parse_subject("p99.9"),
+            Ok(Subject::Percentile { level: 99.9 })
+        );
+        assert_eq!(
+            parse_subject("perc_75"),
+            Ok(Subject::Percentile { level: 75.0 })
+        );
         assert!(parse_subject("p101").is_err());
-        assert_eq!(parse_subject("rc5??"), Ok(Subject::ResponseCode { pattern: "5??".into() }));
+        assert_eq!(
+            parse_subject("rc5??"),
+            Ok(Subject::ResponseCode {
+                pattern: "5??".into()
+            })
+        );
         assert!(parse_subject("avg_rt").is_err());
         let p = Subject::Percentile { level: 99.0 };
-        assert_eq!(parse_threshold(&p, "250ms"), Ok(Threshold::Duration(Duration::from_millis(250))));
-        assert_eq!(parse_threshold(&p, "50"), Ok(Threshold::Duration(Duration::from_secs(50))));
+        assert_eq!(
+            parse_threshold(&p, "250ms"),
+            Ok(Threshold::Duration(Duration::from_millis(250)))
+        );
+        assert_eq!(
+            parse_threshold(&p, "50"),
+            Ok(Threshold::Duration(Duration::from_secs(50)))
+        );
         let fail = Subject::Kpi { kpi: Kpi::Fail };
         assert_eq!(parse_threshold(&fail, "80%"), Ok(Threshold::Percent(80.0)));
         assert!(parse_threshold(&Subject::Kpi { kpi: Kpi::Hits }, "5%").is_err());

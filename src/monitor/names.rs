@@ -117,7 +117,9 @@ pub fn parse_selector(text: &str) -> Result<Selector, String> {
     };
     let valid_name = |s: &str, colon: bool| {
         let mut chars = s.chars();
-        chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || (colon && c == ':'))
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || (colon && c == ':'))
             && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || (colon && c == ':'))
     };
     if !valid_name(name, true) {
@@ -130,21 +132,26 @@ pub fn parse_selector(text: &str) -> Result<Selector, String> {
             .and_then(|r| r.strip_suffix('}'))
             .ok_or_else(|| format!("`{text}`: label matchers must end with `}}`"))?;
         for matcher in inner.split(',').map(str::trim).filter(|m| !m.is_empty()) {
-            let (label, value) = matcher
-                .split_once('=')
-                .ok_or_else(|| format!("`{matcher}` is not a label matcher such as code=\"200\""))?;
+            let (label, value) = matcher.split_once('=').ok_or_else(|| {
+                format!("`{matcher}` is not a label matcher such as code=\"200\"")
+            })?;
             let value = value.trim();
             let value = value
                 .strip_prefix('"')
                 .and_then(|v| v.strip_suffix('"'))
-                .ok_or_else(|| format!("the value of `{}` must be in double quotes", label.trim()))?;
+                .ok_or_else(|| {
+                    format!("the value of `{}` must be in double quotes", label.trim())
+                })?;
             if !valid_name(label.trim(), false) {
                 return Err(format!("`{}` is not a valid label name", label.trim()));
             }
             labels.push((label.trim().to_owned(), value.to_owned()));
         }
     }
-    Ok(Selector { name: name.to_owned(), labels })
+    Ok(Selector {
+        name: name.to_owned(),
+        labels,
+    })
 }
 
 #[cfg(test)]
@@ -175,7 +182,13 @@ mod tests {
     fn selectors() {
         let s = parse_selector(r#"http_requests_total{code="200", method="POST"}"#).unwrap();
         assert_eq!(s.name, "http_requests_total");
-        assert_eq!(s.labels, [("code".into(), "200".into()), ("method".into(), "POST".into())]);
+        assert_eq!(
+            s.labels,
+            [
+                ("code".into(), "200".into()),
+                ("method".into(), "POST".into())
+            ]
+        );
         assert!(parse_selector("9bad").is_err());
         assert!(parse_selector("x{code=200}").is_err());
         assert!(parse_selector("x{code=\"2\"").is_err());

@@ -12,7 +12,10 @@ use std::marker::PhantomData;
 
 use schemars::JsonSchema;
 use serde::de::value::StrDeserializer;
-use serde::de::{self, DeserializeOwned, Error as _, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, DeserializeOwned, DeserializeSeed, Error as _, IntoDeserializer, MapAccess, SeqAccess,
+    Visitor,
+};
 use serde::{Deserialize, Deserializer};
 
 use super::diagnostics::{Diagnostic, did_you_mean};
@@ -48,11 +51,30 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
                 map.next_key::<String>()?;
                 // Our deserializer has already reported why the value failed.
                 let value = map.next_value::<T>().ok();
-                Ok(Located { span: Span { file: FileId(file), line, col, len }, value })
+                Ok(Located {
+                    span: Span {
+                        file: FileId(file),
+                        line,
+                        col,
+                        len,
+                    },
+                    value,
+                })
             }
-            fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Located<T>, D::Error> {
-                let span = Span { file: FileId(u32::MAX), line: 0, col: 0, len: 0 };
-                T::deserialize(d).map(|v| Located { span, value: Some(v) })
+            fn visit_newtype_struct<D: Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Located<T>, D::Error> {
+                let span = Span {
+                    file: FileId(u32::MAX),
+                    line: 0,
+                    col: 0,
+                    len: 0,
+                };
+                T::deserialize(d).map(|v| Located {
+                    span,
+                    value: Some(v),
+                })
             }
         }
         deserializer.deserialize_newtype_struct(LOCATED, LocatedVisitor(PhantomData))
@@ -91,7 +113,12 @@ impl DeError {
     }
 
     fn reported() -> Self {
-        Self { message: String::new(), span: None, label: None, reported: true }
+        Self {
+            message: String::new(),
+            span: None,
+            label: None,
+            reported: true,
+        }
     }
 
     fn into_diagnostic(self, fallback: Span) -> Diagnostic {
@@ -117,11 +144,20 @@ impl std::error::Error for DeError {}
 
 impl de::Error for DeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        Self { message: msg.to_string(), span: None, label: None, reported: false }
+        Self {
+            message: msg.to_string(),
+            span: None,
+            label: None,
+            reported: false,
+        }
     }
 
     fn invalid_type(unexpected: de::Unexpected<'_>, expected: &dyn de::Expected) -> Self {
-        Self::custom(format_args!("expected {}, found {}", friendly(expected), describe(&unexpected)))
+        Self::custom(format_args!(
+            "expected {}, found {}",
+            friendly(expected),
+            describe(&unexpected)
+        ))
     }
 
     fn invalid_value(unexpected: de::Unexpected<'_>, expected: &dyn de::Expected) -> Self {
@@ -135,9 +171,14 @@ impl de::Error for DeError {
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
         let mut e = Self::custom(format_args!(
             "unknown value `{variant}`; expected one of {}",
-            expected.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ")
+            expected
+                .iter()
+                .map(|v| format!("`{v}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
-        e.label = did_you_mean(variant, expected.iter().copied()).map(|s| format!("did you mean `{s}`?"));
+        e.label =
+            did_you_mean(variant, expected.iter().copied()).map(|s| format!("did you mean `{s}`?"));
         e
     }
 }
@@ -185,7 +226,10 @@ impl fmt::Debug for DeContext {
 
 impl DeContext {
     pub fn new(ignorable: IgnorableKeys) -> Self {
-        Self { diagnostics: RefCell::default(), ignorable }
+        Self {
+            diagnostics: RefCell::default(),
+            ignorable,
+        }
     }
 
     fn report(&self, d: Diagnostic) {
@@ -258,8 +302,11 @@ struct NodeDe<'a> {
 
 impl NodeDe<'_> {
     fn invalid(&self, expected: &str) -> DeError {
-        DeError::custom(format_args!("expected {expected}, found {}", self.node.type_name()))
-            .at(self.node.span)
+        DeError::custom(format_args!(
+            "expected {expected}, found {}",
+            self.node.type_name()
+        ))
+        .at(self.node.span)
     }
 }
 
@@ -293,7 +340,10 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
             Kind::Int(i) => visitor.visit_i64(*i),
             Kind::Float(x) => visitor.visit_f64(*x),
             Kind::Str(s) => visitor.visit_str(s),
-            Kind::Seq(items) => visitor.visit_seq(SeqDe { items: items.iter(), ctx: self.ctx }),
+            Kind::Seq(items) => visitor.visit_seq(SeqDe {
+                items: items.iter(),
+                ctx: self.ctx,
+            }),
             Kind::Map(entries) => visitor.visit_map(MapDe::new(entries, None, "", self.ctx)),
         }
         .map_err(|e: DeError| e.at(span))
@@ -315,7 +365,9 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         // `label: 200` or `version: 1.0` are strings to whoever wrote them.
         match self.node.scalar_text() {
-            Some(text) => visitor.visit_string(text).map_err(|e: DeError| e.at(self.node.span)),
+            Some(text) => visitor
+                .visit_string(text)
+                .map_err(|e: DeError| e.at(self.node.span)),
             None => self.deserialize_any(visitor),
         }
     }
@@ -341,7 +393,11 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
         visitor: V,
     ) -> Result<V::Value, DeError> {
         if name == LOCATED {
-            return visitor.visit_map(LocatedAccess { node: self.node, ctx: self.ctx, step: 0 });
+            return visitor.visit_map(LocatedAccess {
+                node: self.node,
+                ctx: self.ctx,
+                step: 0,
+            });
         }
         visitor.visit_newtype_struct(self)
     }
@@ -372,12 +428,14 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
     ) -> Result<V::Value, DeError> {
         let span = self.node.span;
         match &self.node.kind {
-            Kind::Map(entries) => visitor.visit_map(MapDe::new(entries, Some(fields), name, self.ctx)),
+            Kind::Map(entries) => {
+                visitor.visit_map(MapDe::new(entries, Some(fields), name, self.ctx))
+            }
             // Types that also accept a short string form see it through `visit_str`.
             Kind::Str(s) => visitor.visit_str(s),
-            _ => visitor.visit_map(MapDe::new(&[], Some(fields), name, self.ctx)).and_then(|_| {
-                Err(self.invalid("a map"))
-            }),
+            _ => visitor
+                .visit_map(MapDe::new(&[], Some(fields), name, self.ctx))
+                .and_then(|_| Err(self.invalid("a map"))),
         }
         .map_err(|e: DeError| e.at(span))
     }
@@ -391,7 +449,9 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
         match self.node.scalar_text() {
             Some(text) => {
                 let access: StrDeserializer<'_, DeError> = text.as_str().into_deserializer();
-                visitor.visit_enum(access).map_err(|e: DeError| e.at(self.node.span))
+                visitor
+                    .visit_enum(access)
+                    .map_err(|e: DeError| e.at(self.node.span))
             }
             None => Err(self.invalid("a string")),
         }
@@ -418,10 +478,16 @@ struct SeqDe<'a> {
 impl<'de> SeqAccess<'de> for SeqDe<'_> {
     type Error = DeError;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, DeError> {
         match self.items.next() {
             Some(node) => seed
-                .deserialize(NodeDe { node, ctx: self.ctx })
+                .deserialize(NodeDe {
+                    node,
+                    ctx: self.ctx,
+                })
                 .map(Some)
                 .map_err(|e| e.at(node.span)),
             None => Ok(None),
@@ -448,27 +514,42 @@ impl<'a> MapDe<'a> {
         struct_name: &'static str,
         ctx: &'a DeContext,
     ) -> Self {
-        Self { entries: entries.iter(), fields, struct_name, value: None, ctx }
+        Self {
+            entries: entries.iter(),
+            fields,
+            struct_name,
+            value: None,
+            ctx,
+        }
     }
 
     /// Reports `entry` if the struct has no such field; true when it should be skipped.
     fn skip_unknown(&self, entry: &'a Entry) -> bool {
-        let Some(fields) = self.fields else { return false };
+        let Some(fields) = self.fields else {
+            return false;
+        };
         if fields.contains(&entry.key.as_str()) {
             return false;
         }
         let where_ = context_name(self.struct_name);
         let diagnostic = match (self.ctx.ignorable)(self.struct_name, &entry.key) {
-            Some(why) => Diagnostic::warning(
+            Some(why) => {
+                Diagnostic::warning(entry.key_span, format!("`{}` is ignored: {why}", entry.key))
+            }
+            None => Diagnostic::error(
                 entry.key_span,
-                format!("`{}` is ignored: {why}", entry.key),
-            ),
-            None => Diagnostic::error(entry.key_span, format!("unknown key `{}` in {where_}", entry.key))
-                .with_suggestion(&entry.key, fields.iter().copied())
-                .with_hint(format!(
-                    "{where_} accepts: {}",
-                    fields.iter().filter(|f| !f.starts_with('$')).copied().collect::<Vec<_>>().join(", ")
-                )),
+                format!("unknown key `{}` in {where_}", entry.key),
+            )
+            .with_suggestion(&entry.key, fields.iter().copied())
+            .with_hint(format!(
+                "{where_} accepts: {}",
+                fields
+                    .iter()
+                    .filter(|f| !f.starts_with('$'))
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
         };
         self.ctx.report(diagnostic);
         true
@@ -493,14 +574,21 @@ fn context_name(struct_name: &str) -> String {
         }
         words.push(c.to_ascii_lowercase());
     }
-    let article = if words.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    let article = if words.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
     format!("{article} {words}")
 }
 
 impl<'de> MapAccess<'de> for MapDe<'_> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         while let Some(entry) = self.entries.next() {
             if self.skip_unknown(entry) {
                 continue;
@@ -508,7 +596,10 @@ impl<'de> MapAccess<'de> for MapDe<'_> {
             self.value = Some(&entry.value);
             let key = Node::new(Kind::Str(entry.key.clone()), entry.key_span);
             return seed
-                .deserialize(NodeDe { node: &key, ctx: self.ctx })
+                .deserialize(NodeDe {
+                    node: &key,
+                    ctx: self.ctx,
+                })
                 .map(Some)
                 .map_err(|e| e.at(entry.key_span));
         }
@@ -516,8 +607,15 @@ impl<'de> MapAccess<'de> for MapDe<'_> {
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
-        let node = self.value.take().ok_or_else(|| DeError::custom("value without a key"))?;
-        seed.deserialize(NodeDe { node, ctx: self.ctx }).map_err(|e| e.at(node.span))
+        let node = self
+            .value
+            .take()
+            .ok_or_else(|| DeError::custom("value without a key"))?;
+        seed.deserialize(NodeDe {
+            node,
+            ctx: self.ctx,
+        })
+        .map_err(|e| e.at(node.span))
     }
 }
 
@@ -531,7 +629,10 @@ struct LocatedAccess<'a> {
 impl<'de> MapAccess<'de> for LocatedAccess<'_> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         let key = match self.step {
             0 => "span",
             1 => "value",
@@ -545,9 +646,15 @@ impl<'de> MapAccess<'de> for LocatedAccess<'_> {
         let span = self.node.span;
         if self.step == 1 {
             let parts = vec![span.file.0, span.line, span.col, span.len];
-            return seed.deserialize(de::value::SeqDeserializer::<_, DeError>::new(parts.into_iter()));
+            return seed.deserialize(de::value::SeqDeserializer::<_, DeError>::new(
+                parts.into_iter(),
+            ));
         }
-        seed.deserialize(NodeDe { node: self.node, ctx: self.ctx }).map_err(|e| {
+        seed.deserialize(NodeDe {
+            node: self.node,
+            ctx: self.ctx,
+        })
+        .map_err(|e| {
             if !e.reported {
                 self.ctx.report(e.into_diagnostic(span));
             }
@@ -591,7 +698,14 @@ mod tests {
             .into_iter()
             .map(|d| {
                 let s = d.span.unwrap();
-                format!("{}:{} {:?} {}{}", s.line, s.col, d.severity, d.message, d.label.map(|l| format!(" ({l})")).unwrap_or_default())
+                format!(
+                    "{}:{} {:?} {}{}",
+                    s.line,
+                    s.col,
+                    d.severity,
+                    d.message,
+                    d.label.map(|l| format!(" ({l})")).unwrap_or_default()
+                )
             })
             .collect();
         (value, messages)

@@ -110,7 +110,10 @@ impl Diagnostic {
                 .take(col)
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
-            let label = self.label.as_deref().map_or(String::new(), |l| format!(" {l}"));
+            let label = self
+                .label
+                .as_deref()
+                .map_or(String::new(), |l| format!(" {l}"));
             let _ = writeln!(out, "{gutter} | {pad}{}{label}", "^".repeat(width));
         } else if let Some(label) = &self.label {
             let _ = writeln!(out, "{gutter} = {label}");
@@ -176,7 +179,10 @@ impl Diagnostics {
 
 /// The closest candidate to `word`, if it is close enough to be a plausible typo: a few
 /// edits (transpositions count as one) or a high Jaro-Winkler similarity.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let word_lower = word.to_ascii_lowercase();
     let max_edits = (word.chars().count() / 3).max(1);
     candidates

@@ -29,7 +29,11 @@ pub enum DiscoverError {
         source: std::io::Error,
     },
     #[error("no suite files found in {searched} (pattern `{pattern}`{excluding})")]
-    NoSuites { searched: String, pattern: String, excluding: String },
+    NoSuites {
+        searched: String,
+        pattern: String,
+        excluding: String,
+    },
 }
 
 /// What discovery found.
@@ -42,7 +46,11 @@ pub struct Discovery {
 }
 
 /// Searches `inputs` (files, directories or globs) for suites matching `pattern`.
-pub fn discover(inputs: &[String], pattern: &str, excludes: &[String]) -> Result<Discovery, DiscoverError> {
+pub fn discover(
+    inputs: &[String],
+    pattern: &str,
+    excludes: &[String],
+) -> Result<Discovery, DiscoverError> {
     let matcher = glob_set(&[pattern.to_owned()])?;
     let excluded = glob_set(excludes)?;
     let mut found = Discovery::default();
@@ -60,9 +68,17 @@ pub fn discover(inputs: &[String], pattern: &str, excludes: &[String]) -> Result
             let glob = glob_set(&[glob])?;
             if root.is_dir() {
                 let mut all = Discovery::default();
-                walk(&root, &root, &glob_set(&["*".to_owned()])?, &excluded, &mut all)?;
+                walk(
+                    &root,
+                    &root,
+                    &glob_set(&["*".to_owned()])?,
+                    &excluded,
+                    &mut all,
+                )?;
                 found.global_configs.extend(all.global_configs);
-                found.suites.extend(all.suites.into_iter().filter(|p| glob.is_match(p)));
+                found
+                    .suites
+                    .extend(all.suites.into_iter().filter(|p| glob.is_match(p)));
             }
         } else {
             return Err(DiscoverError::Missing(input.clone()));
@@ -74,12 +90,23 @@ pub fn discover(inputs: &[String], pattern: &str, excludes: &[String]) -> Result
     found.global_configs.dedup();
     if found.suites.is_empty() {
         return Err(DiscoverError::NoSuites {
-            searched: inputs.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", "),
+            searched: inputs
+                .iter()
+                .map(|i| format!("`{i}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
             pattern: pattern.to_owned(),
             excluding: if excludes.is_empty() {
                 String::new()
             } else {
-                format!(", excluding {}", excludes.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", "))
+                format!(
+                    ", excluding {}",
+                    excludes
+                        .iter()
+                        .map(|e| format!("`{e}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             },
         });
     }
@@ -89,10 +116,16 @@ pub fn discover(inputs: &[String], pattern: &str, excludes: &[String]) -> Result
 fn glob_set(patterns: &[String]) -> Result<GlobSet, DiscoverError> {
     let mut builder = GlobSetBuilder::new();
     for pattern in patterns {
-        let glob = Glob::new(pattern).map_err(|source| DiscoverError::BadGlob { pattern: pattern.clone(), source })?;
+        let glob = Glob::new(pattern).map_err(|source| DiscoverError::BadGlob {
+            pattern: pattern.clone(),
+            source,
+        })?;
         builder.add(glob);
     }
-    builder.build().map_err(|source| DiscoverError::BadGlob { pattern: patterns.join(", "), source })
+    builder.build().map_err(|source| DiscoverError::BadGlob {
+        pattern: patterns.join(", "),
+        source,
+    })
 }
 
 /// `suites/**/*.yaml` → (`suites`, the whole glob).
@@ -113,15 +146,29 @@ fn split_glob(input: &str) -> (PathBuf, String) {
 
 fn is_excluded(excluded: &GlobSet, root: &Path, path: &Path) -> bool {
     let relative = path.strip_prefix(root).unwrap_or(path);
-    excluded.is_match(path) || excluded.is_match(relative) || path.file_name().is_some_and(|n| excluded.is_match(n))
+    excluded.is_match(path)
+        || excluded.is_match(relative)
+        || path.file_name().is_some_and(|n| excluded.is_match(n))
 }
 
-fn walk(root: &Path, dir: &Path, matcher: &GlobSet, excluded: &GlobSet, found: &mut Discovery) -> Result<(), DiscoverError> {
-    let read = std::fs::read_dir(dir).map_err(|source| DiscoverError::ReadDir { path: dir.display().to_string(), source })?;
+fn walk(
+    root: &Path,
+    dir: &Path,
+    matcher: &GlobSet,
+    excluded: &GlobSet,
+    found: &mut Discovery,
+) -> Result<(), DiscoverError> {
+    let read = std::fs::read_dir(dir).map_err(|source| DiscoverError::ReadDir {
+        path: dir.display().to_string(),
+        source,
+    })?;
     let mut entries: Vec<_> = read.filter_map(Result::ok).map(|e| e.path()).collect();
     entries.sort();
     for path in entries {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if is_excluded(excluded, root, &path) {
             continue;
         }
@@ -154,7 +201,10 @@ mod tests {
     }
 
     fn names(d: &Discovery, root: &Path) -> Vec<String> {
-        d.suites.iter().map(|p| p.strip_prefix(root).unwrap().display().to_string()).collect()
+        d.suites
+            .iter()
+            .map(|p| p.strip_prefix(root).unwrap().display().to_string())
+            .collect()
     }
 
     #[test]
@@ -171,12 +221,25 @@ mod tests {
             "flat/w.yml",
         ]);
         let root = dir.path();
-        let d = discover(&[root.join("tests").display().to_string()], DEFAULT_PATTERN, &[]).unwrap();
+        let d = discover(
+            &[root.join("tests").display().to_string()],
+            DEFAULT_PATTERN,
+            &[],
+        )
+        .unwrap();
         assert_eq!(names(&d, root), ["tests/a/a.yaml", "tests/b/b.yaml"]);
         assert_eq!(d.global_configs, [root.join("tests/global_config.yaml")]);
-        let d = discover(&[root.join("flat").display().to_string()], DEFAULT_PATTERN, &[]).unwrap();
+        let d = discover(
+            &[root.join("flat").display().to_string()],
+            DEFAULT_PATTERN,
+            &[],
+        )
+        .unwrap();
         assert_eq!(names(&d, root), ["flat/w.yml", "flat/x.yaml"]);
-        assert_eq!(d.global_configs, [root.join("flat/common/global_config.yaml")]);
+        assert_eq!(
+            d.global_configs,
+            [root.join("flat/common/global_config.yaml")]
+        );
     }
 
     #[test]
@@ -184,14 +247,28 @@ mod tests {
         let dir = tree(&["s/a.yaml", "s/b.yaml", "s/deep/c.yaml", "s/d.json"]);
         let root = dir.path();
         let s = root.join("s").display().to_string();
-        let d = discover(&[s.clone()], "*.json", &[]).unwrap();
+        let d = discover(std::slice::from_ref(&s), "*.json", &[]).unwrap();
         assert_eq!(names(&d, root), ["s/d.json"]);
-        let d = discover(&[s.clone()], DEFAULT_PATTERN, &["b.yaml".into(), "deep/**".into()]).unwrap();
+        let d = discover(
+            std::slice::from_ref(&s),
+            DEFAULT_PATTERN,
+            &["b.yaml".into(), "deep/**".into()],
+        )
+        .unwrap();
         assert_eq!(names(&d, root), ["s/a.yaml"]);
         let d = discover(&[format!("{s}/**/c.yaml")], DEFAULT_PATTERN, &[]).unwrap();
         assert_eq!(names(&d, root), ["s/deep/c.yaml"]);
-        let err = discover(&[s], "*.toml", &["x".into()]).unwrap_err().to_string();
-        assert!(err.starts_with("no suite files found in `") && err.ends_with("(pattern `*.toml`, excluding `x`)"), "{err}");
-        assert!(matches!(discover(&["nope/".into()], DEFAULT_PATTERN, &[]), Err(DiscoverError::Missing(_))));
+        let err = discover(&[s], "*.toml", &["x".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("no suite files found in `")
+                && err.ends_with("(pattern `*.toml`, excluding `x`)"),
+            "{err}"
+        );
+        assert!(matches!(
+            discover(&["nope/".into()], DEFAULT_PATTERN, &[]),
+            Err(DiscoverError::Missing(_))
+        ));
     }
 }

@@ -27,16 +27,17 @@ pub fn references(text: &str) -> Vec<Reference> {
             i += 2;
             continue;
         }
-        if bytes[i] == b'$' && bytes[i + 1] == b'{' {
-            if let Some(close) = text[i + 2..].find('}') {
-                let end = i + 2 + close + 1;
-                found.push(Reference {
-                    range: i..end,
-                    name: text[i + 2..end - 1].to_owned(),
-                });
-                i = end;
-                continue;
-            }
+        if bytes[i] == b'$'
+            && bytes[i + 1] == b'{'
+            && let Some(close) = text[i + 2..].find('}')
+        {
+            let end = i + 2 + close + 1;
+            found.push(Reference {
+                range: i..end,
+                name: text[i + 2..end - 1].to_owned(),
+            });
+            i = end;
+            continue;
         }
         i += 1;
     }
@@ -65,7 +66,11 @@ impl Variables {
     /// environment and the entries declared before it. A `null` value unsets the name.
     pub fn from_settings(root: &Node, os_env: &dyn Fn(&str) -> Option<String>) -> Self {
         let mut vars = Self::default();
-        let Some(env) = root.get("settings").and_then(|s| s.get("env")).and_then(Node::as_map) else {
+        let Some(env) = root
+            .get("settings")
+            .and_then(|s| s.get("env"))
+            .and_then(Node::as_map)
+        else {
             return vars;
         };
         for entry in env {
@@ -85,9 +90,14 @@ impl Variables {
     }
 
     pub fn add_builtins(&mut self, builtins: &Builtins) {
-        self.values.insert("ARTIFACTS_DIR".into(), builtins.artifacts_dir.clone());
-        self.values.insert("TAURUS_ARTIFACTS_DIR".into(), builtins.artifacts_dir.clone());
-        self.values.insert("PERFGATE".into(), builtins.perfgate.clone());
+        self.values
+            .insert("ARTIFACTS_DIR".into(), builtins.artifacts_dir.clone());
+        self.values.insert(
+            "TAURUS_ARTIFACTS_DIR".into(),
+            builtins.artifacts_dir.clone(),
+        );
+        self.values
+            .insert("PERFGATE".into(), builtins.perfgate.clone());
         for (name, port) in &builtins.ports {
             self.values.insert(name.clone(), port.to_string());
         }
@@ -132,12 +142,12 @@ fn substitute(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
 /// A string that is exactly one `${NAME}` takes the YAML type of its value, so
 /// `concurrency: ${USERS}` with `USERS: 10` is the integer 10.
 pub fn interpolate(root: &mut Node, vars: &Variables) {
-    if let Some(env) = root.get_mut("settings").and_then(|s| s.get_mut("env")) {
-        if let Kind::Map(entries) = &mut env.kind {
-            for entry in entries {
-                if let Some(value) = vars.get(&entry.key) {
-                    entry.value.kind = Kind::Str(value.to_owned());
-                }
+    if let Some(env) = root.get_mut("settings").and_then(|s| s.get_mut("env"))
+        && let Kind::Map(entries) = &mut env.kind
+    {
+        for entry in entries {
+            if let Some(value) = vars.get(&entry.key) {
+                entry.value.kind = Kind::Str(value.to_owned());
             }
         }
     }
@@ -145,13 +155,13 @@ pub fn interpolate(root: &mut Node, vars: &Variables) {
         return interpolate_node(root, vars);
     };
     for entry in entries {
-        if entry.key == "settings" {
-            if let Kind::Map(settings) = &mut entry.value.kind {
-                for s in settings.iter_mut().filter(|s| s.key != "env") {
-                    interpolate_node(&mut s.value, vars);
-                }
-                continue;
+        if entry.key == "settings"
+            && let Kind::Map(settings) = &mut entry.value.kind
+        {
+            for s in settings.iter_mut().filter(|s| s.key != "env") {
+                interpolate_node(&mut s.value, vars);
             }
+            continue;
         }
         interpolate_node(&mut entry.value, vars);
     }
@@ -173,7 +183,9 @@ fn interpolate_node(node: &mut Node, vars: &Variables) {
             }
         }
         Kind::Seq(items) => items.iter_mut().for_each(|i| interpolate_node(i, vars)),
-        Kind::Map(entries) => entries.iter_mut().for_each(|e| interpolate_node(&mut e.value, vars)),
+        Kind::Map(entries) => entries
+            .iter_mut()
+            .for_each(|e| interpolate_node(&mut e.value, vars)),
         Kind::Null | Kind::Bool(_) | Kind::Int(_) | Kind::Float(_) => {}
     }
 }
@@ -224,11 +236,23 @@ mod tests {
     fn interpolation_rules() {
         let cases: &[(&str, &str, serde_json::Value)] = &[
             // settings.env names are replaced in any string
-            ("settings: {env: {H: h1}}\nx: http://${H}/a", "/x", "http://h1/a".into()),
+            (
+                "settings: {env: {H: h1}}\nx: http://${H}/a",
+                "/x",
+                "http://h1/a".into(),
+            ),
             // values may use OS variables
-            ("settings: {env: {P: '${PATH}:/x'}}\nx: ${P}", "/x", "/bin:/x".into()),
+            (
+                "settings: {env: {P: '${PATH}:/x'}}\nx: ${P}",
+                "/x",
+                "/bin:/x".into(),
+            ),
             // and earlier entries
-            ("settings: {env: {A: a, B: '${A}b'}}\nx: ${B}", "/x", "ab".into()),
+            (
+                "settings: {env: {A: a, B: '${A}b'}}\nx: ${B}",
+                "/x",
+                "ab".into(),
+            ),
             // OS variables alone are not substituted (only declared names are)
             ("x: ${HOME}", "/x", "${HOME}".into()),
             // null unsets; the reference stays for validation to report
@@ -241,20 +265,36 @@ mod tests {
             // built-ins
             ("x: ${ARTIFACTS_DIR}/a", "/x", "/art/a".into()),
             ("x: ${TAURUS_ARTIFACTS_DIR}", "/x", "/art".into()),
-            ("x: ['${PERFGATE}', --port, '${PORT}']", "/x/0", "/bin/perfgate".into()),
+            (
+                "x: ['${PERFGATE}', --port, '${PORT}']",
+                "/x/0",
+                "/bin/perfgate".into(),
+            ),
             ("x: ['${PERFGATE}', --port, '${PORT}']", "/x/2", 4242.into()),
             // runtime variables are left alone
             ("x: /a/${id}", "/x", "/a/${id}".into()),
             // escaped
             ("settings: {env: {A: a}}\nx: $${A}", "/x", "$${A}".into()),
             // keys are not interpolated
-            ("settings: {env: {A: a}}\nx: {'${A}': 1}", "/x/${A}", 1.into()),
+            (
+                "settings: {env: {A: a}}\nx: {'${A}': 1}",
+                "/x/${A}",
+                1.into(),
+            ),
             // settings.env is written back resolved
-            ("settings: {env: {A: '${PATH}'}}", "/settings/env/A", "/bin".into()),
+            (
+                "settings: {env: {A: '${PATH}'}}",
+                "/settings/env/A",
+                "/bin".into(),
+            ),
         ];
         for (text, pointer, expected) in cases {
             let got = run(text);
-            assert_eq!(got.pointer(pointer), Some(expected), "{text} at {pointer}: {got}");
+            assert_eq!(
+                got.pointer(pointer),
+                Some(expected),
+                "{text} at {pointer}: {got}"
+            );
         }
     }
 

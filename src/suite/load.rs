@@ -51,7 +51,15 @@ pub fn load(discovery: &Discovery, opts: &LoadOptions) -> Loaded {
     for path in discovery.global_configs.iter().chain(&opts.configs) {
         let mut diags = Diagnostics::default();
         let mut root = empty_map(&mut loaded.sources, path);
-        load_with_includes(path, None, &mut root, &mut vec![], &mut HashSet::new(), &mut loaded.sources, &mut diags);
+        load_with_includes(
+            path,
+            None,
+            &mut root,
+            &mut vec![],
+            &mut HashSet::new(),
+            &mut loaded.sources,
+            &mut diags,
+        );
         loaded.diagnostics.extend(diags.iter().cloned());
         base_layers.push(root);
     }
@@ -66,7 +74,14 @@ pub fn load(discovery: &Discovery, opts: &LoadOptions) -> Loaded {
     let names = suite_names(&suites);
     for (path, name) in suites.iter().zip(names) {
         let before = loaded.diagnostics.error_count();
-        let suite = load_suite(path, name, &base_layers, opts, &mut loaded.sources, &mut loaded.diagnostics);
+        let suite = load_suite(
+            path,
+            name,
+            &base_layers,
+            opts,
+            &mut loaded.sources,
+            &mut loaded.diagnostics,
+        );
         if loaded.diagnostics.error_count() > before || suite.is_none() {
             loaded.failed.push(path.clone());
         }
@@ -84,15 +99,22 @@ fn included_by_others(suites: &[PathBuf]) -> HashSet<PathBuf> {
         if !visited.insert(path.canonicalize().unwrap_or_else(|_| path.clone())) {
             continue;
         }
-        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
         if !text.contains("included-configs") {
             continue;
         }
-        let Ok(docs) = parse_documents(&text, FileId(u32::MAX)) else { continue };
+        let Ok(docs) = parse_documents(&text, FileId(u32::MAX)) else {
+            continue;
+        };
         let base = path.parent().unwrap_or(Path::new("."));
         for doc in &docs {
             let entries = doc.get("included-configs");
-            let list = entries.and_then(Node::as_seq).map(<[Node]>::to_vec).or_else(|| entries.map(|e| vec![e.clone()]));
+            let list = entries
+                .and_then(Node::as_seq)
+                .map(<[Node]>::to_vec)
+                .or_else(|| entries.map(|e| vec![e.clone()]));
             for item in list.into_iter().flatten() {
                 if let Some(rel) = item.as_str() {
                     let target = base.join(rel);
@@ -109,7 +131,15 @@ fn included_by_others(suites: &[PathBuf]) -> HashSet<PathBuf> {
 
 fn empty_map(sources: &mut SourceMap, path: &Path) -> Node {
     let file = sources.add_virtual(path.display().to_string(), String::new());
-    Node::new(Kind::Map(Vec::new()), Span { file, line: 1, col: 1, len: 1 })
+    Node::new(
+        Kind::Map(Vec::new()),
+        Span {
+            file,
+            line: 1,
+            col: 1,
+            len: 1,
+        },
+    )
 }
 
 fn load_suite(
@@ -126,7 +156,15 @@ fn load_suite(
     }
     let mut own = Diagnostics::default();
     let mut suite_root = empty_map(sources, path);
-    load_with_includes(path, None, &mut suite_root, &mut vec![], &mut HashSet::new(), sources, &mut own);
+    load_with_includes(
+        path,
+        None,
+        &mut suite_root,
+        &mut vec![],
+        &mut HashSet::new(),
+        sources,
+        &mut own,
+    );
     if own.has_errors() {
         diags.extend(own.iter().cloned());
         return None;
@@ -144,11 +182,23 @@ fn load_suite(
     if let Some(env) = &opts.env {
         let env_path = suite_dir.join("environments").join(format!("{env}.yaml"));
         if env_path.is_file() {
-            load_with_includes(&env_path, None, &mut root, &mut vec![], &mut HashSet::new(), sources, diags);
+            load_with_includes(
+                &env_path,
+                None,
+                &mut root,
+                &mut vec![],
+                &mut HashSet::new(),
+                sources,
+                diags,
+            );
         } else {
             diags.push(Diagnostic::warning(
                 None,
-                format!("`-e {env}`: there is no {} for `{}`", env_path.display(), path.display()),
+                format!(
+                    "`-e {env}`: there is no {} for `{}`",
+                    env_path.display(),
+                    path.display()
+                ),
             ));
         }
     }
@@ -185,25 +235,51 @@ fn load_suite(
 }
 
 /// `-o a.b=VALUE`: VALUE is YAML, located in a virtual source named after the option.
-fn apply_cli_override(root: &mut Node, text: &str, sources: &mut SourceMap, diags: &mut Diagnostics) {
+fn apply_cli_override(
+    root: &mut Node,
+    text: &str,
+    sources: &mut SourceMap,
+    diags: &mut Diagnostics,
+) {
     let file = sources.add_virtual(format!("-o {text}"), text.to_owned());
-    let whole = Span { file, line: 1, col: 1, len: u32::try_from(text.chars().count()).unwrap_or(1) };
+    let whole = Span {
+        file,
+        line: 1,
+        col: 1,
+        len: u32::try_from(text.chars().count()).unwrap_or(1),
+    };
     let (path, value_text) = match split_override(text) {
         Ok(parts) => parts,
         Err(e) => {
-            diags.push(Diagnostic::error(whole, e.to_string()).with_hint("write -o path.to.key=VALUE, e.g. -o execution.0.concurrency=5"));
+            diags.push(
+                Diagnostic::error(whole, e.to_string())
+                    .with_hint("write -o path.to.key=VALUE, e.g. -o execution.0.concurrency=5"),
+            );
             return;
         }
     };
     let offset = u32::try_from(text.len() - value_text.len()).unwrap_or(0);
-    let value_span = Span { col: 1 + offset, len: u32::try_from(value_text.chars().count().max(1)).unwrap_or(1), ..whole };
+    let value_span = Span {
+        col: 1 + offset,
+        len: u32::try_from(value_text.chars().count().max(1)).unwrap_or(1),
+        ..whole
+    };
     let value = match parse_documents(&format!("v: {value_text}"), file) {
-        Ok(mut docs) => docs.pop().and_then(|d| d.get("v").cloned()).map_or(Node::new(Kind::Null, value_span), |v| Node { span: value_span, ..v }),
+        Ok(mut docs) => docs.pop().and_then(|d| d.get("v").cloned()).map_or(
+            Node::new(Kind::Null, value_span),
+            |v| Node {
+                span: value_span,
+                ..v
+            },
+        ),
         Err(_) => Node::new(Kind::Str(value_text.to_owned()), value_span),
     };
     let value = relocate(value, value_span);
     if let Err(e) = apply_override(root, path, value) {
-        diags.push(Diagnostic::error(whole, format!("cannot apply override: {e}")));
+        diags.push(Diagnostic::error(
+            whole,
+            format!("cannot apply override: {e}"),
+        ));
     }
 }
 
@@ -243,11 +319,19 @@ fn load_with_includes(
         let chain: Vec<String> = stack[start..]
             .iter()
             .chain(std::iter::once(&canonical))
-            .map(|p| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned()))
+            .map(|p| {
+                p.file_name().map_or_else(
+                    || p.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                )
+            })
             .collect();
         diags.push(
-            Diagnostic::error(referenced_at, format!("include cycle: {}", chain.join(" → ")))
-                .with_hint("remove one of the `included-configs` entries that closes the cycle"),
+            Diagnostic::error(
+                referenced_at,
+                format!("include cycle: {}", chain.join(" → ")),
+            )
+            .with_hint("remove one of the `included-configs` entries that closes the cycle"),
         );
         return;
     }
@@ -257,10 +341,17 @@ fn load_with_includes(
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) => {
-            let what = if referenced_at.is_some() { "included config" } else { "file" };
+            let what = if referenced_at.is_some() {
+                "included config"
+            } else {
+                "file"
+            };
             diags.push(
-                Diagnostic::error(referenced_at, format!("cannot read {what} `{}`: {}", path.display(), io_reason(&e)))
-                    .with_hint("included paths are relative to the file that includes them"),
+                Diagnostic::error(
+                    referenced_at,
+                    format!("cannot read {what} `{}`: {}", path.display(), io_reason(&e)),
+                )
+                .with_hint("included paths are relative to the file that includes them"),
             );
             return;
         }
@@ -270,8 +361,16 @@ fn load_with_includes(
         Ok(docs) => docs,
         Err(e) => {
             diags.push(
-                Diagnostic::error(Span { file, line: e.line, col: e.col, len: 1 }, format!("invalid YAML: {}", strip_location(&e.message)))
-                    .with_hint("check indentation and quoting near this line"),
+                Diagnostic::error(
+                    Span {
+                        file,
+                        line: e.line,
+                        col: e.col,
+                        len: 1,
+                    },
+                    format!("invalid YAML: {}", strip_location(&e.message)),
+                )
+                .with_hint("check indentation and quoting near this line"),
             );
             return;
         }
@@ -285,13 +384,22 @@ fn load_with_includes(
                 match entry.value.kind {
                     Kind::Seq(items) => includes.extend(items),
                     Kind::Str(_) => includes.push(entry.value),
-                    _ => diags.push(Diagnostic::error(entry.value.span, "`included-configs` is a list of file paths")),
+                    _ => diags.push(Diagnostic::error(
+                        entry.value.span,
+                        "`included-configs` is a list of file paths",
+                    )),
                 }
             }
         } else {
             diags.push(
-                Diagnostic::error(doc.span, format!("a suite document is a map of sections, found {}", doc.type_name()))
-                    .with_hint("start the document with keys such as `execution:` and `scenarios:`"),
+                Diagnostic::error(
+                    doc.span,
+                    format!(
+                        "a suite document is a map of sections, found {}",
+                        doc.type_name()
+                    ),
+                )
+                .with_hint("start the document with keys such as `execution:` and `scenarios:`"),
             );
             continue;
         }
@@ -300,10 +408,21 @@ fn load_with_includes(
     let base = path.parent().unwrap_or(Path::new("."));
     for include in includes {
         let Some(rel) = include.as_str() else {
-            diags.push(Diagnostic::error(include.span, "`included-configs` entries are file paths"));
+            diags.push(Diagnostic::error(
+                include.span,
+                "`included-configs` entries are file paths",
+            ));
             continue;
         };
-        load_with_includes(&base.join(rel), Some(include.span), root, stack, seen, sources, diags);
+        load_with_includes(
+            &base.join(rel),
+            Some(include.span),
+            root,
+            stack,
+            seen,
+            sources,
+            diags,
+        );
     }
     stack.pop();
 }
@@ -326,7 +445,11 @@ fn strip_location(message: &str) -> String {
 
 /// One free loopback port per name in `settings.ports`.
 fn allocate_ports(root: &Node) -> Vec<(String, u16)> {
-    let Some(names) = root.get("settings").and_then(|s| s.get("ports")).and_then(Node::as_seq) else {
+    let Some(names) = root
+        .get("settings")
+        .and_then(|s| s.get("ports"))
+        .and_then(Node::as_seq)
+    else {
         return Vec::new();
     };
     names
@@ -341,7 +464,9 @@ fn allocate_ports(root: &Node) -> Vec<(String, u16)> {
 
 /// `environments/*.yaml` beside a suite and the `settings.env` names each declares.
 fn environments_beside(dir: &Path) -> Vec<(String, BTreeSet<String>)> {
-    let Ok(entries) = std::fs::read_dir(dir.join("environments")) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir.join("environments")) else {
+        return Vec::new();
+    };
     let mut envs: Vec<(String, BTreeSet<String>)> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -351,7 +476,12 @@ fn environments_beside(dir: &Path) -> Vec<(String, BTreeSet<String>)> {
             let names = parse_documents(&text, FileId(u32::MAX))
                 .ok()?
                 .iter()
-                .filter_map(|d| d.get("settings")?.get("env")?.as_map().map(|m| m.iter().map(|e| e.key.clone()).collect::<Vec<_>>()))
+                .filter_map(|d| {
+                    d.get("settings")?
+                        .get("env")?
+                        .as_map()
+                        .map(|m| m.iter().map(|e| e.key.clone()).collect::<Vec<_>>())
+                })
                 .flatten()
                 .collect();
             Some((p.file_stem()?.to_string_lossy().into_owned(), names))
@@ -363,13 +493,21 @@ fn environments_beside(dir: &Path) -> Vec<(String, BTreeSet<String>)> {
 
 /// File stems, made unique with their parent folder when two suites share a stem.
 fn suite_names(paths: &[PathBuf]) -> Vec<String> {
-    let stem = |p: &PathBuf| p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = |p: &PathBuf| {
+        p.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
     paths
         .iter()
         .map(|p| {
             let name = stem(p);
             if paths.iter().filter(|q| stem(q) == name).count() > 1 {
-                let parent = p.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let parent = p
+                    .parent()
+                    .and_then(Path::file_name)
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 format!("{parent}-{name}")
             } else {
                 name
@@ -381,21 +519,33 @@ fn suite_names(paths: &[PathBuf]) -> Vec<String> {
 /// Taurus and JMeter keys that cannot change results here: a warning, not an error.
 fn ignorable_key(struct_name: &str, key: &str) -> Option<&'static str> {
     match (struct_name, key) {
-        ("RawScenario", "store-cache" | "use-dns-cache-mgr" | "retrieve-resources" | "concurrent-pool-size") => {
-            Some("a JMeter cache/resource option with no effect on perfgate's HTTP engine")
+        (
+            "RawScenario",
+            "store-cache" | "use-dns-cache-mgr" | "retrieve-resources" | "concurrent-pool-size",
+        ) => Some("a JMeter cache/resource option with no effect on perfgate's HTTP engine"),
+        ("RawScenario", "properties") => {
+            Some("JMeter properties do not apply here; use `settings.env`")
         }
-        ("RawScenario", "properties") => Some("JMeter properties do not apply here; use `settings.env`"),
-        ("RawScenario", "browser") => Some("browser scenarios need Selenium; perfgate sends HTTP requests"),
+        ("RawScenario", "browser") => {
+            Some("browser scenarios need Selenium; perfgate sends HTTP requests")
+        }
         ("RawScenario", "simulation") => Some("an option of the Gatling executor"),
-        ("RawRequest", "include-timers") => Some("a JMeter transaction option; transactions here time their requests"),
+        ("RawRequest", "include-timers") => {
+            Some("a JMeter transaction option; transactions here time their requests")
+        }
         ("RawExecution", "locations" | "locations-weighted" | "provisioning") => {
             Some("cloud locations do not apply: perfgate generates load from this machine")
         }
-        ("RawExecution", "runner" | "write-xml-jtl" | "files") => Some("an option of another Taurus executor"),
-        ("RawSettings", "default-executor" | "aggregator" | "verbose" | "check-updates" | "proxy") => {
+        ("RawExecution", "runner" | "write-xml-jtl" | "files") => {
+            Some("an option of another Taurus executor")
+        }
+        (
+            "RawSettings",
+            "default-executor" | "aggregator" | "verbose" | "check-updates" | "proxy",
+        ) => Some("a Taurus setting that does not apply to perfgate"),
+        ("RawSuite", "version" | "provisioning" | "cli-aliases") => {
             Some("a Taurus setting that does not apply to perfgate")
         }
-        ("RawSuite", "version" | "provisioning" | "cli-aliases") => Some("a Taurus setting that does not apply to perfgate"),
         _ => None,
     }
 }

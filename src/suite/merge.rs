@@ -121,7 +121,11 @@ pub enum OverrideError {
         found: &'static str,
     },
     #[error("`{path}` has {len} items, so index {index} is out of range")]
-    OutOfRange { path: String, index: i64, len: usize },
+    OutOfRange {
+        path: String,
+        index: i64,
+        len: usize,
+    },
 }
 
 /// Splits `a.b.0.c=VALUE` into its path and value text.
@@ -147,7 +151,11 @@ pub fn apply_override(root: &mut Node, path: &str, value: Node) -> Result<(), Ov
         walked.push_str(part);
         if current.kind == Kind::Null {
             // An empty key such as `settings:` gains the structure the path asks for.
-            current.kind = if part.parse::<i64>().is_ok() { Kind::Seq(Vec::new()) } else { Kind::Map(Vec::new()) };
+            current.kind = if part.parse::<i64>().is_ok() {
+                Kind::Seq(Vec::new())
+            } else {
+                Kind::Map(Vec::new())
+            };
         }
         match &mut current.kind {
             Kind::Seq(items) => {
@@ -159,14 +167,21 @@ pub fn apply_override(root: &mut Node, path: &str, value: Node) -> Result<(), Ov
                 let len = items.len();
                 // `-1`, or the index one past the end, appends.
                 let slot = if index == -1 || usize::try_from(index) == Ok(len) {
-                    let filler = if last { Kind::Null } else { Kind::Map(Vec::new()) };
+                    let filler = if last {
+                        Kind::Null
+                    } else {
+                        Kind::Map(Vec::new())
+                    };
                     items.push(Node::new(filler, span));
                     len
                 } else {
-                    usize::try_from(index)
-                        .ok()
-                        .filter(|&i| i < len)
-                        .ok_or(OverrideError::OutOfRange { path: here, index, len })?
+                    usize::try_from(index).ok().filter(|&i| i < len).ok_or(
+                        OverrideError::OutOfRange {
+                            path: here,
+                            index,
+                            len,
+                        },
+                    )?
                 };
                 if last {
                     items[slot] = value;
@@ -193,7 +208,11 @@ pub fn apply_override(root: &mut Node, path: &str, value: Node) -> Result<(), Ov
                     Some(index) => index,
                     None => {
                         let next_is_index = parts[i + 1].parse::<i64>().is_ok();
-                        let kind = if next_is_index { Kind::Seq(Vec::new()) } else { Kind::Map(Vec::new()) };
+                        let kind = if next_is_index {
+                            Kind::Seq(Vec::new())
+                        } else {
+                            Kind::Map(Vec::new())
+                        };
                         entries.push(Entry {
                             key: (*part).to_owned(),
                             key_span: value.span,
@@ -227,7 +246,12 @@ mod tests {
     }
 
     fn merged(layers: &[&str]) -> serde_json::Value {
-        let span = Span { file: FileId(0), line: 1, col: 1, len: 1 };
+        let span = Span {
+            file: FileId(0),
+            line: 1,
+            col: 1,
+            len: 1,
+        };
         merge_layers(layers.iter().map(|l| yaml(l)), span).to_json()
     }
 
@@ -253,10 +277,16 @@ mod tests {
             (&["a: 1\nb: 2", "^a: null"], r#"{"b": 2}"#),
             (&["b: 2", "^missing: 1"], r#"{"b": 2}"#),
             // $key merges lists element by element
-            (&["l: [{a: 1}, {b: 2}]", "$l: [{c: 3}]"], r#"{"l": [{"a": 1, "c": 3}, {"b": 2}]}"#),
+            (
+                &["l: [{a: 1}, {b: 2}]", "$l: [{c: 3}]"],
+                r#"{"l": [{"a": 1, "c": 3}, {"b": 2}]}"#,
+            ),
             (&["l: [1]", "$l: [5, 6]"], r#"{"l": [5, 6]}"#),
             // prefixes with nothing to merge into are stripped
-            (&["~a: {^b: 1, c: [{~d: 2}]}"], r#"{"a": {"c": [{"d": 2}]}}"#),
+            (
+                &["~a: {^b: 1, c: [{~d: 2}]}"],
+                r#"{"a": {"c": [{"d": 2}]}}"#,
+            ),
             // order of keys is the order first written
             (&["b: 1\na: 1", "c: 1\nb: 2"], r#"{"b": 2, "a": 1, "c": 1}"#),
         ];
@@ -267,7 +297,11 @@ mod tests {
 
     fn overridden(base: &str, path: &str, value: &str) -> Result<serde_json::Value, OverrideError> {
         let mut root = yaml(base);
-        apply_override(&mut root, path, yaml(&format!("v: {value}")).get("v").unwrap().clone())?;
+        apply_override(
+            &mut root,
+            path,
+            yaml(&format!("v: {value}")).get("v").unwrap().clone(),
+        )?;
         Ok(root.to_json())
     }
 
@@ -277,9 +311,19 @@ mod tests {
         let cases: &[(&str, &str, &str, &str)] = &[
             ("a: 1", "a", "2", r#"{"a": 2}"#),
             ("a: 1", "b.c", "x", r#"{"a": 1, "b": {"c": "x"}}"#),
-            ("e: [{c: 1}, {c: 2}]", "e.1.c", "5", r#"{"e": [{"c": 1}, {"c": 5}]}"#),
+            (
+                "e: [{c: 1}, {c: 2}]",
+                "e.1.c",
+                "5",
+                r#"{"e": [{"c": 1}, {"c": 5}]}"#,
+            ),
             ("e: [1]", "e.-1", "2", r#"{"e": [1, 2]}"#),
-            ("e: [{c: 1}]", "e.-1.c", "3", r#"{"e": [{"c": 1}, {"c": 3}]}"#),
+            (
+                "e: [{c: 1}]",
+                "e.-1.c",
+                "3",
+                r#"{"e": [{"c": 1}, {"c": 3}]}"#,
+            ),
             ("a: {b: 1, c: 2}", "a.^b", "null", r#"{"a": {"c": 2}}"#),
             ("a: 1", "b", "[1, 2]", r#"{"a": 1, "b": [1, 2]}"#),
             ("a: 1", "b", "'007'", r#"{"a": 1, "b": "007"}"#),
@@ -295,7 +339,11 @@ mod tests {
     fn override_errors() {
         assert_eq!(
             overridden("e: [1]", "e.3", "2").unwrap_err(),
-            OverrideError::OutOfRange { path: "e".into(), index: 3, len: 1 }
+            OverrideError::OutOfRange {
+                path: "e".into(),
+                index: 3,
+                len: 1
+            }
         );
         assert!(matches!(
             overridden("a: 1", "a.b", "2").unwrap_err(),

@@ -83,7 +83,11 @@ impl Execution {
                 self.concurrency
             )),
             _ => {
-                let users = if self.concurrency == 1 { "user" } else { "users" };
+                let users = if self.concurrency == 1 {
+                    "user"
+                } else {
+                    "users"
+                };
                 parts.push(format!("{} {users}", self.concurrency));
                 if let Some(rate) = self.throughput {
                     parts.push(format!("capped at {rate} req/s"));
@@ -91,14 +95,19 @@ impl Execution {
             }
         }
         if !self.ramp_up.is_zero() {
-            let steps = self.steps.map_or(String::new(), |s| format!(" in {s} steps"));
+            let steps = self
+                .steps
+                .map_or(String::new(), |s| format!(" in {s} steps"));
             parts.push(format!("ramp-up {}{steps}", d(self.ramp_up)));
         }
         if !self.hold_for.is_zero() {
             parts.push(format!("hold-for {}", d(self.hold_for)));
         }
         if let Some(n) = self.iterations {
-            parts.push(format!("{n} {}", if n == 1 { "iteration" } else { "iterations" }));
+            parts.push(format!(
+                "{n} {}",
+                if n == 1 { "iteration" } else { "iterations" }
+            ));
         }
         if !self.warm_up.is_zero() {
             parts.push(format!("warm-up {}", d(self.warm_up)));
@@ -129,10 +138,28 @@ pub struct Scenario {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "distribution")]
 pub enum ThinkTime {
-    Constant { #[serde(serialize_with = "crate::suite::units::human_serde::duration")] time: Duration },
-    Uniform { #[serde(serialize_with = "crate::suite::units::human_serde::duration")] mean: Duration, #[serde(serialize_with = "crate::suite::units::human_serde::duration")] dev: Duration },
-    Gaussian { #[serde(serialize_with = "crate::suite::units::human_serde::duration")] mean: Duration, #[serde(serialize_with = "crate::suite::units::human_serde::duration")] dev: Duration },
-    Poisson { #[serde(serialize_with = "crate::suite::units::human_serde::duration")] mean: Duration, #[serde(serialize_with = "crate::suite::units::human_serde::duration")] offset: Duration },
+    Constant {
+        #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
+        time: Duration,
+    },
+    Uniform {
+        #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
+        mean: Duration,
+        #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
+        dev: Duration,
+    },
+    Gaussian {
+        #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
+        mean: Duration,
+        #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
+        dev: Duration,
+    },
+    Poisson {
+        #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
+        mean: Duration,
+        #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
+        offset: Duration,
+    },
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -200,7 +227,12 @@ pub struct JsonPathAssertion {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum Extractor {
-    JsonPath { variable: String, jsonpath: String, default: Option<String>, match_no: i64 },
+    JsonPath {
+        variable: String,
+        jsonpath: String,
+        default: Option<String>,
+        match_no: i64,
+    },
     Regexp {
         variable: String,
         regexp: String,
@@ -308,7 +340,10 @@ pub struct MonitorSource {
 #[serde(rename_all = "kebab-case", tag = "module")]
 pub enum Reporter {
     Passfail,
-    JunitXml { filename: Option<String>, data_source: JunitDataSource },
+    JunitXml {
+        filename: Option<String>,
+        data_source: JunitDataSource,
+    },
     FinalStats {
         dump_csv: Option<String>,
         dump_xml: Option<String>,
@@ -318,7 +353,9 @@ pub enum Reporter {
         failed_labels: bool,
         test_duration: bool,
     },
-    Html { filename: Option<String> },
+    Html {
+        filename: Option<String>,
+    },
     Console,
 }
 
@@ -339,8 +376,15 @@ pub struct Criterion {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum Check {
-    Threshold { subject: Subject, label: String, op: Op, threshold: Threshold },
-    Expr { expr: String },
+    Threshold {
+        subject: Subject,
+        label: String,
+        op: Op,
+        threshold: Threshold,
+    },
+    Expr {
+        expr: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -220,7 +220,9 @@ impl IntoNode for Spanned<YamlValue> {
             YamlValue::Int(i) => Kind::Int(i),
             YamlValue::Float(f) => Kind::Float(f),
             YamlValue::Str(s) => Kind::Str(s),
-            YamlValue::Seq(items) => Kind::Seq(items.into_iter().map(|i| i.into_node(file)).collect()),
+            YamlValue::Seq(items) => {
+                Kind::Seq(items.into_iter().map(|i| i.into_node(file)).collect())
+            }
             YamlValue::Map(entries) => Kind::Map(
                 entries
                     .into_iter()
@@ -347,7 +349,10 @@ mod tests {
         assert_eq!(x.as_str(), Some("x"));
         assert_eq!((x.span.line, x.span.col), (2, 10));
         let entry = &docs[0].get("a").unwrap().as_map().unwrap()[0];
-        assert_eq!((entry.key_span.line, entry.key_span.col, entry.key_span.len), (2, 3, 1));
+        assert_eq!(
+            (entry.key_span.line, entry.key_span.col, entry.key_span.len),
+            (2, 3, 1)
+        );
         assert_eq!(docs[1].get("c").unwrap().kind, Kind::Float(2.5));
     }
 

@@ -19,7 +19,10 @@ use super::units::parse_duration;
 
 /// The top level of a suite file.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case", expecting = "a suite (a map with execution, scenarios, ...)")]
+#[serde(
+    rename_all = "kebab-case",
+    expecting = "a suite (a map with execution, scenarios, ...)"
+)]
 #[schemars(title = "perfgate suite", deny_unknown_fields)]
 pub struct RawSuite {
     /// Run-wide settings: artifacts directory, environment variables, ports, secrets.
@@ -181,7 +184,10 @@ pub struct RawRequest {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case", expecting = "an upload map (param, path, mime-type)")]
+#[serde(
+    rename_all = "kebab-case",
+    expecting = "an upload map (param, path, mime-type)"
+)]
 #[schemars(deny_unknown_fields)]
 pub struct RawUpload {
     pub param: Located<String>,
@@ -190,7 +196,10 @@ pub struct RawUpload {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case", expecting = "an assertion (a regex or a map)")]
+#[serde(
+    rename_all = "kebab-case",
+    expecting = "an assertion (a regex or a map)"
+)]
 #[schemars(deny_unknown_fields)]
 pub struct RawAssert {
     pub contains: Option<Vec<Located<String>>>,
@@ -211,7 +220,10 @@ pub enum AssertSubject {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case", expecting = "a JSONPath assertion (a path or a map)")]
+#[serde(
+    rename_all = "kebab-case",
+    expecting = "a JSONPath assertion (a path or a map)"
+)]
 #[schemars(deny_unknown_fields)]
 pub struct RawAssertJsonPath {
     pub jsonpath: Located<String>,
@@ -223,7 +235,10 @@ pub struct RawAssertJsonPath {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case", expecting = "a JSONPath extractor (a path or a map)")]
+#[serde(
+    rename_all = "kebab-case",
+    expecting = "a JSONPath extractor (a path or a map)"
+)]
 #[schemars(deny_unknown_fields)]
 pub struct RawExtractJsonPath {
     pub jsonpath: Located<String>,
@@ -232,7 +247,10 @@ pub struct RawExtractJsonPath {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case", expecting = "a regexp extractor (a regex or a map)")]
+#[serde(
+    rename_all = "kebab-case",
+    expecting = "a regexp extractor (a regex or a map)"
+)]
 #[schemars(deny_unknown_fields)]
 pub struct RawExtractRegexp {
     pub regexp: Located<String>,
@@ -244,7 +262,10 @@ pub struct RawExtractRegexp {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case", expecting = "a data source (a CSV path or a map)")]
+#[serde(
+    rename_all = "kebab-case",
+    expecting = "a data source (a CSV path or a map)"
+)]
 #[schemars(deny_unknown_fields)]
 pub struct RawDataSource {
     pub path: Located<String>,
@@ -321,7 +342,10 @@ pub struct RawCommand {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case", expecting = "a readiness map (tcp, http, log, timeout)")]
+#[serde(
+    rename_all = "kebab-case",
+    expecting = "a readiness map (tcp, http, log, timeout)"
+)]
 #[schemars(deny_unknown_fields)]
 pub struct RawReady {
     /// `host:port` that must accept a connection.
@@ -336,7 +360,10 @@ pub struct RawReady {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case", expecting = "a stop map (signal, grace, command)")]
+#[serde(
+    rename_all = "kebab-case",
+    expecting = "a stop map (signal, grace, command)"
+)]
 #[schemars(deny_unknown_fields)]
 pub struct RawStop {
     pub signal: Option<Located<String>>,
@@ -404,12 +431,18 @@ enum CriteriaSchema {
 #[derive(Debug, JsonSchema)]
 #[schemars(with = "StrOr<RawCriterionLong>")]
 pub enum RawCriterion {
-    Short { text: String, message: Option<String> },
+    Short {
+        text: String,
+        message: Option<String>,
+    },
     Long(Box<RawCriterionLong>),
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case", expecting = "a criterion map (subject, condition, threshold, ...)")]
+#[serde(
+    rename_all = "kebab-case",
+    expecting = "a criterion map (subject, condition, threshold, ...)"
+)]
 #[schemars(deny_unknown_fields)]
 pub struct RawCriterionLong {
     /// A KPI (`avg-rt`, `p99`, `fail`, `rc5??`, ...) or `source/metric`.
@@ -479,7 +512,10 @@ impl<'de> Deserialize<'de> for RawCriterion {
                 f.write_str("a criterion string (`avg-rt>150ms`) or a criterion map")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RawCriterion, E> {
-                Ok(RawCriterion::Short { text: v.to_owned(), message: None })
+                Ok(RawCriterion::Short {
+                    text: v.to_owned(),
+                    message: None,
+                })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawCriterion, A::Error> {
                 RawCriterionLong::deserialize(de::value::MapAccessDeserializer::new(map))
@@ -549,14 +585,18 @@ impl ThinkTimeValue {
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
         let Some((name, rest)) = text.split_once('(') else {
-            return parse_duration(text).map(Self::Constant).map_err(|e| e.to_string());
+            return parse_duration(text)
+                .map(Self::Constant)
+                .map_err(|e| e.to_string());
         };
         let args = rest
             .strip_suffix(')')
             .ok_or_else(|| format!("invalid think time `{text}`: missing `)`"))?;
         let parts: Vec<&str> = args.split(',').map(str::trim).collect();
         let [a, b] = parts.as_slice() else {
-            return Err(format!("invalid think time `{text}`: `{name}` takes two durations"));
+            return Err(format!(
+                "invalid think time `{text}`: `{name}` takes two durations"
+            ));
         };
         let a = parse_duration(a).map_err(|e| e.to_string())?;
         let b = parse_duration(b).map_err(|e| e.to_string())?;
@@ -600,7 +640,9 @@ pub struct Keyed<V>(pub Vec<(Located<String>, V)>);
 
 impl<V> Keyed<V> {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
-        self.0.iter().filter_map(|(k, v)| k.get().map(|k| (k.as_str(), v)))
+        self.0
+            .iter()
+            .filter_map(|(k, v)| k.get().map(|k| (k.as_str(), v)))
     }
 }
 
@@ -683,11 +725,11 @@ pub fn suite_schema() -> serde_json::Value {
 /// `{url: http://x}`, `- monitoring` → `{module: monitoring}`, ...).
 pub fn normalize(root: &mut Node) {
     let Kind::Map(_) = root.kind else { return };
-    if let Some(exec) = root.get_mut("execution") {
-        if let Kind::Map(_) = exec.kind {
-            let single = exec.clone();
-            exec.kind = Kind::Seq(vec![single]);
-        }
+    if let Some(exec) = root.get_mut("execution")
+        && let Kind::Map(_) = exec.kind
+    {
+        let single = exec.clone();
+        exec.kind = Kind::Seq(vec![single]);
     }
     hoist_inline_scenarios(root);
     for_each_item(root.get_mut("services"), |service| {
@@ -697,9 +739,15 @@ pub fn normalize(root: &mut Node) {
         }
     });
     for_each_item(root.get_mut("reporting"), |r| wrap_str(r, "module"));
-    if let Some(Node { kind: Kind::Map(scenarios), .. }) = root.get_mut("scenarios") {
+    if let Some(Node {
+        kind: Kind::Map(scenarios),
+        ..
+    }) = root.get_mut("scenarios")
+    {
         for scenario in scenarios {
-            for_each_item(scenario.value.get_mut("data-sources"), |d| wrap_str(d, "path"));
+            for_each_item(scenario.value.get_mut("data-sources"), |d| {
+                wrap_str(d, "path")
+            });
             normalize_requests(scenario.value.get_mut("requests"));
         }
     }
@@ -718,9 +766,18 @@ fn normalize_requests(requests: Option<&mut Node>) {
                 }]);
             }
         });
-        for_each_item(request.get_mut("assert-jsonpath"), |a| wrap_str(a, "jsonpath"));
-        for (key, field) in [("extract-jsonpath", "jsonpath"), ("extract-regexp", "regexp")] {
-            if let Some(Node { kind: Kind::Map(entries), .. }) = request.get_mut(key) {
+        for_each_item(request.get_mut("assert-jsonpath"), |a| {
+            wrap_str(a, "jsonpath")
+        });
+        for (key, field) in [
+            ("extract-jsonpath", "jsonpath"),
+            ("extract-regexp", "regexp"),
+        ] {
+            if let Some(Node {
+                kind: Kind::Map(entries),
+                ..
+            }) = request.get_mut(key)
+            {
                 for entry in entries {
                     wrap_str(&mut entry.value, field);
                 }
@@ -733,7 +790,11 @@ fn normalize_requests(requests: Option<&mut Node>) {
 }
 
 fn for_each_item(list: Option<&mut Node>, mut f: impl FnMut(&mut Node)) {
-    if let Some(Node { kind: Kind::Seq(items), .. }) = list {
+    if let Some(Node {
+        kind: Kind::Seq(items),
+        ..
+    }) = list
+    {
         items.iter_mut().for_each(&mut f);
     }
 }
@@ -742,7 +803,11 @@ fn for_each_item(list: Option<&mut Node>, mut f: impl FnMut(&mut Node)) {
 fn wrap_str(node: &mut Node, key: &str) {
     if let Kind::Str(_) | Kind::Int(_) | Kind::Float(_) = node.kind {
         let value = node.clone();
-        node.kind = Kind::Map(vec![Entry { key: key.to_owned(), key_span: node.span, value }]);
+        node.kind = Kind::Map(vec![Entry {
+            key: key.to_owned(),
+            key_span: node.span,
+            value,
+        }]);
     }
 }
 
@@ -753,17 +818,28 @@ fn hoist_inline_scenarios(root: &mut Node) {
         .and_then(Node::as_map)
         .map(|m| m.iter().map(|e| e.key.clone()).collect())
         .unwrap_or_default();
-    if let Some(Node { kind: Kind::Seq(items), .. }) = root.get_mut("execution") {
+    if let Some(Node {
+        kind: Kind::Seq(items),
+        ..
+    }) = root.get_mut("execution")
+    {
         for (i, exec) in items.iter_mut().enumerate() {
-            let Some(scenario) = exec.get_mut("scenario") else { continue };
+            let Some(scenario) = exec.get_mut("scenario") else {
+                continue;
+            };
             if let Kind::Map(_) = scenario.kind {
                 let mut name = format!("execution-{}", i + 1);
                 while taken.contains(&name) {
                     name.push('\'');
                 }
                 taken.push(name.clone());
-                let body = std::mem::replace(scenario, Node::new(Kind::Str(name.clone()), scenario.span));
-                hoisted.push(Entry { key: name, key_span: body.span, value: body });
+                let body =
+                    std::mem::replace(scenario, Node::new(Kind::Str(name.clone()), scenario.span));
+                hoisted.push(Entry {
+                    key: name,
+                    key_span: body.span,
+                    value: body,
+                });
             }
         }
     }
@@ -771,7 +847,9 @@ fn hoist_inline_scenarios(root: &mut Node) {
         return;
     }
     let span = root.span;
-    let Kind::Map(entries) = &mut root.kind else { return };
+    let Kind::Map(entries) = &mut root.kind else {
+        return;
+    };
     let scenarios = match entries.iter().position(|e| e.key == "scenarios") {
         Some(i) => &mut entries[i].value,
         None => {
@@ -798,7 +876,11 @@ mod tests {
         let schema = suite_schema();
         let text = schema.to_string();
         assert!(text.contains("\"execution\""), "{text}");
-        assert!(schema.pointer("/properties/execution/anyOf").is_some(), "{:#}", schema["properties"]["execution"]);
+        assert!(
+            schema.pointer("/properties/execution/anyOf").is_some(),
+            "{:#}",
+            schema["properties"]["execution"]
+        );
         assert_eq!(schema["additionalProperties"], false);
     }
 }

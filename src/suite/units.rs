@@ -18,7 +18,9 @@ pub struct UnitError {
 impl UnitError {
     pub fn hint(&self) -> &'static str {
         match self.what {
-            "duration" => "write a duration such as 500ms, 1.5s, 1m30s or 2h (a bare number is seconds)",
+            "duration" => {
+                "write a duration such as 500ms, 1.5s, 1m30s or 2h (a bare number is seconds)"
+            }
             "size" => "write a size such as 512B, 64kB, 1.5MiB or 2GB",
             _ => "write a percentage such as 5% or 99.9%",
         }
@@ -27,7 +29,10 @@ impl UnitError {
 
 /// Parses a Taurus duration. Units may be chained (`1h30m`) and fractional (`1.5s`).
 pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
-    let err = || UnitError { what: "duration", text: text.to_owned() };
+    let err = || UnitError {
+        what: "duration",
+        text: text.to_owned(),
+    };
     let s = text.trim();
     if s.is_empty() {
         return Err(err());
@@ -47,7 +52,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
         }
         let number: f64 = rest[..number_len].parse().map_err(|_| err())?;
         rest = rest[number_len..].trim_start();
-        let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
         let scale = match &rest[..unit_len] {
             "ms" => 0.001,
             "s" | "sec" => 1.0,
@@ -68,7 +75,10 @@ fn seconds_to_duration(seconds: f64) -> Option<Duration> {
 
 /// Parses a size in bytes: `512`, `64kB`, `1.5MiB`, `2GB`.
 pub fn parse_size(text: &str) -> Result<u64, UnitError> {
-    let err = || UnitError { what: "size", text: text.to_owned() };
+    let err = || UnitError {
+        what: "size",
+        text: text.to_owned(),
+    };
     let s = text.trim();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -94,9 +104,17 @@ pub fn parse_size(text: &str) -> Result<u64, UnitError> {
 
 /// Parses `5%` into 5.0.
 pub fn parse_percent(text: &str) -> Result<f64, UnitError> {
-    let err = || UnitError { what: "percentage", text: text.to_owned() };
+    let err = || UnitError {
+        what: "percentage",
+        text: text.to_owned(),
+    };
     let number = text.trim().strip_suffix('%').ok_or_else(err)?;
-    number.trim().parse::<f64>().ok().filter(|p| p.is_finite()).ok_or_else(err)
+    number
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|p| p.is_finite())
+        .ok_or_else(err)
 }
 
 /// Formats a duration the way suites write it (`1m30s`, `250ms`).
@@ -105,8 +123,12 @@ pub fn format_duration(d: Duration) -> String {
     if ms == 0 {
         return "0s".into();
     }
-    if ms % 1000 != 0 {
-        return if ms < 1000 { format!("{ms}ms") } else { format!("{}s", d.as_secs_f64()) };
+    if !ms.is_multiple_of(1000) {
+        return if ms < 1000 {
+            format!("{ms}ms")
+        } else {
+            format!("{}s", d.as_secs_f64())
+        };
     }
     let mut secs = d.as_secs();
     let mut out = String::new();
@@ -185,7 +207,6 @@ pub mod human_serde {
         s.serialize_str(&super::format_duration(*d))
     }
 
-    #[expect(clippy::ref_option, reason = "serde's serialize_with signature")]
     pub fn option<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {
             Some(d) => duration(d, s),

@@ -42,25 +42,80 @@ const MONITOR_CLASSES: &[&str] = &[
     "metrics_monitoring_taurus.Monitor",
     "bzt.modules.monitoring.Monitoring",
 ];
-const PASSFAIL_CLASSES: &[&str] = &["new_passfail.PassFailStatus", "bzt.modules.passfail.PassFailStatus"];
+const PASSFAIL_CLASSES: &[&str] = &[
+    "new_passfail.PassFailStatus",
+    "bzt.modules.passfail.PassFailStatus",
+];
 const SHELLEXEC_CLASSES: &[&str] = &["bzt.modules.shellexec.ShellExecutor"];
 const MONITORING_CRITERIA_CLASS: &str = "bzt.modules.monitoring.MonitoringCriteria";
 const DATA_CRITERIA_CLASS: &str = "bzt.modules.passfail.DataCriterion";
 /// Taurus tools whose `modules:` settings cannot apply to perfgate's engine.
 const FOREIGN_TOOLS: &[&str] = &[
-    "jmeter", "gatling", "locust", "selenium", "apiritif", "blazemeter", "k6", "siege", "tsung",
-    "ab", "molotov", "newman", "pytest", "robot", "junit", "mocha", "nunit", "xunit", "console",
-    "final-stats", "junit-xml", "passfail", "cloud", "virtual-display", "shellexec", "monitoring",
+    "jmeter",
+    "gatling",
+    "locust",
+    "selenium",
+    "apiritif",
+    "blazemeter",
+    "k6",
+    "siege",
+    "tsung",
+    "ab",
+    "molotov",
+    "newman",
+    "pytest",
+    "robot",
+    "junit",
+    "mocha",
+    "nunit",
+    "xunit",
+    "console",
+    "final-stats",
+    "junit-xml",
+    "passfail",
+    "cloud",
+    "virtual-display",
+    "shellexec",
+    "monitoring",
 ];
 const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
-const SIGNALS: &[&str] = &["SIGTERM", "SIGINT", "SIGKILL", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
+const SIGNALS: &[&str] = &[
+    "SIGTERM", "SIGINT", "SIGKILL", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2",
+];
 const KPI_FUNCTIONS: &[&str] = &[
-    "p", "avg_rt", "avg_lt", "avg_ct", "stdev_rt", "hits", "succ", "fail", "bytes", "throughput",
-    "concurrency", "dropped", "rc", "metric",
+    "p",
+    "avg_rt",
+    "avg_lt",
+    "avg_ct",
+    "stdev_rt",
+    "hits",
+    "succ",
+    "fail",
+    "bytes",
+    "throughput",
+    "concurrency",
+    "dropped",
+    "rc",
+    "metric",
 ];
 const EVALEXPR_BUILTINS: &[&str] = &[
-    "min", "max", "floor", "round", "ceil", "if", "contains", "contains_any", "typeof", "len",
-    "math::abs", "math::sqrt", "math::ln", "math::log", "math::log2", "math::log10", "math::exp",
+    "min",
+    "max",
+    "floor",
+    "round",
+    "ceil",
+    "if",
+    "contains",
+    "contains_any",
+    "typeof",
+    "len",
+    "math::abs",
+    "math::sqrt",
+    "math::ln",
+    "math::log",
+    "math::log2",
+    "math::log10",
+    "math::exp",
     "math::pow",
 ];
 
@@ -78,10 +133,28 @@ impl ModuleKind {
     fn keys(self) -> &'static [&'static str] {
         match self {
             Self::Server => &[
-                "label", "command", "shell", "cwd", "env", "pid-file", "process-match",
-                "workers-match", "ready", "stop", "prepare", "post-process", "monitoring",
+                "label",
+                "command",
+                "shell",
+                "cwd",
+                "env",
+                "pid-file",
+                "process-match",
+                "workers-match",
+                "ready",
+                "stop",
+                "prepare",
+                "post-process",
+                "monitoring",
             ],
-            Self::Shellexec => &["prepare", "startup", "check", "shutdown", "post-process", "env"],
+            Self::Shellexec => &[
+                "prepare",
+                "startup",
+                "check",
+                "shutdown",
+                "post-process",
+                "env",
+            ],
             Self::Monitoring => &["local", "ServerLocalClient", "prometheus", "server-agent"],
             Self::Passfail => &["criteria"],
             Self::Ignored => &[],
@@ -136,15 +209,27 @@ pub fn validate(raw: &RawSuite, cx: &Context<'_>, diags: &mut Diagnostics) -> Op
     let mut pending = Vec::new();
     let executions = v.executions(raw, &mut pending);
     for scenario in raw.scenarios.iter().flat_map(|s| s.0.iter()) {
-        if let (Some(name), Some(Some(criteria))) = (scenario.0.get(), scenario.1.get().map(|s| s.criteria.as_ref())) {
-            pending.push(PendingCriteria { criteria, scope: Scope::Scenario(name.clone()) });
+        if let (Some(name), Some(Some(criteria))) = (
+            scenario.0.get(),
+            scenario.1.get().map(|s| s.criteria.as_ref()),
+        ) {
+            pending.push(PendingCriteria {
+                criteria,
+                scope: Scope::Scenario(name.clone()),
+            });
         }
     }
     let (services, monitoring) = v.services(raw, &mut pending);
     let reporters = v.reporters(raw, &mut pending);
     let criteria = pending
         .iter()
-        .flat_map(|p| p.criteria.get().into_iter().flat_map(|c| c.0.iter()).map(move |c| (c, p.scope.clone())))
+        .flat_map(|p| {
+            p.criteria
+                .get()
+                .into_iter()
+                .flat_map(|c| c.0.iter())
+                .map(move |c| (c, p.scope.clone()))
+        })
         .filter_map(|(c, scope)| v.criterion(c, scope, &monitoring))
         .collect();
     v.check_urls();
@@ -176,15 +261,19 @@ pub fn validate(raw: &RawSuite, cx: &Context<'_>, diags: &mut Diagnostics) -> Op
 fn drop_cascades(diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
     let roots: BTreeSet<_> = diags
         .iter()
-        .filter(|d| d.message.starts_with("undefined variable") || d.message.starts_with("JMeter functions"))
+        .filter(|d| {
+            d.message.starts_with("undefined variable") || d.message.starts_with("JMeter functions")
+        })
         .filter_map(|d| d.span.map(|s| (s.file, s.line)))
         .collect();
     diags
         .into_iter()
         .filter(|d| {
-            let root = d.message.starts_with("undefined variable") || d.message.starts_with("JMeter functions");
+            let root = d.message.starts_with("undefined variable")
+                || d.message.starts_with("JMeter functions");
             // Only value-parse errors follow from an unresolved `${X}` on their line.
-            let consequence = d.message.starts_with("invalid ") || d.message.starts_with("expected ");
+            let consequence =
+                d.message.starts_with("invalid ") || d.message.starts_with("expected ");
             root || !consequence || d.span.is_none_or(|s| !roots.contains(&(s.file, s.line)))
         })
         .collect()
@@ -195,7 +284,8 @@ fn dur(v: Option<&Located<DurationValue>>) -> Option<Duration> {
 }
 
 fn keyed(k: Option<&Keyed<String>>) -> Vec<(String, String)> {
-    k.map(|k| k.iter().map(|(a, b)| (a.to_owned(), b.clone())).collect()).unwrap_or_default()
+    k.map(|k| k.iter().map(|(a, b)| (a.to_owned(), b.clone())).collect())
+        .unwrap_or_default()
 }
 
 impl Validator<'_> {
@@ -205,7 +295,11 @@ impl Validator<'_> {
 
     fn resolve_path(&self, span: Span, text: &str) -> PathBuf {
         let path = Path::new(text);
-        if path.is_absolute() { path.to_owned() } else { self.cx.sources.base_dir(span.file).join(path) }
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            self.cx.sources.base_dir(span.file).join(path)
+        }
     }
 
     /// The path of a referenced file, reporting it when it does not exist.
@@ -225,11 +319,19 @@ impl Validator<'_> {
     fn regex(&mut self, loc: &Located<String>, what: &str) -> Option<String> {
         let text = loc.get()?;
         if let Err(e) = regex::Regex::new(text) {
-            let detail = e.to_string().lines().last().unwrap_or_default().trim().to_owned();
+            let detail = e
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
             self.push(
                 Diagnostic::error(loc.span, format!("invalid regular expression in {what}"))
                     .with_label(detail)
-                    .with_hint("escape special characters such as `(`, `[` and `.` with a backslash"),
+                    .with_hint(
+                        "escape special characters such as `(`, `[` and `.` with a backslash",
+                    ),
             );
         }
         Some(text.clone())
@@ -242,17 +344,26 @@ impl Validator<'_> {
             let Some(name) = port.get() else { continue };
             if !is_identifier(name) {
                 self.push(
-                    Diagnostic::error(port.span, format!("`{name}` is not a valid port variable name"))
-                        .with_hint("use letters, digits and `_`, e.g. PORT or MGMT_PORT"),
+                    Diagnostic::error(
+                        port.span,
+                        format!("`{name}` is not a valid port variable name"),
+                    )
+                    .with_hint("use letters, digits and `_`, e.g. PORT or MGMT_PORT"),
                 );
             }
             ports.push(name.clone());
         }
         Settings {
-            artifacts_dir: s.and_then(|s| s.artifacts_dir.as_ref()).and_then(|a| a.get().cloned()),
+            artifacts_dir: s
+                .and_then(|s| s.artifacts_dir.as_ref())
+                .and_then(|a| a.get().cloned()),
             env: s
                 .and_then(|s| s.env.as_ref())
-                .map(|e| e.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.to_owned(), v.0.clone()))).collect())
+                .map(|e| {
+                    e.iter()
+                        .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_owned(), v.0.clone())))
+                        .collect()
+                })
                 .unwrap_or_default(),
             ports,
             secrets: s
@@ -260,14 +371,17 @@ impl Validator<'_> {
                 .map(|list| list.iter().filter_map(|l| l.get().cloned()).collect())
                 .unwrap_or_default(),
             ramp_up_exclude: s.and_then(|s| s.ramp_up_exclude).unwrap_or(false),
-            check_interval: dur(s.and_then(|s| s.check_interval.as_ref())).unwrap_or(Duration::from_secs(1)),
+            check_interval: dur(s.and_then(|s| s.check_interval.as_ref()))
+                .unwrap_or(Duration::from_secs(1)),
         }
     }
 
     fn modules(&mut self, raw: &RawSuite) {
         let Some(modules) = &raw.modules else { return };
         for (key, value) in &modules.0 {
-            let (Some(alias), Some(settings)) = (key.get(), value.get()) else { continue };
+            let (Some(alias), Some(settings)) = (key.get(), value.get()) else {
+                continue;
+            };
             let class = settings.get("class").and_then(|c| c.as_str());
             match class {
                 Some(class) => {
@@ -278,17 +392,30 @@ impl Validator<'_> {
                     } else if SHELLEXEC_CLASSES.contains(&class) {
                         ModuleKind::Shellexec
                     } else {
-                        let known: Vec<&str> = MONITOR_CLASSES.iter().chain(PASSFAIL_CLASSES).chain(SHELLEXEC_CLASSES).copied().collect();
+                        let known: Vec<&str> = MONITOR_CLASSES
+                            .iter()
+                            .chain(PASSFAIL_CLASSES)
+                            .chain(SHELLEXEC_CLASSES)
+                            .copied()
+                            .collect();
                         self.push(
-                            Diagnostic::error(value.span, format!("unknown module class `{class}` for module `{alias}`"))
-                                .with_suggestion(class, known.iter().copied())
-                                .with_hint(format!("perfgate knows the classes {}", known.join(", "))),
+                            Diagnostic::error(
+                                value.span,
+                                format!("unknown module class `{class}` for module `{alias}`"),
+                            )
+                            .with_suggestion(class, known.iter().copied())
+                            .with_hint(format!("perfgate knows the classes {}", known.join(", "))),
                         );
                         continue;
                     };
                     self.aliases.insert(alias.clone(), kind);
                 }
-                None if alias == "local" && settings.get("sequential").and_then(serde_json::Value::as_bool) == Some(true) => {
+                None if alias == "local"
+                    && settings
+                        .get("sequential")
+                        .and_then(serde_json::Value::as_bool)
+                        == Some(true) =>
+                {
                     self.push(
                         Diagnostic::error(key.span, "`modules.local.sequential` is not supported: executions run concurrently")
                             .with_hint("give later executions a `delay:` equal to the duration of the ones before them"),
@@ -301,15 +428,22 @@ impl Validator<'_> {
                     ));
                 }
                 None => self.push(
-                    Diagnostic::warning(key.span, format!("`modules.{alias}` has no `class` and is ignored"))
-                        .with_hint("module aliases need `class:`, e.g. metrics_monitoring_inproc.Monitor"),
+                    Diagnostic::warning(
+                        key.span,
+                        format!("`modules.{alias}` has no `class` and is ignored"),
+                    )
+                    .with_hint(
+                        "module aliases need `class:`, e.g. metrics_monitoring_inproc.Monitor",
+                    ),
                 ),
             }
         }
     }
 
     fn scenarios(&mut self, raw: &RawSuite) -> Vec<Scenario> {
-        let Some(scenarios) = &raw.scenarios else { return Vec::new() };
+        let Some(scenarios) = &raw.scenarios else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for (name, scenario) in &scenarios.0 {
             let Some(name) = name.get() else { continue };
@@ -330,11 +464,19 @@ impl Validator<'_> {
             }
             if s.requests.is_none() {
                 self.push(
-                    Diagnostic::error(scenario.span, format!("scenario `{name}` has no `requests`"))
-                        .with_hint("list the requests to send, e.g. `requests: [/v2/health/ready]`"),
+                    Diagnostic::error(
+                        scenario.span,
+                        format!("scenario `{name}` has no `requests`"),
+                    )
+                    .with_hint("list the requests to send, e.g. `requests: [/v2/health/ready]`"),
                 );
             }
-            let data_sources = s.data_sources.iter().flatten().filter_map(|d| self.data_source(d)).collect();
+            let data_sources = s
+                .data_sources
+                .iter()
+                .flatten()
+                .filter_map(|d| self.data_source(d))
+                .collect();
             let steps = self.steps(name, s.requests.as_deref().unwrap_or_default());
             out.push(Scenario {
                 name: name.clone(),
@@ -362,8 +504,13 @@ impl Validator<'_> {
             );
         } else {
             self.push(
-                Diagnostic::error(script.span, format!("scenario scripts are not supported: `{text}`"))
-                    .with_hint("perfgate runs HTTP `requests:` scenarios; describe the requests in YAML"),
+                Diagnostic::error(
+                    script.span,
+                    format!("scenario scripts are not supported: `{text}`"),
+                )
+                .with_hint(
+                    "perfgate runs HTTP `requests:` scenarios; describe the requests in YAML",
+                ),
             );
         }
     }
@@ -374,7 +521,12 @@ impl Validator<'_> {
         if d.variable_names.is_none() && !path.is_file() {
             self.unknown_columns = true;
         }
-        let delimiter = match d.delimiter.as_ref().and_then(Located::get).map(String::as_str) {
+        let delimiter = match d
+            .delimiter
+            .as_ref()
+            .and_then(Located::get)
+            .map(String::as_str)
+        {
             None => ',',
             Some("tab" | "\\t" | "\t") => '\t',
             Some(text) if text.chars().count() == 1 => text.chars().next().unwrap_or(','),
@@ -388,10 +540,20 @@ impl Validator<'_> {
             }
         };
         let variable_names: Vec<String> = match d.variable_names.as_ref().and_then(Located::get) {
-            Some(names) => names.split(',').map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()).collect(),
+            Some(names) => names
+                .split(',')
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty())
+                .collect(),
             None => std::fs::read_to_string(&path)
                 .ok()
-                .and_then(|text| text.lines().next().map(|h| h.split(delimiter).map(|c| c.trim().trim_matches('"').to_owned()).collect()))
+                .and_then(|text| {
+                    text.lines().next().map(|h| {
+                        h.split(delimiter)
+                            .map(|c| c.trim().trim_matches('"').to_owned())
+                            .collect()
+                    })
+                })
                 .unwrap_or_default(),
         };
         self.runtime_vars.extend(variable_names.iter().cloned());
@@ -426,8 +588,11 @@ impl Validator<'_> {
         for (key, value) in unsupported {
             if let Some(value) = value {
                 self.push(
-                    Diagnostic::error(value.span, format!("`{key}` is JMeter logic that perfgate does not run"))
-                        .with_hint("use `loop`, `transaction`, `include-scenario` or `set-variables`"),
+                    Diagnostic::error(
+                        value.span,
+                        format!("`{key}` is JMeter logic that perfgate does not run"),
+                    )
+                    .with_hint("use `loop`, `transaction`, `include-scenario` or `set-variables`"),
                 );
                 self.incomplete = true;
                 return None;
@@ -457,14 +622,20 @@ impl Validator<'_> {
                     self.no_request_keys(one, r);
                 }
                 if r.do_.is_some() && !matches!(*one, "transaction" | "loop") {
-                    self.push(Diagnostic::error(span, format!("`do` belongs to `transaction` or `loop`, not to `{one}`")));
+                    self.push(Diagnostic::error(
+                        span,
+                        format!("`do` belongs to `transaction` or `loop`, not to `{one}`"),
+                    ));
                 }
                 match *one {
-                    "url" => self.request(scenario, r).map(|req| Step::Request(Box::new(req))),
+                    "url" => self
+                        .request(scenario, r)
+                        .map(|req| Step::Request(Box::new(req))),
                     "include-scenario" => {
                         let target = r.include_scenario.as_ref()?;
                         let name = target.get()?.clone();
-                        self.includes.push((scenario.to_owned(), name.clone(), target.span));
+                        self.includes
+                            .push((scenario.to_owned(), name.clone(), target.span));
                         Some(Step::IncludeScenario { scenario: name })
                     }
                     "transaction" => {
@@ -476,22 +647,29 @@ impl Validator<'_> {
                     "loop" => {
                         let count = *r.loop_.as_ref()?.get()?;
                         if r.do_.is_none() {
-                            self.push(Diagnostic::error(span, "`loop` needs a `do:` list of steps to repeat"));
+                            self.push(Diagnostic::error(
+                                span,
+                                "`loop` needs a `do:` list of steps to repeat",
+                            ));
                         }
                         let steps = self.steps(scenario, r.do_.as_deref().unwrap_or_default());
                         Some(Step::Loop { count, steps })
                     }
                     _ => {
                         let variables = keyed(r.set_variables.as_ref());
-                        self.runtime_vars.extend(variables.iter().map(|(k, _)| k.clone()));
+                        self.runtime_vars
+                            .extend(variables.iter().map(|(k, _)| k.clone()));
                         Some(Step::SetVariables { variables })
                     }
                 }
             }
             [first, second, ..] => {
                 self.push(
-                    Diagnostic::error(span, format!("a step cannot be both `{first}` and `{second}`"))
-                        .with_hint("split it into two list items"),
+                    Diagnostic::error(
+                        span,
+                        format!("a step cannot be both `{first}` and `{second}`"),
+                    )
+                    .with_hint("split it into two list items"),
                 );
                 self.incomplete = true;
                 None
@@ -512,7 +690,9 @@ impl Validator<'_> {
             if let Some(span) = span {
                 self.push(
                     Diagnostic::error(span, format!("`{key}` has no effect on a `{kind}` step"))
-                        .with_hint("check the indentation: request keys belong to an item with `url:`"),
+                        .with_hint(
+                            "check the indentation: request keys belong to an item with `url:`",
+                        ),
                 );
             }
         }
@@ -536,9 +716,15 @@ impl Validator<'_> {
                 );
             }
         } else if !url.starts_with("${") {
-            self.relative_urls.push((scenario.to_owned(), url.clone(), url_loc.span));
+            self.relative_urls
+                .push((scenario.to_owned(), url.clone(), url_loc.span));
         }
-        let label = r.label.as_ref().and_then(Located::get).cloned().unwrap_or_else(|| url.clone());
+        let label = r
+            .label
+            .as_ref()
+            .and_then(Located::get)
+            .cloned()
+            .unwrap_or_else(|| url.clone());
         self.add_label(&label);
         let method = match &r.method {
             Some(m) => {
@@ -557,15 +743,20 @@ impl Validator<'_> {
         let body = match (&r.body, &r.body_file) {
             (Some(body), Some(file)) => {
                 self.push(
-                    Diagnostic::error(file.span, "a request has either `body` or `body-file`, not both")
-                        .with_label(format!("`body` is at line {}", body.span.line)),
+                    Diagnostic::error(
+                        file.span,
+                        "a request has either `body` or `body-file`, not both",
+                    )
+                    .with_label(format!("`body` is at line {}", body.span.line)),
                 );
                 None
             }
             (Some(body), None) => body.get().and_then(|b| match b {
                 serde_json::Value::Null => None,
                 serde_json::Value::String(s) => Some(Body::Text(s.clone())),
-                v @ (serde_json::Value::Object(_) | serde_json::Value::Array(_)) => Some(Body::Structured(v.clone())),
+                v @ (serde_json::Value::Object(_) | serde_json::Value::Array(_)) => {
+                    Some(Body::Structured(v.clone()))
+                }
                 other => Some(Body::Text(other.to_string())),
             }),
             (None, Some(file)) => self.existing_file(file, "body file").map(Body::File),
@@ -574,8 +765,14 @@ impl Validator<'_> {
         let mut upload_files = Vec::new();
         for upload in r.upload_files.iter().flatten() {
             let Some(u) = upload.get() else { continue };
-            let Some(path) = self.existing_file(&u.path, "upload file") else { continue };
-            upload_files.push(Upload { param: u.param.get().cloned().unwrap_or_default(), path, mime_type: u.mime_type.clone() });
+            let Some(path) = self.existing_file(&u.path, "upload file") else {
+                continue;
+            };
+            upload_files.push(Upload {
+                param: u.param.get().cloned().unwrap_or_default(),
+                path,
+                mime_type: u.mime_type.clone(),
+            });
         }
         let mut assertions = Vec::new();
         for a in r.assert.iter().flatten() {
@@ -583,11 +780,19 @@ impl Validator<'_> {
             let regexp = a.regexp.unwrap_or(true);
             let mut patterns = Vec::new();
             for p in a.contains.iter().flatten() {
-                let text = if regexp { self.regex(p, "`assert`") } else { p.get().cloned() };
+                let text = if regexp {
+                    self.regex(p, "`assert`")
+                } else {
+                    p.get().cloned()
+                };
                 patterns.extend(text);
             }
             assertions.push(Assertion {
-                subject: a.subject.as_ref().and_then(|s| s.get().copied()).unwrap_or(AssertSubject::Body),
+                subject: a
+                    .subject
+                    .as_ref()
+                    .and_then(|s| s.get().copied())
+                    .unwrap_or(AssertSubject::Body),
                 patterns,
                 regexp,
                 not: a.not.unwrap_or(false),
@@ -597,7 +802,9 @@ impl Validator<'_> {
         let mut jsonpath_assertions = Vec::new();
         for a in r.assert_jsonpath.iter().flatten() {
             let Some(a) = a.get() else { continue };
-            let Some(jsonpath) = self.jsonpath(&a.jsonpath) else { continue };
+            let Some(jsonpath) = self.jsonpath(&a.jsonpath) else {
+                continue;
+            };
             jsonpath_assertions.push(JsonPathAssertion {
                 jsonpath,
                 expected_value: a.expected_value.clone(),
@@ -611,7 +818,9 @@ impl Validator<'_> {
         for (var, e) in r.extract_jsonpath.iter().flat_map(Keyed::iter) {
             self.runtime_vars.insert(var.to_owned());
             let Some(e) = e.get() else { continue };
-            let Some(jsonpath) = self.jsonpath(&e.jsonpath) else { continue };
+            let Some(jsonpath) = self.jsonpath(&e.jsonpath) else {
+                continue;
+            };
             extractors.push(Extractor::JsonPath {
                 variable: var.to_owned(),
                 jsonpath,
@@ -622,14 +831,24 @@ impl Validator<'_> {
         for (var, e) in r.extract_regexp.iter().flat_map(Keyed::iter) {
             self.runtime_vars.insert(var.to_owned());
             let Some(e) = e.get() else { continue };
-            let Some(regexp) = self.regex(&e.regexp, "`extract-regexp`") else { continue };
+            let Some(regexp) = self.regex(&e.regexp, "`extract-regexp`") else {
+                continue;
+            };
             extractors.push(Extractor::Regexp {
                 variable: var.to_owned(),
                 regexp,
-                template: e.template.as_ref().and_then(|t| t.get().cloned()).unwrap_or_else(|| "$1$".into()),
+                template: e
+                    .template
+                    .as_ref()
+                    .and_then(|t| t.get().cloned())
+                    .unwrap_or_else(|| "$1$".into()),
                 default: e.default.clone(),
                 match_no: e.match_no.unwrap_or(1),
-                subject: e.subject.as_ref().and_then(|s| s.get().copied()).unwrap_or(AssertSubject::Body),
+                subject: e
+                    .subject
+                    .as_ref()
+                    .and_then(|s| s.get().copied())
+                    .unwrap_or(AssertSubject::Body),
             });
         }
         Some(Request {
@@ -652,32 +871,47 @@ impl Validator<'_> {
         let text = loc.get()?;
         if !text.trim_start().starts_with('$') {
             self.push(
-                Diagnostic::error(loc.span, format!("`{text}` is not a JSONPath"))
-                    .with_hint("JSONPath expressions start at the root `$`, e.g. `$.outputs[0].data`"),
+                Diagnostic::error(loc.span, format!("`{text}` is not a JSONPath")).with_hint(
+                    "JSONPath expressions start at the root `$`, e.g. `$.outputs[0].data`",
+                ),
             );
         }
         Some(text.clone())
     }
 
-    fn executions<'r>(&mut self, raw: &'r RawSuite, pending: &mut Vec<PendingCriteria<'r>>) -> Vec<Execution> {
+    fn executions<'r>(
+        &mut self,
+        raw: &'r RawSuite,
+        pending: &mut Vec<PendingCriteria<'r>>,
+    ) -> Vec<Execution> {
         let Some(list) = &raw.execution else {
             self.push(
-                Diagnostic::error(None, format!("`{}` has no `execution`: there is nothing to run", self.cx.path.display()))
-                    .with_hint("add `execution: [{scenario: NAME, concurrency: 1, hold-for: 10s}]`"),
+                Diagnostic::error(
+                    None,
+                    format!(
+                        "`{}` has no `execution`: there is nothing to run",
+                        self.cx.path.display()
+                    ),
+                )
+                .with_hint("add `execution: [{scenario: NAME, concurrency: 1, hold-for: 10s}]`"),
             );
             return Vec::new();
         };
-        let names: Vec<&str> = raw.scenarios.iter().flat_map(|s| s.iter().map(|(n, _)| n)).collect();
+        let names: Vec<&str> = raw
+            .scenarios
+            .iter()
+            .flat_map(|s| s.iter().map(|(n, _)| n))
+            .collect();
         let mut out = Vec::new();
         for (index, item) in list.iter().enumerate() {
             let Some(e) = item.get() else { continue };
-            if let Some(executor) = &e.executor {
-                if let Some(name) = executor.get().filter(|n| n.as_str() != "perfgate") {
-                    self.push(Diagnostic::warning(
+            if let Some(executor) = &e.executor
+                && let Some(name) = executor.get().filter(|n| n.as_str() != "perfgate")
+            {
+                self.push(Diagnostic::warning(
                         executor.span,
                         format!("`executor: {name}` is ignored: perfgate runs `requests:` scenarios with its own HTTP engine"),
                     ));
-                }
             }
             let scenario = match &e.scenario {
                 None => {
@@ -703,32 +937,48 @@ impl Validator<'_> {
                     name.clone()
                 }
             };
-            let concurrency = e.concurrency.as_ref().and_then(|c| c.get().copied()).unwrap_or(1);
+            let concurrency = e
+                .concurrency
+                .as_ref()
+                .and_then(|c| c.get().copied())
+                .unwrap_or(1);
             if concurrency == 0 {
-                self.push(Diagnostic::error(e.concurrency.as_ref().map(|c| c.span), "`concurrency` must be at least 1"));
+                self.push(Diagnostic::error(
+                    e.concurrency.as_ref().map(|c| c.span),
+                    "`concurrency` must be at least 1",
+                ));
             }
             let ramp_up = dur(e.ramp_up.as_ref()).unwrap_or_default();
             let hold_for = dur(e.hold_for.as_ref()).unwrap_or_default();
             let steps = e.steps.as_ref().and_then(|s| s.get().copied());
-            if let (Some(steps_loc), Some(n)) = (&e.steps, steps) {
-                if n == 0 || ramp_up.is_zero() {
-                    self.push(
-                        Diagnostic::error(steps_loc.span, "`steps` needs a `ramp-up` and at least 1 step")
-                            .with_hint("stepped ramp-up divides `ramp-up` into `steps` equal stages"),
-                    );
-                }
+            if let (Some(steps_loc), Some(n)) = (&e.steps, steps)
+                && (n == 0 || ramp_up.is_zero())
+            {
+                self.push(
+                    Diagnostic::error(
+                        steps_loc.span,
+                        "`steps` needs a `ramp-up` and at least 1 step",
+                    )
+                    .with_hint("stepped ramp-up divides `ramp-up` into `steps` equal stages"),
+                );
             }
             let throughput = e.throughput.as_ref().and_then(|t| t.get().copied());
-            if let (Some(t), Some(loc)) = (throughput, &e.throughput) {
-                if t <= 0.0 {
-                    self.push(Diagnostic::error(loc.span, "`throughput` must be more than 0 requests per second"));
-                }
+            if let (Some(t), Some(loc)) = (throughput, &e.throughput)
+                && t <= 0.0
+            {
+                self.push(Diagnostic::error(
+                    loc.span,
+                    "`throughput` must be more than 0 requests per second",
+                ));
             }
             let arrival = e.arrival.as_ref().and_then(|a| a.get().copied());
             if let (Some(loc), None) = (&e.arrival, throughput) {
                 self.push(
-                    Diagnostic::error(loc.span, "`arrival` needs `throughput`, the rate at which requests arrive")
-                        .with_hint("add e.g. `throughput: 100` (requests per second)"),
+                    Diagnostic::error(
+                        loc.span,
+                        "`arrival` needs `throughput`, the rate at which requests arrive",
+                    )
+                    .with_hint("add e.g. `throughput: 100` (requests per second)"),
                 );
             }
             let mut iterations = e.iterations.as_ref().and_then(|i| i.get().copied());
@@ -737,7 +987,10 @@ impl Validator<'_> {
                 iterations = Some(1);
             }
             if let Some(criteria) = &e.criteria {
-                pending.push(PendingCriteria { criteria, scope: Scope::Execution(index) });
+                pending.push(PendingCriteria {
+                    criteria,
+                    scope: Scope::Execution(index),
+                });
             }
             out.push(Execution {
                 scenario,
@@ -755,7 +1008,11 @@ impl Validator<'_> {
         out
     }
 
-    fn module_kind(&mut self, module: &Located<String>, allowed: &[(&str, ModuleKind)]) -> Option<ModuleKind> {
+    fn module_kind(
+        &mut self,
+        module: &Located<String>,
+        allowed: &[(&str, ModuleKind)],
+    ) -> Option<ModuleKind> {
         let name = module.get()?;
         if let Some((_, kind)) = allowed.iter().find(|(n, _)| n == name) {
             return Some(*kind);
@@ -763,7 +1020,11 @@ impl Validator<'_> {
         if let Some(kind) = self.aliases.get(name) {
             return Some(*kind);
         }
-        let candidates: Vec<&str> = allowed.iter().map(|(n, _)| *n).chain(self.aliases.keys().map(String::as_str)).collect();
+        let candidates: Vec<&str> = allowed
+            .iter()
+            .map(|(n, _)| *n)
+            .chain(self.aliases.keys().map(String::as_str))
+            .collect();
         self.push(
             Diagnostic::error(module.span, format!("unknown module `{name}`"))
                 .with_suggestion(name, candidates.iter().copied())
@@ -788,7 +1049,9 @@ impl Validator<'_> {
         ];
         for item in raw.services.iter().flatten() {
             let Some(s) = item.get() else { continue };
-            let Some(kind) = self.module_kind(&s.module, &allowed) else { continue };
+            let Some(kind) = self.module_kind(&s.module, &allowed) else {
+                continue;
+            };
             let module = s.module.get().cloned().unwrap_or_default();
             self.service_keys(s, kind, &module);
             match kind {
@@ -803,8 +1066,13 @@ impl Validator<'_> {
                     }
                 }
                 ModuleKind::Shellexec => {
-                    let cmds = |v: &mut Self, list: &Option<Vec<Located<RawCommand>>>| -> Vec<ShellCommand> {
-                        list.iter().flatten().filter_map(|c| v.shell_command(c)).collect()
+                    let cmds = |v: &mut Self,
+                                list: &Option<Vec<Located<RawCommand>>>|
+                     -> Vec<ShellCommand> {
+                        list.iter()
+                            .flatten()
+                            .filter_map(|c| v.shell_command(c))
+                            .collect()
                     };
                     services.push(Service::Shellexec(ShellExec {
                         prepare: cmds(self, &s.prepare),
@@ -816,10 +1084,18 @@ impl Validator<'_> {
                 }
                 ModuleKind::Monitoring => {
                     for src in s.local.iter().flatten() {
-                        monitoring.push(self.monitor_source(Some(src), "local".into(), SourceKind::Local));
+                        monitoring.push(self.monitor_source(
+                            Some(src),
+                            "local".into(),
+                            SourceKind::Local,
+                        ));
                     }
                     for src in s.server_local_client.iter().flatten() {
-                        monitoring.push(self.monitor_source(Some(src), "ServerLocalClient".into(), SourceKind::ServerLocalClient));
+                        monitoring.push(self.monitor_source(
+                            Some(src),
+                            "ServerLocalClient".into(),
+                            SourceKind::ServerLocalClient,
+                        ));
                     }
                     for src in s.prometheus.iter().flatten() {
                         let name = src
@@ -827,10 +1103,18 @@ impl Validator<'_> {
                             .and_then(|p| p.label.as_ref())
                             .and_then(|l| l.get().cloned())
                             .unwrap_or_else(|| "prometheus".into());
-                        monitoring.push(self.monitor_source(Some(src), name, SourceKind::Prometheus));
+                        monitoring.push(self.monitor_source(
+                            Some(src),
+                            name,
+                            SourceKind::Prometheus,
+                        ));
                     }
                     for agent in s.server_agent.iter().flatten() {
-                        if let Some(label) = agent.get().and_then(|a| a.get("label")).and_then(|l| l.as_str()) {
+                        if let Some(label) = agent
+                            .get()
+                            .and_then(|a| a.get("label"))
+                            .and_then(|l| l.as_str())
+                        {
                             self.unsupported_sources.insert(label.to_owned());
                         }
                         self.push(
@@ -841,7 +1125,10 @@ impl Validator<'_> {
                 }
                 ModuleKind::Passfail => {
                     if let Some(criteria) = &s.criteria {
-                        pending.push(PendingCriteria { criteria, scope: Scope::Suite });
+                        pending.push(PendingCriteria {
+                            criteria,
+                            scope: Scope::Suite,
+                        });
                     }
                 }
                 ModuleKind::Ignored => self.push(Diagnostic::warning(
@@ -852,10 +1139,16 @@ impl Validator<'_> {
         }
         let mut seen = BTreeSet::new();
         for source in &monitoring {
-            if source.kind != SourceKind::Local && source.kind != SourceKind::ServerLocalClient && !seen.insert(source.name.clone()) {
+            if source.kind != SourceKind::Local
+                && source.kind != SourceKind::ServerLocalClient
+                && !seen.insert(source.name.clone())
+            {
                 self.push(
-                    Diagnostic::error(None, format!("two monitoring sources are named `{}`", source.name))
-                        .with_hint("give each server and prometheus source its own `label`"),
+                    Diagnostic::error(
+                        None,
+                        format!("two monitoring sources are named `{}`", source.name),
+                    )
+                    .with_hint("give each server and prometheus source its own `label`"),
                 );
             }
         }
@@ -873,16 +1166,55 @@ impl Validator<'_> {
             ("workers-match", s.workers_match.as_ref().map(|l| l.span)),
             ("ready", s.ready.as_ref().map(|l| l.span)),
             ("stop", s.stop.as_ref().map(|l| l.span)),
-            ("startup", s.startup.as_ref().and_then(|l| l.first()).map(|l| l.span)),
-            ("check", s.check.as_ref().and_then(|l| l.first()).map(|l| l.span)),
-            ("shutdown", s.shutdown.as_ref().and_then(|l| l.first()).map(|l| l.span)),
-            ("prepare", s.prepare.as_ref().and_then(|l| l.first()).map(|l| l.span)),
-            ("post-process", s.post_process.as_ref().and_then(|l| l.first()).map(|l| l.span)),
+            (
+                "startup",
+                s.startup.as_ref().and_then(|l| l.first()).map(|l| l.span),
+            ),
+            (
+                "check",
+                s.check.as_ref().and_then(|l| l.first()).map(|l| l.span),
+            ),
+            (
+                "shutdown",
+                s.shutdown.as_ref().and_then(|l| l.first()).map(|l| l.span),
+            ),
+            (
+                "prepare",
+                s.prepare.as_ref().and_then(|l| l.first()).map(|l| l.span),
+            ),
+            (
+                "post-process",
+                s.post_process
+                    .as_ref()
+                    .and_then(|l| l.first())
+                    .map(|l| l.span),
+            ),
             ("monitoring", s.monitoring.as_ref().map(|l| l.span)),
-            ("local", s.local.as_ref().and_then(|l| l.first()).map(|l| l.span)),
-            ("ServerLocalClient", s.server_local_client.as_ref().and_then(|l| l.first()).map(|l| l.span)),
-            ("prometheus", s.prometheus.as_ref().and_then(|l| l.first()).map(|l| l.span)),
-            ("server-agent", s.server_agent.as_ref().and_then(|l| l.first()).map(|l| l.span)),
+            (
+                "local",
+                s.local.as_ref().and_then(|l| l.first()).map(|l| l.span),
+            ),
+            (
+                "ServerLocalClient",
+                s.server_local_client
+                    .as_ref()
+                    .and_then(|l| l.first())
+                    .map(|l| l.span),
+            ),
+            (
+                "prometheus",
+                s.prometheus
+                    .as_ref()
+                    .and_then(|l| l.first())
+                    .map(|l| l.span),
+            ),
+            (
+                "server-agent",
+                s.server_agent
+                    .as_ref()
+                    .and_then(|l| l.first())
+                    .map(|l| l.span),
+            ),
             ("criteria", s.criteria.as_ref().map(|l| l.span)),
         ];
         if kind == ModuleKind::Ignored {
@@ -890,28 +1222,46 @@ impl Validator<'_> {
         }
         for (key, span) in present {
             let Some(span) = span else { continue };
-            if !kind.keys().contains(&key) && !(key == "env" && kind == ModuleKind::Shellexec) {
+            if !kind.keys().contains(&key) {
                 self.push(
                     Diagnostic::error(span, format!("`{key}` does not apply to module `{module}`"))
-                        .with_hint(format!("module `{module}` takes: {}", kind.keys().join(", "))),
+                        .with_hint(format!(
+                            "module `{module}` takes: {}",
+                            kind.keys().join(", ")
+                        )),
                 );
             }
         }
     }
 
     fn server(&mut self, span: Span, s: &RawService, existing: &[Service]) -> Option<Server> {
-        let label = s.label.as_ref().and_then(|l| l.get().cloned()).unwrap_or_else(|| "server".into());
-        if existing.iter().any(|e| matches!(e, Service::Server(o) if o.label == label)) {
+        let label = s
+            .label
+            .as_ref()
+            .and_then(|l| l.get().cloned())
+            .unwrap_or_else(|| "server".into());
+        if existing
+            .iter()
+            .any(|e| matches!(e, Service::Server(o) if o.label == label))
+        {
             self.push(
-                Diagnostic::error(s.label.as_ref().map_or(span, |l| l.span), format!("two servers are labelled `{label}`"))
-                    .with_hint("give each server its own `label`; it names its log and monitoring series"),
+                Diagnostic::error(
+                    s.label.as_ref().map_or(span, |l| l.span),
+                    format!("two servers are labelled `{label}`"),
+                )
+                .with_hint(
+                    "give each server its own `label`; it names its log and monitoring series",
+                ),
             );
         }
         let launch = match (&s.command, &s.shell) {
             (Some(argv), None) => {
                 let argv = argv.get()?.clone();
                 if argv.is_empty() {
-                    self.push(Diagnostic::error(s.command.as_ref().map(|c| c.span), "`command` is empty"));
+                    self.push(Diagnostic::error(
+                        s.command.as_ref().map(|c| c.span),
+                        "`command` is empty",
+                    ));
                 }
                 Launch::Argv(argv)
             }
@@ -925,8 +1275,11 @@ impl Validator<'_> {
             }
             (None, None) => {
                 self.push(
-                    Diagnostic::error(span, format!("server `{label}` needs `command` (an argv list) or `shell`"))
-                        .with_hint("e.g. command: [\"${PERFGATE}\", demo-server, --port, \"${PORT}\"]"),
+                    Diagnostic::error(
+                        span,
+                        format!("server `{label}` needs `command` (an argv list) or `shell`"),
+                    )
+                    .with_hint("e.g. command: [\"${PERFGATE}\", demo-server, --port, \"${PORT}\"]"),
                 );
                 return None;
             }
@@ -943,31 +1296,47 @@ impl Validator<'_> {
                 let r = r.get()?;
                 if r.tcp.is_none() && r.http.is_none() && r.log.is_none() {
                     self.push(
-                        Diagnostic::error(s.ready.as_ref().map(|l| l.span), "`ready` needs `tcp`, `http` or `log`")
-                            .with_hint("e.g. ready: {http: \"http://127.0.0.1:${PORT}/v2/health/ready\"}"),
+                        Diagnostic::error(
+                            s.ready.as_ref().map(|l| l.span),
+                            "`ready` needs `tcp`, `http` or `log`",
+                        )
+                        .with_hint(
+                            "e.g. ready: {http: \"http://127.0.0.1:${PORT}/v2/health/ready\"}",
+                        ),
                     );
                 }
-                if let Some(tcp) = r.tcp.as_ref() {
-                    if let Some(text) = tcp.get() {
-                        let port_ok = text.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok() || p.contains("${"));
-                        if !port_ok {
-                            self.push(
-                                Diagnostic::error(tcp.span, format!("`{text}` is not host:port"))
-                                    .with_hint("e.g. tcp: \"127.0.0.1:${PORT}\""),
-                            );
-                        }
+                if let Some(tcp) = r.tcp.as_ref()
+                    && let Some(text) = tcp.get()
+                {
+                    let port_ok = text
+                        .rsplit_once(':')
+                        .is_some_and(|(_, p)| p.parse::<u16>().is_ok() || p.contains("${"));
+                    if !port_ok {
+                        self.push(
+                            Diagnostic::error(tcp.span, format!("`{text}` is not host:port"))
+                                .with_hint("e.g. tcp: \"127.0.0.1:${PORT}\""),
+                        );
                     }
                 }
-                if let Some(http) = r.http.as_ref() {
-                    if let Some(text) = http.get().filter(|t| !t.starts_with("http://") && !t.starts_with("https://")) {
-                        self.push(Diagnostic::error(http.span, format!("`{text}` is not an http:// URL")));
-                    }
+                if let Some(http) = r.http.as_ref()
+                    && let Some(text) = http
+                        .get()
+                        .filter(|t| !t.starts_with("http://") && !t.starts_with("https://"))
+                {
+                    self.push(Diagnostic::error(
+                        http.span,
+                        format!("`{text}` is not an http:// URL"),
+                    ));
                 }
                 let log = r.log.as_ref().and_then(|l| self.regex(l, "`ready.log`"));
                 Ready {
                     tcp: r.tcp.as_ref().and_then(|t| t.get().cloned()),
                     http: r.http.as_ref().and_then(|t| t.get().cloned()),
-                    status: r.status.as_ref().and_then(|s| s.get().copied()).unwrap_or(200),
+                    status: r
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.get().copied())
+                        .unwrap_or(200),
                     log,
                     timeout: dur(r.timeout.as_ref()).unwrap_or(Duration::from_secs(60)),
                     interval: dur(r.interval.as_ref()).unwrap_or(Duration::from_millis(250)),
@@ -977,8 +1346,15 @@ impl Validator<'_> {
         let stop_raw = s.stop.as_ref().and_then(Located::get);
         let signal = match stop_raw.and_then(|s| s.signal.as_ref()) {
             Some(sig) => {
-                let text = sig.get().map(|t| t.to_ascii_uppercase()).unwrap_or_default();
-                let full = if text.starts_with("SIG") { text } else { format!("SIG{text}") };
+                let text = sig
+                    .get()
+                    .map(|t| t.to_ascii_uppercase())
+                    .unwrap_or_default();
+                let full = if text.starts_with("SIG") {
+                    text
+                } else {
+                    format!("SIG{text}")
+                };
                 if !SIGNALS.contains(&full.as_str()) {
                     self.push(
                         Diagnostic::error(sig.span, format!("unknown signal `{full}`"))
@@ -990,9 +1366,16 @@ impl Validator<'_> {
             }
             None => "SIGTERM".into(),
         };
-        let cwd = s.cwd.as_ref().and_then(|c| self.existing_file(c, "working directory"));
+        let cwd = s
+            .cwd
+            .as_ref()
+            .and_then(|c| self.existing_file(c, "working directory"));
         let commands = |list: &Option<Vec<Located<RawCommand>>>| -> Vec<String> {
-            list.iter().flatten().filter_map(|c| c.get()).filter_map(|c| c.command.get().cloned()).collect()
+            list.iter()
+                .flatten()
+                .filter_map(|c| c.get())
+                .filter_map(|c| c.command.get().cloned())
+                .collect()
         };
         Some(Server {
             label,
@@ -1000,13 +1383,22 @@ impl Validator<'_> {
             cwd,
             env: keyed(s.env.as_ref()),
             pid_file: s.pid_file.as_ref().and_then(|p| p.get()).map(PathBuf::from),
-            process_match: s.process_match.as_ref().and_then(|p| self.regex(p, "`process-match`")),
-            workers_match: s.workers_match.as_ref().and_then(|p| self.regex(p, "`workers-match`")),
+            process_match: s
+                .process_match
+                .as_ref()
+                .and_then(|p| self.regex(p, "`process-match`")),
+            workers_match: s
+                .workers_match
+                .as_ref()
+                .and_then(|p| self.regex(p, "`workers-match`")),
             ready,
             stop: Stop {
                 signal,
-                grace: dur(stop_raw.and_then(|s| s.grace.as_ref())).unwrap_or(Duration::from_secs(10)),
-                command: stop_raw.and_then(|s| s.command.as_ref()).and_then(|c| c.get().cloned()),
+                grace: dur(stop_raw.and_then(|s| s.grace.as_ref()))
+                    .unwrap_or(Duration::from_secs(10)),
+                command: stop_raw
+                    .and_then(|s| s.command.as_ref())
+                    .and_then(|c| c.get().cloned()),
             },
             prepare: commands(&s.prepare),
             post_process: commands(&s.post_process),
@@ -1026,7 +1418,12 @@ impl Validator<'_> {
         })
     }
 
-    fn monitor_source(&mut self, raw: Option<&Located<RawMonitorSource>>, name: String, kind: SourceKind) -> MonitorSource {
+    fn monitor_source(
+        &mut self,
+        raw: Option<&Located<RawMonitorSource>>,
+        name: String,
+        kind: SourceKind,
+    ) -> MonitorSource {
         let src = raw.and_then(Located::get);
         let mut metrics = Vec::new();
         let listed = src.and_then(|s| s.metrics.as_ref());
@@ -1046,9 +1443,12 @@ impl Validator<'_> {
             } else if !kind.provides(metric) {
                 let all = kind.all();
                 self.push(
-                    Diagnostic::error(m.span, format!("`{name}` does not provide the metric `{metric}`"))
-                        .with_suggestion(metric, all.iter().copied())
-                        .with_hint(metric_hint(kind)),
+                    Diagnostic::error(
+                        m.span,
+                        format!("`{name}` does not provide the metric `{metric}`"),
+                    )
+                    .with_suggestion(metric, all.iter().copied())
+                    .with_hint(metric_hint(kind)),
                 );
                 continue;
             }
@@ -1059,7 +1459,9 @@ impl Validator<'_> {
         if listed.is_none() {
             metrics = kind.all().into_iter().map(str::to_owned).collect();
         }
-        let url = src.and_then(|s| s.url.as_ref()).and_then(|u| u.get().cloned());
+        let url = src
+            .and_then(|s| s.url.as_ref())
+            .and_then(|u| u.get().cloned());
         if kind == SourceKind::Prometheus {
             let span = raw.map(|r| r.span);
             if url.is_none() {
@@ -1070,17 +1472,26 @@ impl Validator<'_> {
             }
             if metrics.is_empty() {
                 self.push(
-                    Diagnostic::error(span, "a prometheus source needs `metrics`: the series to scrape")
-                        .with_hint("e.g. metrics: [\"http_requests_total{code=\\\"200\\\"}\"]"),
+                    Diagnostic::error(
+                        span,
+                        "a prometheus source needs `metrics`: the series to scrape",
+                    )
+                    .with_hint("e.g. metrics: [\"http_requests_total{code=\\\"200\\\"}\"]"),
                 );
             }
         }
         if kind != SourceKind::Prometheus {
             if let Some(label) = src.and_then(|s| s.label.as_ref()) {
-                self.push(Diagnostic::error(label.span, "`label` only applies to prometheus sources"));
+                self.push(Diagnostic::error(
+                    label.span,
+                    "`label` only applies to prometheus sources",
+                ));
             }
             if let Some(u) = src.and_then(|s| s.url.as_ref()) {
-                self.push(Diagnostic::error(u.span, "`url` only applies to prometheus sources"));
+                self.push(Diagnostic::error(
+                    u.span,
+                    "`url` only applies to prometheus sources",
+                ));
             }
         }
         MonitorSource {
@@ -1093,7 +1504,11 @@ impl Validator<'_> {
         }
     }
 
-    fn reporters<'r>(&mut self, raw: &'r RawSuite, pending: &mut Vec<PendingCriteria<'r>>) -> Vec<Reporter> {
+    fn reporters<'r>(
+        &mut self,
+        raw: &'r RawSuite,
+        pending: &mut Vec<PendingCriteria<'r>>,
+    ) -> Vec<Reporter> {
         let allowed = [
             ("passfail", ModuleKind::Passfail),
             ("junit-xml", ModuleKind::Ignored),
@@ -1105,18 +1520,27 @@ impl Validator<'_> {
         let mut out = Vec::new();
         for item in raw.reporting.iter().flatten() {
             let Some(r) = item.get() else { continue };
-            let Some(kind) = self.module_kind(&r.module, &allowed) else { continue };
+            let Some(kind) = self.module_kind(&r.module, &allowed) else {
+                continue;
+            };
             let name = r.module.get().map(String::as_str).unwrap_or_default();
             let reporter = match (kind, name) {
                 (ModuleKind::Passfail, _) => {
                     if let Some(criteria) = &r.criteria {
-                        pending.push(PendingCriteria { criteria, scope: Scope::Suite });
+                        pending.push(PendingCriteria {
+                            criteria,
+                            scope: Scope::Suite,
+                        });
                     }
                     Reporter::Passfail
                 }
                 (_, "junit-xml") => Reporter::JunitXml {
                     filename: r.filename.as_ref().and_then(|f| f.get().cloned()),
-                    data_source: r.data_source.as_ref().and_then(|d| d.get().copied()).unwrap_or(JunitDataSource::PassFail),
+                    data_source: r
+                        .data_source
+                        .as_ref()
+                        .and_then(|d| d.get().copied())
+                        .unwrap_or(JunitDataSource::PassFail),
                 },
                 (_, "final-stats") => Reporter::FinalStats {
                     dump_csv: r.dump_csv.as_ref().and_then(|f| f.get().cloned()),
@@ -1127,12 +1551,16 @@ impl Validator<'_> {
                     failed_labels: r.failed_labels.unwrap_or(false),
                     test_duration: r.test_duration.unwrap_or(true),
                 },
-                (_, "html") => Reporter::Html { filename: r.filename.as_ref().and_then(|f| f.get().cloned()) },
+                (_, "html") => Reporter::Html {
+                    filename: r.filename.as_ref().and_then(|f| f.get().cloned()),
+                },
                 (_, "console") => Reporter::Console,
                 _ => {
                     self.push(Diagnostic::warning(
                         r.module.span,
-                        format!("reporter `{name}` is ignored: perfgate writes its reports locally"),
+                        format!(
+                            "reporter `{name}` is ignored: perfgate writes its reports locally"
+                        ),
                     ));
                     continue;
                 }
@@ -1144,13 +1572,19 @@ impl Validator<'_> {
 
     /// The span of a part of a string node: exact when the string is on one line as written.
     fn span_in(&self, node: Span, text: &str, range: std::ops::Range<usize>) -> Span {
-        let line = self.cx.sources.line(node.file, node.line).unwrap_or_default();
+        let line = self
+            .cx
+            .sources
+            .line(node.file, node.line)
+            .unwrap_or_default();
         let start_col = usize::try_from(node.col).unwrap_or(1).saturating_sub(1);
         let written: String = line.chars().skip(start_col).collect();
         let quote = usize::from(written.starts_with(['"', '\'']));
         let prefix = text.get(..range.start).unwrap_or_default();
         if written.get(quote..).is_some_and(|w| w.starts_with(prefix)) {
-            let width = text.get(range.clone()).map_or(1, |s| s.chars().count().max(1));
+            let width = text
+                .get(range.clone())
+                .map_or(1, |s| s.chars().count().max(1));
             return Span {
                 col: node.col + u32::try_from(quote + prefix.chars().count()).unwrap_or(0),
                 len: u32::try_from(width).unwrap_or(1),
@@ -1160,10 +1594,17 @@ impl Validator<'_> {
         node
     }
 
-    fn criterion(&mut self, item: &Located<RawCriterion>, scope: Scope, monitoring: &[MonitorSource]) -> Option<Criterion> {
+    fn criterion(
+        &mut self,
+        item: &Located<RawCriterion>,
+        scope: Scope,
+        monitoring: &[MonitorSource],
+    ) -> Option<Criterion> {
         let c = item.get()?;
         match c {
-            RawCriterion::Short { text, message } => self.short_criterion(item.span, text, message.clone(), scope, monitoring),
+            RawCriterion::Short { text, message } => {
+                self.short_criterion(item.span, text, message.clone(), scope, monitoring)
+            }
             RawCriterion::Long(long) => self.long_criterion(item.span, long, scope, monitoring),
         }
     }
@@ -1182,8 +1623,11 @@ impl Validator<'_> {
         let parsed = match parse_short(text) {
             Ok(p) => p,
             Err(e) => {
-                let mut d = Diagnostic::error(self.span_in(span, text, e.range.clone()), format!("invalid criterion: {}", e.message))
-                    .with_hint(e.hint);
+                let mut d = Diagnostic::error(
+                    self.span_in(span, text, e.range.clone()),
+                    format!("invalid criterion: {}", e.message),
+                )
+                .with_hint(e.hint);
                 if let Some(s) = e.suggestion {
                     d = d.with_label(format!("did you mean `{s}`?"));
                 }
@@ -1196,14 +1640,20 @@ impl Validator<'_> {
         let threshold = match parse_threshold(&subject, &parsed.threshold.text) {
             Ok(t) => t,
             Err(why) => {
-                self.push(Diagnostic::error(at(self, &parsed.threshold), format!("invalid threshold: {why}")));
+                self.push(Diagnostic::error(
+                    at(self, &parsed.threshold),
+                    format!("invalid threshold: {why}"),
+                ));
                 return None;
             }
         };
         let op = Op::parse(&parsed.op.text).ok()?;
         let window = match (&parsed.logic, &parsed.timeframe) {
             (Some(logic), Some(tf)) => match parse_duration(&tf.text) {
-                Ok(timeframe) if !timeframe.is_zero() => Some(Window { logic: Logic::parse(&logic.text)?, timeframe }),
+                Ok(timeframe) if !timeframe.is_zero() => Some(Window {
+                    logic: Logic::parse(&logic.text)?,
+                    timeframe,
+                }),
                 _ => {
                     self.push(
                         Diagnostic::error(at(self, tf), format!("invalid timeframe `{}`", tf.text))
@@ -1214,7 +1664,11 @@ impl Validator<'_> {
             },
             _ => None,
         };
-        let label = parsed.label.as_ref().map(|l| l.text.clone()).unwrap_or_default();
+        let label = parsed
+            .label
+            .as_ref()
+            .map(|l| l.text.clone())
+            .unwrap_or_default();
         if let Some(l) = &parsed.label {
             self.check_label(at(self, l), &subject, &label);
         }
@@ -1222,9 +1676,25 @@ impl Validator<'_> {
         let stop = parsed.action.as_ref().is_none_or(|a| a.text == "stop");
         let fail = parsed.outcome.as_ref().is_none_or(|o| o.text == "failed");
         Some(Criterion {
-            name: criterion_name(&subject, &label, op, &parsed.threshold.text, window.as_ref().map(|w| (w.logic, parsed.timeframe.as_ref().map_or("", |t| t.text.as_str())))),
+            name: criterion_name(
+                &subject,
+                &label,
+                op,
+                &parsed.threshold.text,
+                window.as_ref().map(|w| {
+                    (
+                        w.logic,
+                        parsed.timeframe.as_ref().map_or("", |t| t.text.as_str()),
+                    )
+                }),
+            ),
             message: message.or_else(|| parsed.message.map(|m| m.text)),
-            check: Check::Threshold { subject, label, op, threshold },
+            check: Check::Threshold {
+                subject,
+                label,
+                op,
+                threshold,
+            },
             window,
             stop,
             fail,
@@ -1265,7 +1735,9 @@ impl Validator<'_> {
     }
 
     fn check_monitoring(&mut self, span: Span, subject: &Subject, monitoring: &[MonitorSource]) {
-        let Subject::Monitoring { source, metric } = subject else { return };
+        let Subject::Monitoring { source, metric } = subject else {
+            return;
+        };
         if self.unsupported_sources.contains(source) {
             return;
         }
@@ -1285,9 +1757,12 @@ impl Validator<'_> {
         if found.kind != SourceKind::Prometheus && !found.kind.provides(metric) {
             let all = found.kind.all();
             self.push(
-                Diagnostic::error(span, format!("`{source}` does not provide the metric `{metric}`"))
-                    .with_suggestion(metric, all.iter().copied())
-                    .with_hint(metric_hint(found.kind)),
+                Diagnostic::error(
+                    span,
+                    format!("`{source}` does not provide the metric `{metric}`"),
+                )
+                .with_suggestion(metric, all.iter().copied())
+                .with_hint(metric_hint(found.kind)),
             );
         } else if !found.metrics.iter().any(|m| m == metric) {
             self.push(
@@ -1298,7 +1773,13 @@ impl Validator<'_> {
         }
     }
 
-    fn long_criterion(&mut self, span: Span, c: &RawCriterionLong, scope: Scope, monitoring: &[MonitorSource]) -> Option<Criterion> {
+    fn long_criterion(
+        &mut self,
+        span: Span,
+        c: &RawCriterionLong,
+        scope: Scope,
+        monitoring: &[MonitorSource],
+    ) -> Option<Criterion> {
         if let Some(d) = &c.diff_percent {
             self.push(Diagnostic::warning(
                 d.span,
@@ -1320,16 +1801,20 @@ impl Validator<'_> {
                 scope,
             });
         }
-        let class = c.class.as_ref().and_then(|cl| cl.get().map(|t| (cl.span, t.as_str())));
-        if let Some((cspan, class)) = class {
-            if class != MONITORING_CRITERIA_CLASS && class != DATA_CRITERIA_CLASS {
-                self.push(
+        let class = c
+            .class
+            .as_ref()
+            .and_then(|cl| cl.get().map(|t| (cl.span, t.as_str())));
+        if let Some((cspan, class)) = class
+            && class != MONITORING_CRITERIA_CLASS
+            && class != DATA_CRITERIA_CLASS
+        {
+            self.push(
                     Diagnostic::error(cspan, format!("unknown criterion class `{class}`"))
                         .with_suggestion(class, [MONITORING_CRITERIA_CLASS, DATA_CRITERIA_CLASS])
                         .with_hint(format!("use `{MONITORING_CRITERIA_CLASS}` for `source/metric` subjects, or leave `class` out")),
                 );
-                return None;
-            }
+            return None;
         }
         let missing = |v: &mut Self, key: &str, example: &str| {
             v.push(
@@ -1355,10 +1840,14 @@ impl Validator<'_> {
             return None;
         }
         let subject = self.subject(subject_loc.span, subject_text)?;
-        if class.is_some_and(|(_, cl)| cl == MONITORING_CRITERIA_CLASS) && !subject.is_monitoring() {
+        if class.is_some_and(|(_, cl)| cl == MONITORING_CRITERIA_CLASS) && !subject.is_monitoring()
+        {
             self.push(
-                Diagnostic::error(subject_loc.span, format!("monitoring criteria name `source/metric`, not `{subject_text}`"))
-                    .with_hint("e.g. subject: ServerLocalClient/total_workers"),
+                Diagnostic::error(
+                    subject_loc.span,
+                    format!("monitoring criteria name `source/metric`, not `{subject_text}`"),
+                )
+                .with_hint("e.g. subject: ServerLocalClient/total_workers"),
             );
             return None;
         }
@@ -1366,7 +1855,8 @@ impl Validator<'_> {
         let op = match Op::parse(op_text.trim()) {
             Ok(op) => op,
             Err((why, suggestion)) => {
-                let mut d = Diagnostic::error(condition.span, why).with_hint(format!("operators are {}", grammar::OPERATORS));
+                let mut d = Diagnostic::error(condition.span, why)
+                    .with_hint(format!("operators are {}", grammar::OPERATORS));
                 if let Some(s) = suggestion {
                     d = d.with_label(format!("did you mean `{s}`?"));
                 }
@@ -1381,20 +1871,42 @@ impl Validator<'_> {
         let threshold: Threshold = match parse_threshold(&subject, threshold_text) {
             Ok(t) => t,
             Err(why) => {
-                self.push(Diagnostic::error(threshold_loc.span, format!("invalid threshold: {why}")));
+                self.push(Diagnostic::error(
+                    threshold_loc.span,
+                    format!("invalid threshold: {why}"),
+                ));
                 return None;
             }
         };
-        let label = c.label.as_ref().and_then(|l| l.get().cloned()).unwrap_or_default();
+        let label = c
+            .label
+            .as_ref()
+            .and_then(|l| l.get().cloned())
+            .unwrap_or_default();
         if let Some(l) = &c.label {
             self.check_label(l.span, &subject, &label);
         }
         self.check_monitoring(subject_loc.span, &subject, monitoring);
-        let tf_text = c.timeframe.as_ref().and_then(|t| t.get().cloned()).unwrap_or_default();
+        let tf_text = c
+            .timeframe
+            .as_ref()
+            .and_then(|t| t.get().cloned())
+            .unwrap_or_default();
         Some(Criterion {
-            name: criterion_name(&subject, &label, op, threshold_text, window.as_ref().map(|w| (w.logic, tf_text.as_str()))),
+            name: criterion_name(
+                &subject,
+                &label,
+                op,
+                threshold_text,
+                window.as_ref().map(|w| (w.logic, tf_text.as_str())),
+            ),
             message: c.message.clone(),
-            check: Check::Threshold { subject, label, op, threshold },
+            check: Check::Threshold {
+                subject,
+                label,
+                op,
+                threshold,
+            },
             window,
             stop,
             fail,
@@ -1422,7 +1934,10 @@ impl Validator<'_> {
         };
         let Some(tf) = &c.timeframe else {
             if let (Some(_), Some(l)) = (logic, &c.logic) {
-                self.push(Diagnostic::error(l.span, "`logic` needs a `timeframe`").with_hint("e.g. timeframe: 10s"));
+                self.push(
+                    Diagnostic::error(l.span, "`logic` needs a `timeframe`")
+                        .with_hint("e.g. timeframe: 10s"),
+                );
                 return None;
             }
             return Some(None);
@@ -1435,7 +1950,10 @@ impl Validator<'_> {
             return Some(None); // Taurus: -1 means "no timeframe"
         }
         match parse_duration(text) {
-            Ok(timeframe) if !timeframe.is_zero() => Some(Some(Window { logic: logic.unwrap_or(Logic::For), timeframe })),
+            Ok(timeframe) if !timeframe.is_zero() => Some(Some(Window {
+                logic: logic.unwrap_or(Logic::For),
+                timeframe,
+            })),
             _ => {
                 self.push(
                     Diagnostic::error(tf.span, format!("invalid timeframe `{text}`"))
@@ -1463,9 +1981,15 @@ impl Validator<'_> {
             if !KPI_FUNCTIONS.contains(&function) && !EVALEXPR_BUILTINS.contains(&function) {
                 ok = false;
                 self.push(
-                    Diagnostic::error(loc.span, format!("unknown function `{function}` in expression"))
-                        .with_suggestion(function, KPI_FUNCTIONS.iter().copied())
-                        .with_hint(format!("KPI functions: {} (times in milliseconds)", KPI_FUNCTIONS.join(", "))),
+                    Diagnostic::error(
+                        loc.span,
+                        format!("unknown function `{function}` in expression"),
+                    )
+                    .with_suggestion(function, KPI_FUNCTIONS.iter().copied())
+                    .with_hint(format!(
+                        "KPI functions: {} (times in milliseconds)",
+                        KPI_FUNCTIONS.join(", ")
+                    )),
                 );
             }
         }
@@ -1473,7 +1997,9 @@ impl Validator<'_> {
             ok = false;
             self.push(
                 Diagnostic::error(loc.span, format!("unknown name `{variable}` in expression"))
-                    .with_hint("labels are strings: p(99, \"infer\"); functions need parentheses: hits()"),
+                    .with_hint(
+                        "labels are strings: p(99, \"infer\"); functions need parentheses: hits()",
+                    ),
             );
         }
         // Check the labels and subjects named in calls such as p(99, "infer") or metric("a/b").
@@ -1482,15 +2008,26 @@ impl Validator<'_> {
             let (function, arg) = (&cap[1], &cap[2]);
             match function {
                 "metric" => match parse_subject(arg) {
-                    Ok(subject @ Subject::Monitoring { .. }) => self.check_monitoring(loc.span, &subject, monitoring),
+                    Ok(subject @ Subject::Monitoring { .. }) => {
+                        self.check_monitoring(loc.span, &subject, monitoring)
+                    }
                     _ => {
                         ok = false;
-                        self.push(Diagnostic::error(loc.span, format!("`metric(\"{arg}\")` needs `source/metric`")));
+                        self.push(Diagnostic::error(
+                            loc.span,
+                            format!("`metric(\"{arg}\")` needs `source/metric`"),
+                        ));
                     }
                 },
                 "rc" => {}
                 _ if KPI_FUNCTIONS.contains(&function) => {
-                    self.check_label(loc.span, &Subject::Kpi { kpi: grammar::Kpi::Hits }, arg);
+                    self.check_label(
+                        loc.span,
+                        &Subject::Kpi {
+                            kpi: grammar::Kpi::Hits,
+                        },
+                        arg,
+                    );
                 }
                 _ => {}
             }
@@ -1557,8 +2094,13 @@ impl Validator<'_> {
                     if b == from {
                         path.push(from.clone());
                         self.push(
-                            Diagnostic::error(*span, format!("include cycle: {}", path.join(" → ")))
-                                .with_hint("a scenario cannot include itself, directly or through others"),
+                            Diagnostic::error(
+                                *span,
+                                format!("include cycle: {}", path.join(" → ")),
+                            )
+                            .with_hint(
+                                "a scenario cannot include itself, directly or through others",
+                            ),
                         );
                         frontier.clear();
                         break;
@@ -1572,12 +2114,20 @@ impl Validator<'_> {
     }
 
     fn check_variables(&mut self) {
-        let Some(entries) = self.cx.effective.as_map() else { return };
+        let Some(entries) = self.cx.effective.as_map() else {
+            return;
+        };
         let mut found = Vec::new();
         for entry in entries {
             let in_requests = entry.key == "scenarios";
             if entry.key == "settings" {
-                for s in entry.value.as_map().into_iter().flatten().filter(|s| s.key != "env") {
+                for s in entry
+                    .value
+                    .as_map()
+                    .into_iter()
+                    .flatten()
+                    .filter(|s| s.key != "env")
+                {
                     collect_refs(&s.value, false, &mut found);
                 }
                 continue;
@@ -1589,8 +2139,11 @@ impl Validator<'_> {
             let at = self.span_in(span, &text, reference.range.clone());
             if name.starts_with("__") {
                 self.push(
-                    Diagnostic::error(at, format!("JMeter functions such as `${{{name}}}` are not supported"))
-                        .with_hint("declare the value under `settings.env` or as a scenario variable"),
+                    Diagnostic::error(
+                        at,
+                        format!("JMeter functions such as `${{{name}}}` are not supported"),
+                    )
+                    .with_hint("declare the value under `settings.env` or as a scenario variable"),
                 );
                 continue;
             }
@@ -1604,7 +2157,15 @@ impl Validator<'_> {
                 .cx
                 .known_variables
                 .iter()
-                .chain(if in_requests { Some(&self.runtime_vars) } else { None }.into_iter().flatten())
+                .chain(
+                    if in_requests {
+                        Some(&self.runtime_vars)
+                    } else {
+                        None
+                    }
+                    .into_iter()
+                    .flatten(),
+                )
                 .map(String::as_str)
                 .collect();
             let defined_in: Vec<&str> = self
@@ -1617,9 +2178,13 @@ impl Validator<'_> {
             let hint = if let Some(env) = defined_in.first() {
                 format!("`{name}` is defined in environments/{env}.yaml: run with `-e {env}`")
             } else if in_requests {
-                format!("declare `{name}` under `settings.env`, as a scenario variable, a CSV column or an extractor")
+                format!(
+                    "declare `{name}` under `settings.env`, as a scenario variable, a CSV column or an extractor"
+                )
             } else {
-                format!("declare `{name}` under `settings.env` (request-time variables only work in requests)")
+                format!(
+                    "declare `{name}` under `settings.env` (request-time variables only work in requests)"
+                )
             };
             self.push(
                 Diagnostic::error(at, format!("undefined variable `${{{name}}}`"))
@@ -1630,7 +2195,11 @@ impl Validator<'_> {
     }
 }
 
-fn collect_refs(node: &Node, in_requests: bool, out: &mut Vec<(Span, String, crate::suite::interpolate::Reference, bool)>) {
+fn collect_refs(
+    node: &Node,
+    in_requests: bool,
+    out: &mut Vec<(Span, String, crate::suite::interpolate::Reference, bool)>,
+) {
     match &node.kind {
         Kind::Str(text) => {
             for r in references(text) {
@@ -1638,7 +2207,9 @@ fn collect_refs(node: &Node, in_requests: bool, out: &mut Vec<(Span, String, cra
             }
         }
         Kind::Seq(items) => items.iter().for_each(|i| collect_refs(i, in_requests, out)),
-        Kind::Map(entries) => entries.iter().for_each(|e| collect_refs(&e.value, in_requests, out)),
+        Kind::Map(entries) => entries
+            .iter()
+            .for_each(|e| collect_refs(&e.value, in_requests, out)),
         _ => {}
     }
 }
@@ -1664,17 +2235,35 @@ fn think_time(t: &ThinkTimeValue) -> ThinkTime {
 
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The Taurus-style testcase name: `avg-rt of infer>150ms for 10s`.
-fn criterion_name(subject: &Subject, label: &str, op: Op, threshold: &str, window: Option<(Logic, &str)>) -> String {
+fn criterion_name(
+    subject: &Subject,
+    label: &str,
+    op: Op,
+    threshold: &str,
+    window: Option<(Logic, &str)>,
+) -> String {
     let subject_text = match subject {
         Subject::Percentile { level } => format!("p{level}"),
         other => other.to_string(),
     };
-    let of = if label.is_empty() { String::new() } else { format!(" of {label}") };
-    let window = window.map_or(String::new(), |(logic, tf)| format!(" {} {tf}", logic.name()));
-    format!("{subject_text}{of}{}{}{window}", op.symbol(), threshold.trim())
+    let of = if label.is_empty() {
+        String::new()
+    } else {
+        format!(" of {label}")
+    };
+    let window = window.map_or(String::new(), |(logic, tf)| {
+        format!(" {} {tf}", logic.name())
+    });
+    format!(
+        "{subject_text}{of}{}{}{window}",
+        op.symbol(),
+        threshold.trim()
+    )
 }
-
