@@ -1,8 +1,6 @@
 //! Every file of `../shared/compat` loads and merges; this table states, file by file, whether
 //! it validates or which deliberate errors it gets, and why.
 
-#![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
-
 use std::path::{Path, PathBuf};
 
 use perfgate::suite::diagnostics::Diagnostic;
@@ -14,8 +12,16 @@ const AGENT: &str = "Taurus `server-agent` monitoring is not supported";
 const SCRIPT: &str = "scenario scripts are not supported";
 const NO_EXECUTION: &str = "has no `execution`: there is nothing to run";
 
-/// (file under compat/, global config, env, expected error messages (prefixes), why).
-const TABLE: &[(&str, Option<&str>, Option<&str>, &[&str], &str)] = &[
+/// (file under compat/, global config, env, expected error messages, why).
+type Row = (
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    &'static [&'static str],
+    &'static str,
+);
+
+const TABLE: &[Row] = &[
     (
         "taurus/all-executors.yml",
         None,
