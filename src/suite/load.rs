@@ -44,6 +44,9 @@ pub struct Loaded {
     pub failed: Vec<PathBuf>,
 }
 
+/// What a worker found for one suite.
+type Outcome = (PathBuf, Option<Suite>, Diagnostics);
+
 /// Loads and validates every discovered suite.
 pub fn load(discovery: &Discovery, opts: &LoadOptions) -> Loaded {
     let mut loaded = Loaded::default();
@@ -72,20 +75,66 @@ pub fn load(discovery: &Discovery, opts: &LoadOptions) -> Loaded {
         .cloned()
         .collect();
     let names = suite_names(&suites);
-    for (path, name) in suites.iter().zip(names) {
-        let before = loaded.diagnostics.error_count();
-        let suite = load_suite(
-            path,
-            name,
-            &base_layers,
-            opts,
-            &mut loaded.sources,
-            &mut loaded.diagnostics,
-        );
-        if loaded.diagnostics.error_count() > before || suite.is_none() {
-            loaded.failed.push(path.clone());
+    let jobs: Vec<(&PathBuf, String)> = suites.iter().zip(names).collect();
+    // Suites are independent: load them on every core, each worker with its own copy of the
+    // shared sources, then merge results back in suite order.
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(jobs.len())
+        .max(1);
+    let chunk = jobs.len().div_ceil(workers).max(1);
+    let shared = loaded.sources.len();
+    let results: Vec<(Vec<Outcome>, SourceMap)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .chunks(chunk)
+            .map(|part| {
+                let mut sources = loaded.sources.clone();
+                let base_layers = &base_layers;
+                scope.spawn(move || {
+                    let outcomes = part
+                        .iter()
+                        .map(|(path, name)| {
+                            let mut diags = Diagnostics::default();
+                            let suite = load_suite(
+                                path,
+                                name.clone(),
+                                base_layers,
+                                opts,
+                                &mut sources,
+                                &mut diags,
+                            );
+                            ((*path).clone(), suite, diags)
+                        })
+                        .collect();
+                    (outcomes, sources)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a suite loader panicked"))
+            .collect()
+    });
+    for (outcomes, sources) in results {
+        let offset = loaded.sources.absorb(sources, shared);
+        for (path, suite, diags) in outcomes {
+            let had_errors = diags.has_errors();
+            loaded
+                .diagnostics
+                .extend(diags.iter().cloned().map(|mut d| {
+                    if let Some(span) = &mut d.span
+                        && span.file.0 as usize >= shared
+                    {
+                        span.file.0 = u32::try_from(i64::from(span.file.0) + offset)
+                            .expect("file ids fit in u32");
+                    }
+                    d
+                }));
+            if had_errors || suite.is_none() {
+                loaded.failed.push(path);
+            }
+            loaded.suites.extend(suite);
         }
-        loaded.suites.extend(suite);
     }
     loaded
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::node::FileId;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct SourceFile {
     /// The path as shown to the user (relative when the user gave a relative path).
     pub name: String,
@@ -16,7 +16,7 @@ pub struct SourceFile {
     pub text: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct SourceMap {
     files: Vec<SourceFile>,
 }
@@ -41,6 +41,22 @@ impl SourceMap {
     fn push(&mut self, file: SourceFile) -> FileId {
         self.files.push(file);
         FileId(u32::try_from(self.files.len() - 1).expect("fewer than 4 billion sources"))
+    }
+
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Appends the files of `other` that come after its first `shared` files (which both maps
+    /// hold already); returns the id offset to apply to spans into those appended files.
+    pub fn absorb(&mut self, other: SourceMap, shared: usize) -> i64 {
+        let offset = self.files.len() as i64 - shared as i64;
+        self.files.extend(other.files.into_iter().skip(shared));
+        offset
     }
 
     pub fn get(&self, id: FileId) -> &SourceFile {

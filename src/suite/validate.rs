@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use crate::criteria::grammar::{
@@ -2003,8 +2004,10 @@ impl Validator<'_> {
             );
         }
         // Check the labels and subjects named in calls such as p(99, "infer") or metric("a/b").
-        let calls = regex::Regex::new(r#"(\w+)\s*\(\s*(?:[\d.]+\s*,\s*)?"([^"]*)""#).ok()?;
-        for cap in calls.captures_iter(text) {
+        static CALLS: LazyLock<regex::Regex> = LazyLock::new(|| {
+            regex::Regex::new(r#"(\w+)\s*\(\s*(?:[\d.]+\s*,\s*)?"([^"]*)""#).expect("a valid regex")
+        });
+        for cap in CALLS.captures_iter(text) {
             let (function, arg) = (&cap[1], &cap[2]);
             match function {
                 "metric" => match parse_subject(arg) {
