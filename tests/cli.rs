@@ -163,3 +163,19 @@ fn validate_summarises_the_plan() {
     assert_eq!(code, 0);
     insta::assert_snapshot!("validate_open_model", stdout);
 }
+
+/// The suite in the README's tour is valid, so the README stays true.
+#[test]
+fn readme_tour_suite_validates() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let start = readme
+        .find("```yaml\n")
+        .expect("a yaml block in the README")
+        + "```yaml\n".len();
+    let block = &readme[start..start + readme[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tour.yaml"), block).unwrap();
+    let (code, stdout, stderr) = perfgate_in(dir.path(), &["validate", "tour.yaml"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("labels     infer"), "{stdout}");
+}

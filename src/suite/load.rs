@@ -419,7 +419,11 @@ fn load_with_includes(
                     },
                     format!("invalid YAML: {}", strip_location(&e.message)),
                 )
-                .with_hint("check indentation and quoting near this line"),
+                .with_hint(if e.message.contains("flow") {
+                    "inside `[...]` or `{...}`, quote values that contain `[`, `]`, `{`, `}`, `,` or `: `, e.g. '$.outputs[0]'"
+                } else {
+                    "check indentation and quoting near this line"
+                }),
             );
             return;
         }
