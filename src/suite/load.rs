@@ -488,10 +488,20 @@ fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// serde-saphyr appends "at line X, column Y"; the diagnostic shows the location itself.
+/// serde-saphyr appends "at line X, column Y" (the diagnostic shows the location itself) and
+/// advice about its own options, which is not the user's business.
 fn strip_location(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_owned(),
+    let message = match message.rfind(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    };
+    match message.strip_prefix("duplicate mapping key: ") {
+        Some(rest) => {
+            let key = rest.split(',').next().unwrap_or(rest).trim();
+            format!(
+                "duplicate key `{key}`: a key appears once per map (merge the two, or override it in a later `---` document)"
+            )
+        }
         None => message.to_owned(),
     }
 }
