@@ -1,5 +1,7 @@
 //! Criteria in every form the suite format accepts compile into the same model.
 
+#![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
 use std::process::Command;
 
 fn criteria(suite: &str) -> serde_json::Value {
