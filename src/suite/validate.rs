@@ -294,6 +294,17 @@ impl Validator<'_> {
         self.diags.push(d);
     }
 
+    /// Reports `value` unless it is one of `choices`, with a did-you-mean.
+    fn one_of(&mut self, span: Span, what: &str, value: &str, choices: &[&str]) {
+        if !choices.contains(&value) {
+            self.push(
+                Diagnostic::error(span, format!("unknown {what} `{value}`"))
+                    .with_suggestion(value, choices.iter().copied())
+                    .with_hint(format!("expected one of {}", choices.join(", "))),
+            );
+        }
+    }
+
     fn resolve_path(&self, span: Span, text: &str) -> PathBuf {
         let path = Path::new(text);
         if path.is_absolute() {
@@ -730,13 +741,7 @@ impl Validator<'_> {
         let method = match &r.method {
             Some(m) => {
                 let text = m.get()?.to_ascii_uppercase();
-                if !METHODS.contains(&text.as_str()) {
-                    self.push(
-                        Diagnostic::error(m.span, format!("unknown HTTP method `{text}`"))
-                            .with_suggestion(&text, METHODS.iter().copied())
-                            .with_hint(format!("methods: {}", METHODS.join(", "))),
-                    );
-                }
+                self.one_of(m.span, "HTTP method", &text, METHODS);
                 text
             }
             None => "GET".to_owned(),
@@ -1356,13 +1361,7 @@ impl Validator<'_> {
                 } else {
                     format!("SIG{text}")
                 };
-                if !SIGNALS.contains(&full.as_str()) {
-                    self.push(
-                        Diagnostic::error(sig.span, format!("unknown signal `{full}`"))
-                            .with_suggestion(&full, SIGNALS.iter().copied())
-                            .with_hint(format!("signals: {}", SIGNALS.join(", "))),
-                    );
-                }
+                self.one_of(sig.span, "signal", &full, SIGNALS);
                 full
             }
             None => "SIGTERM".into(),
