@@ -6,5 +6,6 @@
 
 pub mod cli;
 pub mod criteria;
+pub mod metrics;
 pub mod monitor;
 pub mod suite;

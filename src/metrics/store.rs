@@ -1,0 +1,520 @@
+//! [`Store`]: the per-second, per-label measurement store.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Distinct error messages kept per bucket; the rest are counted under "other errors".
+const MAX_ERROR_KINDS: usize = 50;
+/// Latencies are recorded in microseconds with 3 significant digits.
+const SIGFIG: u8 = 3;
+
+/// How a request ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// An HTTP response; `success` is false for status >= 400 or a failed assertion.
+    Response {
+        status: u16,
+        success: bool,
+        message: Option<String>,
+    },
+    /// No response: a connection error, timeout, ... `kind` is short ("timeout").
+    Error { kind: String, message: String },
+}
+
+/// One finished request as the engine reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    pub label: String,
+    /// The second of the run it belongs to (by its scheduled or actual send time).
+    pub second: u64,
+    /// Response time: from the (scheduled) send time to the last byte.
+    pub rt: Duration,
+    /// Latency: to the first byte of the response.
+    pub lt: Duration,
+    /// Time spent connecting (zero on a reused connection).
+    pub ct: Duration,
+    pub bytes: u64,
+    pub outcome: Outcome,
+}
+
+/// Counters that merge by addition.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+struct Counts {
+    hits: u64,
+    succ: u64,
+    fail: u64,
+    bytes: u64,
+    rt_sum_us: f64,
+    rt_sum_sq_us: f64,
+    lt_sum_us: f64,
+    ct_sum_us: f64,
+    codes: BTreeMap<String, u64>,
+    errors: BTreeMap<String, u64>,
+    dropped: u64,
+    max_concurrency: u64,
+}
+
+impl Counts {
+    fn add(&mut self, other: &Counts) {
+        self.hits += other.hits;
+        self.succ += other.succ;
+        self.fail += other.fail;
+        self.bytes += other.bytes;
+        self.rt_sum_us += other.rt_sum_us;
+        self.rt_sum_sq_us += other.rt_sum_sq_us;
+        self.lt_sum_us += other.lt_sum_us;
+        self.ct_sum_us += other.ct_sum_us;
+        for (code, n) in &other.codes {
+            *self.codes.entry(code.clone()).or_default() += n;
+        }
+        for (message, n) in &other.errors {
+            add_error(&mut self.errors, message, *n);
+        }
+        self.dropped += other.dropped;
+        self.max_concurrency = self.max_concurrency.max(other.max_concurrency);
+    }
+}
+
+fn add_error(errors: &mut BTreeMap<String, u64>, message: &str, n: u64) {
+    let key = if errors.contains_key(message) || errors.len() < MAX_ERROR_KINDS {
+        message
+    } else {
+        "other errors"
+    };
+    *errors.entry(key.to_owned()).or_default() += n;
+}
+
+fn new_histogram() -> Histogram<u64> {
+    let mut h = Histogram::new(SIGFIG).expect("3 significant digits are valid");
+    h.auto(true);
+    h
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
+/// One label's measurements in one second. The histogram is dense while the second is open
+/// and sparse `(value, count)` pairs once it is closed.
+#[derive(Clone, Debug)]
+struct Bucket {
+    counts: Counts,
+    live: Option<Histogram<u64>>,
+    closed: Vec<(u64, u64)>,
+}
+
+impl Bucket {
+    fn new() -> Self {
+        Self {
+            counts: Counts::default(),
+            live: None,
+            closed: Vec::new(),
+        }
+    }
+
+    fn close(&mut self) {
+        if let Some(h) = self.live.take() {
+            self.closed = h
+                .iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect();
+        }
+    }
+
+    fn merge_into(&self, counts: &mut Counts, histogram: &mut Histogram<u64>) {
+        counts.add(&self.counts);
+        if let Some(h) = &self.live {
+            histogram
+                .add(h)
+                .expect("auto-resizing histograms accept any value");
+        }
+        for &(value, count) in &self.closed {
+            histogram
+                .record_n(value, count)
+                .expect("auto-resizing histograms accept any value");
+        }
+    }
+}
+
+/// Measurements of a run, per second and per label (`""` is every label).
+#[derive(Debug, Default)]
+pub struct Store {
+    labels: Vec<String>,
+    /// `seconds[s][label index]`.
+    seconds: Vec<Vec<Option<Bucket>>>,
+    /// Seconds before this one are closed.
+    open_from: u64,
+}
+
+impl Store {
+    fn label_index(&mut self, label: &str) -> usize {
+        match self.labels.iter().position(|l| l == label) {
+            Some(i) => i,
+            None => {
+                self.labels.push(label.to_owned());
+                self.labels.len() - 1
+            }
+        }
+    }
+
+    fn bucket(&mut self, second: u64, label: &str) -> &mut Bucket {
+        let index = self.label_index(label);
+        let second = usize::try_from(second).expect("seconds fit in usize");
+        if self.seconds.len() <= second {
+            self.seconds.resize_with(second + 1, Vec::new);
+        }
+        let row = &mut self.seconds[second];
+        if row.len() <= index {
+            row.resize_with(index + 1, || None);
+        }
+        row[index].get_or_insert_with(Bucket::new)
+    }
+
+    /// Labels seen so far, in first-seen order (`""` first once anything was recorded).
+    pub fn labels(&self) -> impl Iterator<Item = &str> {
+        self.labels.iter().map(String::as_str)
+    }
+
+    /// Number of seconds with a bucket (the last second index + 1).
+    pub fn seconds(&self) -> u64 {
+        self.seconds.len() as u64
+    }
+
+    /// Files a sample under its label and under `""`.
+    pub fn record(&mut self, sample: &Sample) {
+        for label in ["", sample.label.as_str()] {
+            let bucket = self.bucket(sample.second, label);
+            let c = &mut bucket.counts;
+            c.hits += 1;
+            c.bytes += sample.bytes;
+            let rt = micros(sample.rt);
+            c.rt_sum_us += rt as f64;
+            c.rt_sum_sq_us += (rt as f64) * (rt as f64);
+            c.lt_sum_us += micros(sample.lt) as f64;
+            c.ct_sum_us += sample.ct.as_micros() as f64;
+            match &sample.outcome {
+                Outcome::Response {
+                    status,
+                    success,
+                    message,
+                } => {
+                    if *success {
+                        c.succ += 1
+                    } else {
+                        c.fail += 1
+                    }
+                    *c.codes.entry(status.to_string()).or_default() += 1;
+                    if let Some(m) = message.as_deref().filter(|_| !*success) {
+                        add_error(&mut c.errors, m, 1);
+                    }
+                }
+                Outcome::Error { kind, message } => {
+                    c.fail += 1;
+                    *c.codes.entry("Exception".to_owned()).or_default() += 1;
+                    add_error(&mut c.errors, &format!("{kind}: {message}"), 1);
+                }
+            }
+            bucket
+                .live
+                .get_or_insert_with(new_histogram)
+                .record(rt)
+                .expect("auto-resizing histograms accept any value");
+            if label.is_empty() && sample.label.is_empty() {
+                break;
+            }
+        }
+    }
+
+    /// Requests the open model could not send in `second` for want of a free slot.
+    pub fn record_dropped(&mut self, second: u64, label: &str, n: u64) {
+        for l in ["", label] {
+            self.bucket(second, l).counts.dropped += n;
+        }
+    }
+
+    /// The number of requests in flight (or busy virtual users) observed in `second`.
+    pub fn record_concurrency(&mut self, second: u64, label: &str, in_flight: u64) {
+        for l in ["", label] {
+            let c = &mut self.bucket(second, l).counts;
+            c.max_concurrency = c.max_concurrency.max(in_flight);
+        }
+    }
+
+    /// Closes every second before `second`: their histograms become sparse.
+    pub fn close_before(&mut self, second: u64) {
+        let end = usize::try_from(second.min(self.seconds())).unwrap_or(usize::MAX);
+        let start = usize::try_from(self.open_from).unwrap_or(end).min(end);
+        for row in &mut self.seconds[start..end] {
+            row.iter_mut().flatten().for_each(Bucket::close);
+        }
+        self.open_from = self.open_from.max(second);
+    }
+
+    /// `label`'s measurements merged over seconds `from..to` (empty when none).
+    pub fn window(&self, label: &str, from: u64, to: u64) -> Snapshot {
+        let mut counts = Counts::default();
+        let mut histogram = new_histogram();
+        let mut seconds = 0;
+        if let Some(index) = self.labels.iter().position(|l| l == label) {
+            let to = to.min(self.seconds());
+            for s in from..to {
+                let row = &self.seconds[usize::try_from(s).unwrap_or(usize::MAX)];
+                if let Some(Some(bucket)) = row.get(index) {
+                    bucket.merge_into(&mut counts, &mut histogram);
+                }
+                seconds += 1;
+            }
+        }
+        Snapshot {
+            counts,
+            histogram,
+            seconds,
+        }
+    }
+
+    /// Everything recorded for `label`.
+    pub fn cumulative(&self, label: &str) -> Snapshot {
+        self.window(label, 0, self.seconds())
+    }
+}
+
+/// Merged measurements of one label over a span of seconds, with the KPIs of DESIGN §4.6.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    counts: Counts,
+    histogram: Histogram<u64>,
+    /// How many seconds were merged (for throughput).
+    seconds: u64,
+}
+
+impl Snapshot {
+    pub fn hits(&self) -> u64 {
+        self.counts.hits
+    }
+    pub fn succ(&self) -> u64 {
+        self.counts.succ
+    }
+    pub fn fail(&self) -> u64 {
+        self.counts.fail
+    }
+    pub fn bytes(&self) -> u64 {
+        self.counts.bytes
+    }
+    pub fn dropped(&self) -> u64 {
+        self.counts.dropped
+    }
+    pub fn concurrency(&self) -> u64 {
+        self.counts.max_concurrency
+    }
+    /// Response codes (`"200"`, `"Exception"`) and their counts.
+    pub fn codes(&self) -> &BTreeMap<String, u64> {
+        &self.counts.codes
+    }
+    /// Error messages and their counts (at most 50 kinds, then "other errors").
+    pub fn errors(&self) -> &BTreeMap<String, u64> {
+        &self.counts.errors
+    }
+
+    fn mean_us(&self, sum: f64) -> Option<Duration> {
+        (self.counts.hits > 0).then(|| Duration::from_secs_f64(sum / self.counts.hits as f64 / 1e6))
+    }
+
+    /// `None` when there were no samples: a KPI without data is never a silent zero.
+    pub fn avg_rt(&self) -> Option<Duration> {
+        self.mean_us(self.counts.rt_sum_us)
+    }
+    pub fn avg_lt(&self) -> Option<Duration> {
+        self.mean_us(self.counts.lt_sum_us)
+    }
+    pub fn avg_ct(&self) -> Option<Duration> {
+        self.mean_us(self.counts.ct_sum_us)
+    }
+
+    /// Population standard deviation of the response time.
+    pub fn stdev_rt(&self) -> Option<Duration> {
+        let n = self.counts.hits as f64;
+        (self.counts.hits > 0).then(|| {
+            let mean = self.counts.rt_sum_us / n;
+            let var = (self.counts.rt_sum_sq_us / n - mean * mean).max(0.0);
+            Duration::from_secs_f64(var.sqrt() / 1e6)
+        })
+    }
+
+    /// Any percentile of the response time, from the merged histogram.
+    pub fn percentile(&self, level: f64) -> Option<Duration> {
+        (self.counts.hits > 0)
+            .then(|| Duration::from_micros(self.histogram.value_at_quantile(level / 100.0)))
+    }
+
+    /// Samples per second over the merged seconds.
+    pub fn throughput(&self) -> Option<f64> {
+        (self.seconds > 0).then(|| self.counts.hits as f64 / self.seconds as f64)
+    }
+
+    /// Samples whose response code matches `pattern` (`5??`, `2*`, `Exception`).
+    pub fn rc(&self, pattern: &str) -> u64 {
+        self.counts
+            .codes
+            .iter()
+            .filter(|(code, _)| code_matches(pattern, code))
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// `5??` matches `503`; `*` any run; `x`/`X` like `?` (as people write `5xx`).
+pub fn code_matches(pattern: &str, code: &str) -> bool {
+    fn go(p: &[u8], c: &[u8]) -> bool {
+        match (p.first(), c.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], c) || (!c.is_empty() && go(p, &c[1..])),
+            (Some(b'?' | b'x' | b'X'), Some(_)) => go(&p[1..], &c[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &c[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), code.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(label: &str, second: u64, ms: u64) -> Sample {
+        Sample {
+            label: label.into(),
+            second,
+            rt: Duration::from_millis(ms),
+            lt: Duration::from_millis(ms / 2),
+            ct: Duration::ZERO,
+            bytes: 100,
+            outcome: Outcome::Response {
+                status: 200,
+                success: true,
+                message: None,
+            },
+        }
+    }
+
+    #[test]
+    fn counts_per_label_and_overall() {
+        let mut store = Store::default();
+        store.record(&ok("a", 0, 10));
+        store.record(&ok("b", 0, 30));
+        store.record(&Sample {
+            outcome: Outcome::Error {
+                kind: "timeout".into(),
+                message: "after 5s".into(),
+            },
+            ..ok("a", 1, 5000)
+        });
+        store.record(&Sample {
+            outcome: Outcome::Response {
+                status: 503,
+                success: false,
+                message: Some("503 Service Unavailable".into()),
+            },
+            ..ok("a", 1, 2)
+        });
+        let all = store.cumulative("");
+        assert_eq!(
+            (all.hits(), all.succ(), all.fail(), all.bytes()),
+            (4, 2, 2, 400)
+        );
+        let a = store.cumulative("a");
+        assert_eq!((a.hits(), a.fail()), (3, 2));
+        assert_eq!(a.rc("5??"), 1);
+        assert_eq!(a.rc("Exception"), 1);
+        assert_eq!(a.rc("2*"), 1);
+        assert_eq!(a.errors().get("timeout: after 5s"), Some(&1));
+        assert_eq!(
+            store.cumulative("b").avg_rt(),
+            Some(Duration::from_millis(30))
+        );
+        assert_eq!(store.window("a", 0, 1).hits(), 1);
+        assert_eq!(
+            store.cumulative("nope").avg_rt(),
+            None,
+            "no data is not zero"
+        );
+    }
+
+    #[test]
+    fn percentiles_merge_across_closed_seconds() {
+        let mut store = Store::default();
+        // 1..=1000 ms spread over 10 seconds; close half of them.
+        for ms in 1..=1000 {
+            store.record(&ok("x", ms % 10, ms));
+        }
+        store.close_before(5);
+        let s = store.cumulative("x");
+        let p = |level| s.percentile(level).unwrap().as_secs_f64() * 1000.0;
+        assert!((p(50.0) - 500.0).abs() <= 1.0, "p50 {}", p(50.0));
+        assert!((p(99.0) - 990.0).abs() <= 1.0, "p99 {}", p(99.0));
+        // 3 significant digits: within 0.2% of the exact 999th value.
+        assert!((p(99.9) - 999.0).abs() <= 2.0, "p99.9 {}", p(99.9));
+        assert_eq!(s.avg_rt(), Some(Duration::from_micros(500_500)));
+        let stdev = s.stdev_rt().unwrap().as_secs_f64() * 1000.0;
+        assert!((stdev - 288.675).abs() < 0.01, "stdev {stdev}");
+        assert_eq!(s.throughput(), Some(100.0));
+    }
+
+    #[test]
+    fn windows_are_weighted_by_samples() {
+        let mut store = Store::default();
+        // second 0: one slow request; second 1: 99 fast ones. The mean of per-second means
+        // would be 500 ms; the sample-weighted mean is ~10.9 ms.
+        store.record(&ok("x", 0, 1000));
+        for _ in 0..99 {
+            store.record(&ok("x", 1, 1));
+        }
+        store.close_before(2);
+        let w = store.window("x", 0, 2);
+        assert_eq!(w.avg_rt(), Some(Duration::from_micros(10_990)));
+        assert_eq!(w.percentile(50.0), Some(Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn dropped_and_concurrency() {
+        let mut store = Store::default();
+        store.record_dropped(3, "x", 5);
+        store.record_concurrency(3, "x", 7);
+        store.record_concurrency(3, "x", 4);
+        let s = store.cumulative("x");
+        assert_eq!((s.dropped(), s.concurrency(), s.hits()), (5, 7, 0));
+        assert_eq!(store.cumulative("").dropped(), 5);
+    }
+
+    #[test]
+    fn bounded_error_variety() {
+        let mut store = Store::default();
+        for i in 0..200 {
+            store.record(&Sample {
+                outcome: Outcome::Error {
+                    kind: "connect".into(),
+                    message: format!("port {i}"),
+                },
+                ..ok("x", 0, 1)
+            });
+        }
+        let s = store.cumulative("x");
+        assert_eq!(s.errors().len(), MAX_ERROR_KINDS + 1);
+        assert_eq!(s.errors()["other errors"], 150);
+    }
+
+    #[test]
+    fn response_code_globs() {
+        for (p, c, m) in [
+            ("5??", "503", true),
+            ("5xx", "404", false),
+            ("2*", "204", true),
+            ("*", "Exception", true),
+            ("200", "2000", false),
+        ] {
+            assert_eq!(code_matches(p, c), m, "{p} vs {c}");
+        }
+    }
+}
