@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod criteria;
+pub mod demo;
 pub mod metrics;
 pub mod monitor;
 pub mod suite;

@@ -66,6 +66,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Run the reference model server (KServe v2 REST, Prometheus /metrics).
+    DemoServer(DemoArgs),
     /// Print the JSON Schema of the suite format.
     Schema {
         /// Write to this file instead of standard output.
@@ -78,6 +80,44 @@ pub enum Command {
 pub enum Format {
     Table,
     Json,
+}
+
+/// `perfgate demo-server` options.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// Port to listen on (0: a free port, printed on start).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Run a supervisor and this many worker processes sharing the port (0: one process).
+    #[arg(long, default_value_t = 0)]
+    pub workers: u32,
+    /// The model name served under /v2/models/NAME.
+    #[arg(long, default_value = "mlp")]
+    pub model: String,
+    /// Extra time per inference, e.g. 20ms.
+    #[arg(long, default_value = "0ms", value_parser = parse_duration_arg)]
+    pub latency: std::time::Duration,
+    /// Up to this much more per inference, uniformly at random.
+    #[arg(long, default_value = "0ms", value_parser = parse_duration_arg)]
+    pub jitter: std::time::Duration,
+    /// Share of inferences answered with HTTP 500, from 0 to 1.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Stall inferences that arrive this long after start ...
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub stall_after: Option<std::time::Duration>,
+    /// ... until this much later.
+    #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
+    pub stall_for: std::time::Duration,
+    #[arg(long, hide = true)]
+    pub worker: bool,
+}
+
+fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    crate::suite::units::parse_duration(text).map_err(|e| format!("{e}; {}", e.hint()))
 }
 
 /// Which suites, and what to layer on them.
@@ -111,9 +151,49 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Validate(args) => validate(&args, &mut stdout, &mut stderr),
         Command::List { suites, format } => list(&suites, format, &mut stdout, &mut stderr),
         Command::Schema { output } => schema(output, &mut stdout, &mut stderr),
+        Command::DemoServer(args) => {
+            drop(stdout);
+            demo_server(args, &mut stderr)
+        }
     };
     // A closed pipe (`perfgate list | head`) is not a failure of ours.
     result.unwrap_or(ExitCode::Ok)
+}
+
+fn demo_server(args: DemoArgs, stderr: &mut dyn Write) -> std::io::Result<ExitCode> {
+    if !(0.0..=1.0).contains(&args.error_rate) {
+        writeln!(
+            stderr,
+            "error: --error-rate must be between 0 and 1, got {}",
+            args.error_rate
+        )?;
+        return Ok(ExitCode::Usage);
+    }
+    let opts = crate::demo::DemoOptions {
+        host: args.host,
+        port: args.port,
+        workers: args.workers,
+        model: args.model,
+        latency: args.latency,
+        jitter: args.jitter,
+        error_rate: args.error_rate,
+        stall_after: args.stall_after,
+        stall_for: args.stall_for,
+        worker: args.worker,
+    };
+    let announce: crate::demo::Announce = |line| {
+        let mut out = std::io::stdout().lock();
+        // Readiness checks may wait for this line: write it whole, at once.
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    };
+    match crate::demo::run(opts, announce) {
+        Ok(()) => Ok(ExitCode::Ok),
+        Err(e) => {
+            writeln!(stderr, "error: {}", output::error_chain(&e))?;
+            Ok(ExitCode::Error)
+        }
+    }
 }
 
 fn load_suites(
