@@ -7,6 +7,11 @@
 pub mod cli;
 pub mod criteria;
 pub mod demo;
+pub mod load;
 pub mod metrics;
 pub mod monitor;
+pub mod plan;
+pub mod report;
+pub mod run;
+pub mod server;
 pub mod suite;

@@ -56,6 +56,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run suites: start their servers, drive the load, write reports.
+    Run(RunArgs),
     /// Load and validate suites, print what each would run; send nothing.
     Validate(SuiteArgs),
     /// List suites with their executions, scenarios, labels and criteria.
@@ -80,6 +82,31 @@ pub enum Command {
 pub enum Format {
     Table,
     Json,
+}
+
+/// `perfgate run` options.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub suites: SuiteArgs,
+    /// Where reports go (default: reports/<UTC timestamp>/).
+    #[arg(short = 'a', long = "artifacts-dir", value_name = "DIR")]
+    pub artifacts_dir: Option<PathBuf>,
+    /// Validate and print the plan, send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print only errors and the final tables.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// No progress lines.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Stop after the first suite that does not complete.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Seed for think times and arrivals (default: from the clock; recorded in results.json).
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 /// `perfgate demo-server` options.
@@ -148,6 +175,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr().lock();
     let result = match cli.command {
+        Command::Run(args) => run_command(&args, &mut stdout, &mut stderr),
         Command::Validate(args) => validate(&args, &mut stdout, &mut stderr),
         Command::List { suites, format } => list(&suites, format, &mut stdout, &mut stderr),
         Command::Schema { output } => schema(output, &mut stdout, &mut stderr),
@@ -158,6 +186,79 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     // A closed pipe (`perfgate list | head`) is not a failure of ours.
     result.unwrap_or(ExitCode::Ok)
+}
+
+fn run_command(
+    args: &RunArgs,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> std::io::Result<ExitCode> {
+    let loaded = match load_suites(&args.suites, stderr)? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
+    if args.dry_run {
+        for suite in &loaded.suites {
+            writeln!(stdout, "{}", output::plan_summary(suite))?;
+        }
+        return Ok(ExitCode::Ok);
+    }
+    let artifacts_dir = args
+        .artifacts_dir
+        .clone()
+        .unwrap_or_else(crate::run::default_artifacts_dir);
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
+    let plans = loaded
+        .suites
+        .into_iter()
+        .map(|s| crate::plan::SuitePlan::new(s, seed))
+        .collect();
+    let opts = crate::run::RunOptions {
+        artifacts_dir: artifacts_dir.clone(),
+        progress: !args.no_progress && !args.quiet,
+        fail_fast: args.fail_fast,
+        seed,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            writeln!(stderr, "error: failed to start the async runtime: {e}")?;
+            return Ok(ExitCode::Error);
+        }
+    };
+    let report = match runtime.block_on(crate::run::run_suites(plans, &opts, stderr)) {
+        Ok(report) => report,
+        Err(e) => {
+            writeln!(
+                stderr,
+                "error: failed to write reports in `{}`: {e}",
+                artifacts_dir.display()
+            )?;
+            return Ok(ExitCode::Error);
+        }
+    };
+    writeln!(stdout, "reports: {}", artifacts_dir.display())?;
+    use crate::report::model::{RunStatus, SuiteStatus};
+    Ok(match report.status {
+        RunStatus::Interrupted => ExitCode::Interrupted,
+        RunStatus::Terminated => ExitCode::Terminated,
+        RunStatus::Completed
+            if report
+                .suites
+                .iter()
+                .any(|s| s.status != SuiteStatus::Completed) =>
+        {
+            ExitCode::Error
+        }
+        RunStatus::Completed => ExitCode::Ok,
+    })
 }
 
 fn demo_server(args: DemoArgs, stderr: &mut dyn Write) -> std::io::Result<ExitCode> {

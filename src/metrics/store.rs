@@ -34,8 +34,8 @@ pub struct Sample {
     pub rt: Duration,
     /// Latency: to the first byte of the response.
     pub lt: Duration,
-    /// Time spent connecting (zero on a reused connection).
-    pub ct: Duration,
+    /// Time spent connecting, when the client measured it (zero on a reused connection).
+    pub ct: Option<Duration>,
     pub bytes: u64,
     pub outcome: Outcome,
 }
@@ -51,6 +51,7 @@ struct Counts {
     rt_sum_sq_us: f64,
     lt_sum_us: f64,
     ct_sum_us: f64,
+    ct_count: u64,
     codes: BTreeMap<String, u64>,
     errors: BTreeMap<String, u64>,
     dropped: u64,
@@ -67,6 +68,7 @@ impl Counts {
         self.rt_sum_sq_us += other.rt_sum_sq_us;
         self.lt_sum_us += other.lt_sum_us;
         self.ct_sum_us += other.ct_sum_us;
+        self.ct_count += other.ct_count;
         for (code, n) in &other.codes {
             *self.codes.entry(code.clone()).or_default() += n;
         }
@@ -194,7 +196,10 @@ impl Store {
             c.rt_sum_us += rt as f64;
             c.rt_sum_sq_us += (rt as f64) * (rt as f64);
             c.lt_sum_us += micros(sample.lt) as f64;
-            c.ct_sum_us += sample.ct.as_micros() as f64;
+            if let Some(ct) = sample.ct {
+                c.ct_sum_us += ct.as_micros() as f64;
+                c.ct_count += 1;
+            }
             match &sample.outcome {
                 Outcome::Response {
                     status,
@@ -329,8 +334,11 @@ impl Snapshot {
     pub fn avg_lt(&self) -> Option<Duration> {
         self.mean_us(self.counts.lt_sum_us)
     }
+    /// `None` unless connect times were measured.
     pub fn avg_ct(&self) -> Option<Duration> {
-        self.mean_us(self.counts.ct_sum_us)
+        (self.counts.ct_count > 0).then(|| {
+            Duration::from_secs_f64(self.counts.ct_sum_us / self.counts.ct_count as f64 / 1e6)
+        })
     }
 
     /// Population standard deviation of the response time.
@@ -389,7 +397,7 @@ mod tests {
             second,
             rt: Duration::from_millis(ms),
             lt: Duration::from_millis(ms / 2),
-            ct: Duration::ZERO,
+            ct: None,
             bytes: 100,
             outcome: Outcome::Response {
                 status: 200,

@@ -1,0 +1,225 @@
+//! The HTTP load engine: one engine, parameterised by a [`Schedule`].
+//!
+//! [`run_execution`] drives one execution: in the closed model, virtual users start along the
+//! ramp and loop over the scenario (optionally paced to a throughput cap); in the open model,
+//! a scheduler emits arrivals at the planned rate (constant or poisson, seeded) and each one
+//! runs a scenario iteration if fewer than `max_in_flight` are outstanding, else it is counted
+//! as dropped. Latency of an arrival is measured from its *scheduled* time. Every finished
+//! request goes to the dispatcher as a [`LoadEvent`]; the engine keeps no statistics itself.
+
+mod vu;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use rand_distr::{Distribution, Exp};
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use crate::metrics::Sample;
+use crate::plan::{ExecutionPlan, Schedule};
+use crate::suite::model::Arrival;
+
+pub use vu::{LoadError, Shared};
+
+/// What the engine tells the dispatcher.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LoadEvent {
+    Sample(Sample),
+    /// An open-model arrival found no free slot.
+    Dropped {
+        second: u64,
+        label: String,
+    },
+    /// Execution `index` has sent everything it will send.
+    Finished {
+        index: usize,
+        error: Option<String>,
+    },
+}
+
+/// Requests (or busy virtual users) in flight right now, read by the dispatcher each second.
+#[derive(Clone, Debug, Default)]
+pub struct InFlight(Arc<AtomicU64>);
+
+impl InFlight {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+    fn enter(&self) -> InFlightGuard {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        InFlightGuard(self.0.clone())
+    }
+}
+
+struct InFlightGuard(Arc<AtomicU64>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs one execution to its end (duration, iterations, exhausted data, or `stop`).
+pub async fn run_execution(
+    plan: ExecutionPlan,
+    t0: Instant,
+    events: mpsc::Sender<LoadEvent>,
+    stop: watch::Receiver<bool>,
+    in_flight: InFlight,
+) {
+    let index = plan.index;
+    let error = match Shared::new(plan, t0, events.clone(), stop) {
+        Ok(shared) => {
+            let shared = Arc::new(shared);
+            tokio::select! {
+                () = sleep_or_stop(shared.plan.delay, shared.stop.clone()) => {}
+            }
+            if !shared.stopped() {
+                match shared.plan.schedule.clone() {
+                    Schedule::Closed { .. } => closed(shared, in_flight).await,
+                    Schedule::Open { .. } => open(shared, in_flight).await,
+                }
+            }
+            None
+        }
+        Err(e) => Some(e.to_string()),
+    };
+    let _ = events.send(LoadEvent::Finished { index, error }).await;
+}
+
+async fn sleep_or_stop(d: Duration, mut stop: watch::Receiver<bool>) {
+    if d.is_zero() || *stop.borrow() {
+        return;
+    }
+    tokio::select! {
+        () = tokio::time::sleep(d) => {}
+        _ = stop.wait_for(|s| *s) => {}
+    }
+}
+
+/// Shares out the iteration budget: `None` once it is spent.
+#[derive(Debug)]
+struct Budget(Option<AtomicU64>);
+
+impl Budget {
+    fn new(iterations: Option<u64>) -> Self {
+        Self(iterations.map(AtomicU64::new))
+    }
+    fn take(&self) -> bool {
+        match &self.0 {
+            None => true,
+            Some(left) => left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok(),
+        }
+    }
+}
+
+async fn closed(shared: Arc<Shared>, in_flight: InFlight) {
+    let Schedule::Closed {
+        users,
+        ramp_up,
+        steps,
+        iterations,
+        ..
+    } = shared.plan.schedule
+    else {
+        return;
+    };
+    let start = Instant::now();
+    let budget = Arc::new(Budget::new(iterations));
+    let mut tasks = tokio::task::JoinSet::new();
+    for user in 0..users {
+        // Users start along the ramp: evenly, or in `steps` groups.
+        let share = f64::from(user) / f64::from(users);
+        let share = match steps {
+            Some(n) if n > 0 => (share * f64::from(n)).floor() / f64::from(n),
+            _ => share,
+        };
+        let start_at = start + ramp_up.mul_f64(share);
+        let (shared, budget, in_flight) = (shared.clone(), budget.clone(), in_flight.clone());
+        tasks.spawn(async move {
+            let now = Instant::now();
+            sleep_or_stop(start_at.saturating_duration_since(now), shared.stop.clone()).await;
+            let mut vu = match shared.user(u64::from(user)) {
+                Ok(vu) => vu,
+                Err(e) => return Err(e),
+            };
+            while !shared.stopped() && !shared.past_deadline(start) && budget.take() {
+                let _busy = in_flight.enter();
+                vu.iteration(start, None).await?;
+            }
+            Ok(())
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        if let Ok(Err(LoadError::DataExhausted)) = result {
+            shared.finish();
+        }
+    }
+}
+
+async fn open(shared: Arc<Shared>, in_flight: InFlight) {
+    let Schedule::Open {
+        rate,
+        arrival,
+        max_in_flight,
+        iterations,
+        ..
+    } = shared.plan.schedule
+    else {
+        return;
+    };
+    let start = Instant::now();
+    let slots = Arc::new(Semaphore::new(max_in_flight as usize));
+    let budget = Budget::new(iterations);
+    let mut rng = SmallRng::seed_from_u64(shared.plan.seed);
+    let mut next = start;
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut arrivals = 0u64;
+    loop {
+        let elapsed = next.saturating_duration_since(start);
+        let current = rate * shared.plan.schedule.ramp(elapsed);
+        // The gap to the next arrival: fixed, or exponential for a poisson process.
+        let gap = match arrival {
+            Arrival::Constant => 1.0 / current,
+            Arrival::Poisson => Exp::new(current).map_or(1.0 / current, |d| d.sample(&mut rng)),
+        };
+        next += Duration::from_secs_f64(gap);
+        if shared.past_deadline_at(start, next) || !budget.take() {
+            break;
+        }
+        sleep_or_stop(
+            next.saturating_duration_since(Instant::now()),
+            shared.stop.clone(),
+        )
+        .await;
+        if shared.stopped() {
+            break;
+        }
+        arrivals += 1;
+        match slots.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let (shared, in_flight) = (shared.clone(), in_flight.clone());
+                let scheduled = next;
+                tasks.spawn(async move {
+                    let _permit = permit;
+                    let _busy = in_flight.enter();
+                    let mut vu = shared.user(arrivals)?;
+                    vu.iteration(start, Some(scheduled)).await
+                });
+            }
+            Err(_) => shared.dropped(next).await,
+        }
+        // Reap finished arrivals so the set does not grow with the run.
+        while let Some(result) = tasks.try_join_next() {
+            if let Ok(Err(LoadError::DataExhausted)) = result {
+                shared.finish();
+            }
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+}

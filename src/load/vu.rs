@@ -1,0 +1,944 @@
+//! Virtual users: one scenario iteration at a time, every request feature of DESIGN §4.4.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Exp, Normal};
+use regex::Regex;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use serde_json_path::JsonPath;
+use tokio::sync::{mpsc, watch};
+
+use super::LoadEvent;
+use crate::metrics::{Outcome, Sample};
+use crate::plan::ExecutionPlan;
+use crate::suite::model::{AssertSubject, Body, Extractor, Request, Scenario, Step, ThinkTime};
+
+/// Why a virtual user stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("data source ran out of rows")]
+    DataExhausted,
+    #[error("failed to read data source `{path}`")]
+    Data {
+        path: PathBuf,
+        #[source]
+        source: csv::Error,
+    },
+    #[error("failed to build the HTTP client")]
+    Client(#[source] reqwest::Error),
+    #[error("invalid pattern `{0}`")]
+    Pattern(String),
+}
+
+/// A CSV data source shared by every virtual user of an execution.
+#[derive(Debug)]
+struct DataSource {
+    names: Vec<String>,
+    rows: Vec<Vec<String>>,
+    repeat: bool,
+    next: Mutex<usize>,
+}
+
+/// What the virtual users of one execution share.
+#[derive(Debug)]
+pub struct Shared {
+    pub plan: ExecutionPlan,
+    t0: Instant,
+    events: mpsc::Sender<LoadEvent>,
+    pub stop: watch::Receiver<bool>,
+    /// Set when a non-looping data source runs out: the execution ends.
+    finished: std::sync::atomic::AtomicBool,
+    data: Vec<DataSource>,
+    regexes: HashMap<String, Regex>,
+    paths: HashMap<String, JsonPath>,
+    files: HashMap<PathBuf, Arc<Vec<u8>>>,
+    /// The open model shares one client (and its connection pool) across arrivals.
+    client: Option<reqwest::Client>,
+    warm_until: Mutex<Option<Instant>>,
+}
+
+impl Shared {
+    pub fn new(
+        plan: ExecutionPlan,
+        t0: Instant,
+        events: mpsc::Sender<LoadEvent>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Self, LoadError> {
+        let mut data = Vec::new();
+        for source in &plan.scenario.data_sources {
+            let mut reader = csv::ReaderBuilder::new()
+                .delimiter(u8::try_from(source.delimiter).unwrap_or(b','))
+                .has_headers(false)
+                .flexible(true)
+                .quoting(true)
+                .from_path(&source.path)
+                .map_err(|e| LoadError::Data {
+                    path: source.path.clone(),
+                    source: e,
+                })?;
+            let mut rows: Vec<Vec<String>> = Vec::new();
+            for record in reader.records() {
+                let record = record.map_err(|e| LoadError::Data {
+                    path: source.path.clone(),
+                    source: e,
+                })?;
+                rows.push(record.iter().map(str::to_owned).collect());
+            }
+            // Without `variable-names`, the first line names the columns.
+            if rows.first().is_some_and(|r| *r == source.variable_names) {
+                rows.remove(0);
+            }
+            data.push(DataSource {
+                names: source.variable_names.clone(),
+                rows,
+                repeat: source.repeat,
+                next: Mutex::new(0),
+            });
+        }
+        let mut regexes = HashMap::new();
+        let mut paths = HashMap::new();
+        let mut files = HashMap::new();
+        for scenario in plan.scenarios.iter() {
+            compile(&scenario.steps, &mut regexes, &mut paths, &mut files)?;
+        }
+        let client = matches!(plan.schedule, crate::plan::Schedule::Open { .. })
+            .then(|| build_client(&plan.scenario, None))
+            .transpose()?;
+        Ok(Self {
+            plan,
+            t0,
+            events,
+            stop,
+            finished: std::sync::atomic::AtomicBool::new(false),
+            data,
+            regexes,
+            paths,
+            files,
+            client,
+            warm_until: Mutex::new(None),
+        })
+    }
+
+    pub fn stopped(&self) -> bool {
+        *self.stop.borrow() || self.finished.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn finish(&self) {
+        self.finished
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn past_deadline(&self, start: Instant) -> bool {
+        self.past_deadline_at(start, Instant::now())
+    }
+
+    pub fn past_deadline_at(&self, start: Instant, at: Instant) -> bool {
+        self.plan
+            .schedule
+            .duration()
+            .is_some_and(|d| at >= start + d)
+    }
+
+    fn second(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.t0).as_secs()
+    }
+
+    /// Samples sent before the end of the warm-up are left out.
+    fn warming(&self, sent: Instant) -> bool {
+        let mut until = self
+            .warm_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let until = *until.get_or_insert_with(|| Instant::now() + self.plan.warm_up);
+        sent < until
+    }
+
+    pub async fn dropped(&self, scheduled: Instant) {
+        if self.warming(scheduled) {
+            return;
+        }
+        let label = first_label(&self.plan.scenario.steps).unwrap_or_default();
+        let _ = self
+            .events
+            .send(LoadEvent::Dropped {
+                second: self.second(scheduled),
+                label,
+            })
+            .await;
+    }
+
+    /// A virtual user; `id` seeds its randomness (think times) with the execution's seed.
+    pub fn user(self: &Arc<Self>, id: u64) -> Result<Vu, LoadError> {
+        let client = match &self.client {
+            Some(c) => c.clone(),
+            None => build_client(&self.plan.scenario, None)?,
+        };
+        Ok(Vu {
+            shared: self.clone(),
+            client,
+            no_redirect: None,
+            vars: HashMap::new(),
+            rng: SmallRng::seed_from_u64(self.plan.seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+        })
+    }
+}
+
+fn first_label(steps: &[Step]) -> Option<String> {
+    steps.iter().find_map(|s| match s {
+        Step::Request(r) => Some(r.label.clone()),
+        Step::Transaction { name, .. } => Some(name.clone()),
+        Step::Loop { steps, .. } => first_label(steps),
+        Step::IncludeScenario { .. } | Step::SetVariables { .. } => None,
+    })
+}
+
+fn compile(
+    steps: &[Step],
+    regexes: &mut HashMap<String, Regex>,
+    paths: &mut HashMap<String, JsonPath>,
+    files: &mut HashMap<PathBuf, Arc<Vec<u8>>>,
+) -> Result<(), LoadError> {
+    for step in steps {
+        match step {
+            Step::Request(r) => {
+                for a in r.assertions.iter().filter(|a| a.regexp) {
+                    for p in &a.patterns {
+                        let re = Regex::new(p).map_err(|_| LoadError::Pattern(p.clone()))?;
+                        regexes.insert(p.clone(), re);
+                    }
+                }
+                for a in &r.jsonpath_assertions {
+                    let path = JsonPath::parse(&a.jsonpath)
+                        .map_err(|_| LoadError::Pattern(a.jsonpath.clone()))?;
+                    paths.insert(a.jsonpath.clone(), path);
+                }
+                for e in &r.extractors {
+                    match e {
+                        Extractor::JsonPath { jsonpath, .. } => {
+                            let path = JsonPath::parse(jsonpath)
+                                .map_err(|_| LoadError::Pattern(jsonpath.clone()))?;
+                            paths.insert(jsonpath.clone(), path);
+                        }
+                        Extractor::Regexp { regexp, .. } => {
+                            let re = Regex::new(regexp)
+                                .map_err(|_| LoadError::Pattern(regexp.clone()))?;
+                            regexes.insert(regexp.clone(), re);
+                        }
+                    }
+                }
+                // Files are read once, not per request.
+                let body_file = match &r.body {
+                    Some(Body::File(path)) => Some(path),
+                    _ => None,
+                };
+                for path in body_file
+                    .into_iter()
+                    .chain(r.upload_files.iter().map(|u| &u.path))
+                {
+                    if let Ok(bytes) = std::fs::read(path) {
+                        files.insert(path.clone(), Arc::new(bytes));
+                    }
+                }
+            }
+            Step::Transaction { steps, .. } | Step::Loop { steps, .. } => {
+                compile(steps, regexes, paths, files)?
+            }
+            Step::IncludeScenario { .. } | Step::SetVariables { .. } => {}
+        }
+    }
+    Ok(())
+}
+
+fn build_client(scenario: &Scenario, follow: Option<bool>) -> Result<reqwest::Client, LoadError> {
+    let follow = follow.unwrap_or(scenario.follow_redirects);
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(if scenario.keepalive { usize::MAX } else { 0 })
+        .redirect(if follow {
+            reqwest::redirect::Policy::limited(10)
+        } else {
+            reqwest::redirect::Policy::none()
+        })
+        .cookie_store(scenario.store_cookie)
+        .timeout(scenario.timeout)
+        .no_proxy()
+        .build()
+        .map_err(LoadError::Client)
+}
+
+/// One virtual user: its own connections, cookies and variables.
+#[derive(Debug)]
+pub struct Vu {
+    shared: Arc<Shared>,
+    client: reqwest::Client,
+    /// A client for requests that override `follow-redirects` (built on first use).
+    no_redirect: Option<reqwest::Client>,
+    vars: HashMap<String, String>,
+    rng: SmallRng,
+}
+
+type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<StepResult, LoadError>> + Send + 'a>>;
+
+/// What a block of steps did, for transactions.
+#[derive(Clone, Copy, Debug, Default)]
+struct StepResult {
+    /// Time spent in requests (not think time).
+    busy: Duration,
+    ok: bool,
+    requests: u32,
+}
+
+impl Vu {
+    /// Runs the scenario once. `scheduled` is the open model's planned send time: the first
+    /// request's latency is measured from it.
+    pub async fn iteration(
+        &mut self,
+        _start: Instant,
+        scheduled: Option<Instant>,
+    ) -> Result<(), LoadError> {
+        self.vars.clear();
+        for (k, v) in &self.shared.plan.scenario.variables {
+            let v = substitute(v, &self.vars).into_owned();
+            self.vars.insert(k.clone(), v);
+        }
+        for i in 0..self.shared.data.len() {
+            self.next_row(i)?;
+        }
+        let shared = self.shared.clone();
+        let scenario = shared.plan.scenario.clone();
+        let mut scheduled = scheduled;
+        self.steps(
+            &scenario.steps,
+            &scenario,
+            scenario.default_address.clone(),
+            &mut scheduled,
+            0,
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn next_row(&mut self, index: usize) -> Result<(), LoadError> {
+        let source = &self.shared.data[index];
+        let row = {
+            let mut next = source
+                .next
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *next >= source.rows.len() {
+                if !source.repeat || source.rows.is_empty() {
+                    return Err(LoadError::DataExhausted);
+                }
+                *next = 0;
+            }
+            *next += 1;
+            source.rows[*next - 1].clone()
+        };
+        for (name, value) in source.names.iter().zip(row) {
+            self.vars.insert(name.clone(), value);
+        }
+        Ok(())
+    }
+
+    fn steps<'a>(
+        &'a mut self,
+        steps: &'a [Step],
+        scenario: &'a Scenario,
+        address: Option<String>,
+        scheduled: &'a mut Option<Instant>,
+        depth: u32,
+    ) -> StepFuture<'a> {
+        Box::pin(async move {
+            let mut result = StepResult {
+                ok: true,
+                ..StepResult::default()
+            };
+            for step in steps {
+                if self.shared.stopped() {
+                    break;
+                }
+                let r = match step {
+                    Step::Request(request) => {
+                        self.request(request, scenario, address.as_deref(), scheduled)
+                            .await?
+                    }
+                    Step::IncludeScenario { scenario: name } => {
+                        let shared = self.shared.clone();
+                        let Some(included) = shared.plan.scenarios.iter().find(|s| &s.name == name)
+                        else {
+                            continue;
+                        };
+                        if depth > 32 {
+                            continue;
+                        }
+                        let address = included.default_address.clone().or_else(|| address.clone());
+                        self.steps(&included.steps, included, address, scheduled, depth + 1)
+                            .await?
+                    }
+                    Step::Transaction { name, steps } => {
+                        let started = Instant::now();
+                        let inner = self
+                            .steps(steps, scenario, address.clone(), scheduled, depth + 1)
+                            .await?;
+                        if inner.requests > 0 {
+                            self.emit(
+                                name,
+                                started,
+                                inner.busy,
+                                inner.busy,
+                                0,
+                                outcome_of(inner.ok),
+                            )
+                            .await;
+                        }
+                        inner
+                    }
+                    Step::Loop { count, steps } => {
+                        let mut total = StepResult {
+                            ok: true,
+                            ..StepResult::default()
+                        };
+                        for _ in 0..*count {
+                            let inner = self
+                                .steps(steps, scenario, address.clone(), scheduled, depth + 1)
+                                .await?;
+                            total.busy += inner.busy;
+                            total.ok &= inner.ok;
+                            total.requests += inner.requests;
+                        }
+                        total
+                    }
+                    Step::SetVariables { variables } => {
+                        for (k, v) in variables {
+                            let v = substitute(v, &self.vars).into_owned();
+                            self.vars.insert(k.clone(), v);
+                        }
+                        StepResult {
+                            ok: true,
+                            ..StepResult::default()
+                        }
+                    }
+                };
+                result.busy += r.busy;
+                result.ok &= r.ok;
+                result.requests += r.requests;
+            }
+            Ok(result)
+        })
+    }
+
+    async fn emit(
+        &self,
+        label: &str,
+        sent: Instant,
+        rt: Duration,
+        lt: Duration,
+        bytes: u64,
+        outcome: Outcome,
+    ) {
+        if self.shared.warming(sent) {
+            return;
+        }
+        let sample = Sample {
+            label: label.to_owned(),
+            second: self.shared.second(sent),
+            rt,
+            lt,
+            ct: None,
+            bytes,
+            outcome,
+        };
+        let _ = self.shared.events.send(LoadEvent::Sample(sample)).await;
+    }
+
+    async fn request(
+        &mut self,
+        r: &Request,
+        scenario: &Scenario,
+        address: Option<&str>,
+        scheduled: &mut Option<Instant>,
+    ) -> Result<StepResult, LoadError> {
+        let path = substitute(&r.url, &self.vars).into_owned();
+        let url = join_url(address, &path).into_owned();
+        let method =
+            reqwest::Method::from_bytes(r.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+        let client = match r.follow_redirects {
+            Some(follow) if follow != scenario.follow_redirects => {
+                if self.no_redirect.is_none() {
+                    self.no_redirect = Some(build_client(scenario, Some(follow))?);
+                }
+                self.no_redirect
+                    .clone()
+                    .unwrap_or_else(|| self.client.clone())
+            }
+            _ => self.client.clone(),
+        };
+        let mut headers = HeaderMap::new();
+        for (k, v) in scenario.headers.iter().chain(&r.headers) {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(&substitute(v, &self.vars)),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+        let mut builder = client
+            .request(method, &url)
+            .timeout(r.timeout.unwrap_or(scenario.timeout));
+        let is_form = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("x-www-form-urlencoded"));
+        builder = match &r.body {
+            Some(Body::Structured(value)) => {
+                let value = substitute_json(value, &self.vars);
+                match (&value, is_form) {
+                    (serde_json::Value::Object(map), true) => {
+                        let pairs: Vec<(String, String)> =
+                            map.iter().map(|(k, v)| (k.clone(), json_text(v))).collect();
+                        builder.form(&pairs)
+                    }
+                    _ => {
+                        if !headers.contains_key(CONTENT_TYPE) {
+                            headers
+                                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                        }
+                        builder.body(serde_json::to_vec(&value).unwrap_or_default())
+                    }
+                }
+            }
+            Some(Body::Text(text)) => builder.body(substitute(text, &self.vars).into_owned()),
+            Some(Body::File(path)) => builder.body(
+                self.shared
+                    .files
+                    .get(path)
+                    .map(|b| b.as_ref().clone())
+                    .unwrap_or_default(),
+            ),
+            None => builder,
+        };
+        if !r.upload_files.is_empty() {
+            let mut form = reqwest::multipart::Form::new();
+            for u in &r.upload_files {
+                let bytes = self
+                    .shared
+                    .files
+                    .get(&u.path)
+                    .map(|b| b.as_ref().clone())
+                    .unwrap_or_default();
+                let name = u
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let mut part = reqwest::multipart::Part::bytes(bytes).file_name(name);
+                if let Some(mime) = &u.mime_type {
+                    part = part
+                        .mime_str(mime)
+                        .unwrap_or_else(|_| reqwest::multipart::Part::bytes(Vec::new()));
+                }
+                form = form.part(u.param.clone(), part);
+            }
+            builder = builder.multipart(form);
+        }
+        builder = builder.headers(headers);
+
+        let sent = scheduled.take().unwrap_or_else(Instant::now);
+        let response = builder.send().await;
+        let (result, outcome, lt, bytes) = match response {
+            Err(e) => {
+                let rt = sent.elapsed();
+                let outcome = Outcome::Error {
+                    kind: error_kind(&e).into(),
+                    message: error_message(&e),
+                };
+                (
+                    StepResult {
+                        busy: rt,
+                        ok: false,
+                        requests: 1,
+                    },
+                    outcome,
+                    rt,
+                    0,
+                )
+            }
+            Ok(response) => {
+                let lt = sent.elapsed();
+                let status = response.status().as_u16();
+                let final_url = response.url().to_string();
+                let head = response
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                match response.bytes().await {
+                    Err(e) => {
+                        let rt = sent.elapsed();
+                        let outcome = Outcome::Error {
+                            kind: error_kind(&e).into(),
+                            message: error_message(&e),
+                        };
+                        (
+                            StepResult {
+                                busy: rt,
+                                ok: false,
+                                requests: 1,
+                            },
+                            outcome,
+                            lt,
+                            0,
+                        )
+                    }
+                    Ok(body) => {
+                        let rt = sent.elapsed();
+                        let text = String::from_utf8_lossy(&body);
+                        let texts = Texts {
+                            body: &text,
+                            headers: &head,
+                            code: &status.to_string(),
+                            url: &final_url,
+                        };
+                        let (success, message) = self.check(r, status, &texts);
+                        self.extract(r, &texts);
+                        let outcome = Outcome::Response {
+                            status,
+                            success,
+                            message,
+                        };
+                        (
+                            StepResult {
+                                busy: rt,
+                                ok: success,
+                                requests: 1,
+                            },
+                            outcome,
+                            lt,
+                            body.len() as u64,
+                        )
+                    }
+                }
+            }
+        };
+        self.emit(&r.label, sent, result.busy, lt, bytes, outcome)
+            .await;
+        if let Some(think) = r.think_time.or(scenario.think_time) {
+            let pause = self.think(think);
+            let mut stop = self.shared.stop.clone();
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+        }
+        Ok(result)
+    }
+
+    fn think(&mut self, think: ThinkTime) -> Duration {
+        let secs = match think {
+            ThinkTime::Constant { time } => time.as_secs_f64(),
+            ThinkTime::Uniform { mean, dev } => {
+                let (m, d) = (mean.as_secs_f64(), dev.as_secs_f64());
+                if d > 0.0 {
+                    self.rng.random_range(m - d..m + d)
+                } else {
+                    m
+                }
+            }
+            ThinkTime::Gaussian { mean, dev } => Normal::new(mean.as_secs_f64(), dev.as_secs_f64())
+                .map_or(mean.as_secs_f64(), |n| n.sample(&mut self.rng)),
+            ThinkTime::Poisson { mean, offset } => {
+                let lambda = (mean.as_secs_f64() - offset.as_secs_f64()).max(1e-3);
+                offset.as_secs_f64()
+                    + Exp::new(1.0 / lambda).map_or(lambda, |e| e.sample(&mut self.rng))
+            }
+        };
+        Duration::from_secs_f64(secs.max(0.0))
+    }
+
+    /// Status and assertions: (success, failure message).
+    fn check(&self, r: &Request, status: u16, texts: &Texts<'_>) -> (bool, Option<String>) {
+        let assume = r.assertions.iter().any(|a| a.assume_success);
+        let mut ok = assume || status < 400;
+        let mut message = (!ok).then(|| format!("HTTP {status}"));
+        for a in &r.assertions {
+            let subject = texts.get(a.subject);
+            for pattern in &a.patterns {
+                let matched = if a.regexp {
+                    self.shared
+                        .regexes
+                        .get(pattern)
+                        .is_some_and(|re| re.is_match(subject))
+                } else {
+                    subject.contains(pattern.as_str())
+                };
+                if matched == a.not {
+                    ok = false;
+                    let verb = if a.not { "matches" } else { "does not match" };
+                    message.get_or_insert_with(|| {
+                        format!(
+                            "assertion failed: {} {verb} `{pattern}`",
+                            subject_name(a.subject)
+                        )
+                    });
+                }
+            }
+        }
+        if !r.jsonpath_assertions.is_empty() {
+            let json: Option<serde_json::Value> = serde_json::from_str(texts.body).ok();
+            for a in &r.jsonpath_assertions {
+                let nodes: Vec<&serde_json::Value> =
+                    match (&json, self.shared.paths.get(&a.jsonpath)) {
+                        (Some(json), Some(path)) => path.query(json).all(),
+                        _ => Vec::new(),
+                    };
+                let mut passed = if a.expect_null {
+                    nodes.iter().any(|n| n.is_null())
+                } else if a.validate {
+                    a.expected_value
+                        .as_ref()
+                        .is_some_and(|want| nodes.iter().any(|n| json_text(n) == json_text(want)))
+                } else {
+                    !nodes.is_empty()
+                };
+                if a.invert {
+                    passed = !passed;
+                }
+                if !passed {
+                    ok = false;
+                    message.get_or_insert_with(|| {
+                        format!("assertion failed: JSONPath `{}`", a.jsonpath)
+                    });
+                }
+            }
+        }
+        (ok, if ok { None } else { message })
+    }
+
+    fn extract(&mut self, r: &Request, texts: &Texts<'_>) {
+        if r.extractors.is_empty() {
+            return;
+        }
+        let json: Option<serde_json::Value> = serde_json::from_str(texts.body).ok();
+        for e in &r.extractors {
+            let (variable, value) = match e {
+                Extractor::JsonPath {
+                    variable,
+                    jsonpath,
+                    default,
+                    match_no,
+                } => {
+                    let nodes: Vec<&serde_json::Value> =
+                        match (&json, self.shared.paths.get(jsonpath)) {
+                            (Some(json), Some(path)) => path.query(json).all(),
+                            _ => Vec::new(),
+                        };
+                    let pick = pick(&nodes, *match_no).map(|n| json_text(n));
+                    (
+                        variable,
+                        pick.or_else(|| default.clone())
+                            .unwrap_or_else(|| "NOT_FOUND".into()),
+                    )
+                }
+                Extractor::Regexp {
+                    variable,
+                    regexp,
+                    template,
+                    default,
+                    match_no,
+                    subject,
+                } => {
+                    let text = texts.get(*subject);
+                    let found: Vec<String> = self
+                        .shared
+                        .regexes
+                        .get(regexp)
+                        .map(|re| {
+                            re.captures_iter(text)
+                                .map(|c| apply_template(template, &c))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let refs: Vec<&String> = found.iter().collect();
+                    let pick = pick(&refs, *match_no).map(|s| (*s).clone());
+                    (
+                        variable,
+                        pick.or_else(|| default.clone())
+                            .unwrap_or_else(|| "NOT_FOUND".into()),
+                    )
+                }
+            };
+            self.vars.insert(variable.clone(), value);
+        }
+    }
+}
+
+/// JMeter match numbers: 1-based; 0 or less picks the first.
+fn pick<T>(items: &[T], match_no: i64) -> Option<&T> {
+    let index = usize::try_from(match_no.max(1) - 1).unwrap_or(0);
+    items
+        .get(index)
+        .or_else(|| items.first().filter(|_| match_no <= 0))
+}
+
+/// `$1$` → group 1, `$0$` → the whole match.
+fn apply_template(template: &str, captures: &regex::Captures<'_>) -> String {
+    let mut out = template.to_owned();
+    for i in (0..captures.len()).rev() {
+        out = out.replace(
+            &format!("${i}$"),
+            captures.get(i).map_or("", |m| m.as_str()),
+        );
+    }
+    out
+}
+
+struct Texts<'a> {
+    body: &'a str,
+    headers: &'a str,
+    code: &'a str,
+    url: &'a str,
+}
+
+impl Texts<'_> {
+    fn get(&self, subject: AssertSubject) -> &str {
+        match subject {
+            AssertSubject::Body => self.body,
+            AssertSubject::Headers => self.headers,
+            AssertSubject::HttpCode => self.code,
+            AssertSubject::Url => self.url,
+        }
+    }
+}
+
+fn subject_name(subject: AssertSubject) -> &'static str {
+    match subject {
+        AssertSubject::Body => "body",
+        AssertSubject::Headers => "headers",
+        AssertSubject::HttpCode => "http-code",
+        AssertSubject::Url => "url",
+    }
+}
+
+fn outcome_of(ok: bool) -> Outcome {
+    Outcome::Response {
+        status: if ok { 200 } else { 500 },
+        success: ok,
+        message: (!ok).then(|| "a request in the transaction failed".into()),
+    }
+}
+
+fn error_kind(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else if e.is_body() || e.is_decode() {
+        "body"
+    } else if e.is_redirect() {
+        "redirect"
+    } else {
+        "request"
+    }
+}
+
+/// The innermost cause, which names what went wrong ("Connection refused").
+fn error_message(e: &reqwest::Error) -> String {
+    let mut source: &dyn std::error::Error = e;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    source.to_string()
+}
+
+/// Replaces `${name}` with the virtual user's variables; unknown names stay.
+pub fn substitute<'a>(text: &'a str, vars: &HashMap<String, String>) -> Cow<'a, str> {
+    if !text.contains("${") {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find('}') {
+            Some(end) => {
+                let name = &after[..end];
+                match vars.get(name) {
+                    Some(v) => out.push_str(v),
+                    None => out.push_str(&rest[start..start + 3 + end]),
+                }
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+fn substitute_json(value: &serde_json::Value, vars: &HashMap<String, String>) -> serde_json::Value {
+    match value {
+        serde_json::Value::String(s) => serde_json::Value::String(substitute(s, vars).into_owned()),
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.iter().map(|v| substitute_json(v, vars)).collect())
+        }
+        serde_json::Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| (k.clone(), substitute_json(v, vars)))
+            .collect(),
+        other => other.clone(),
+    }
+}
+
+fn json_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn join_url<'a>(address: Option<&str>, url: &'a str) -> Cow<'a, str> {
+    if url.contains("://") {
+        return Cow::Borrowed(url);
+    }
+    match address {
+        Some(base) => Cow::Owned(format!(
+            "{}/{}",
+            base.trim_end_matches('/'),
+            url.trim_start_matches('/')
+        )),
+        None => Cow::Borrowed(url),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitution_and_urls() {
+        let vars: HashMap<String, String> = [("id".to_owned(), "7".to_owned())].into();
+        assert_eq!(
+            substitute("/a/${id}/${missing}/${id", &vars),
+            "/a/7/${missing}/${id"
+        );
+        assert_eq!(join_url(Some("http://h:1/"), "/x"), "http://h:1/x");
+        assert_eq!(join_url(Some("http://h:1"), "http://o/y"), "http://o/y");
+        let re = Regex::new("id=(\\d+)").unwrap();
+        let caps = re.captures("id=42").unwrap();
+        assert_eq!(apply_template("$1$", &caps), "42");
+        assert_eq!(pick(&[1, 2, 3], 2), Some(&2));
+        assert_eq!(pick(&[1, 2, 3], 0), Some(&1));
+    }
+}

@@ -1,0 +1,187 @@
+//! Suite → run plan: the concrete load shape of every execution, resolved once.
+//!
+//! [`Schedule`] is the one value the load engine is parameterised by (closed or open model);
+//! [`ExecutionPlan`] pairs it with its scenario, delay, warm-up and seed. Nothing after this
+//! sees raw YAML or CLI types.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::suite::model::{Arrival, Execution, Scenario, Suite};
+
+/// When virtual users start and how fast requests may go.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Schedule {
+    /// Virtual users loop over the scenario; each waits for its response.
+    Closed {
+        users: u32,
+        ramp_up: Duration,
+        steps: Option<u32>,
+        hold_for: Duration,
+        iterations: Option<u64>,
+        /// Taurus `throughput`: a cap on the request rate (ramped like the users).
+        throughput: Option<f64>,
+    },
+    /// Requests arrive at `rate` per second whether or not earlier ones finished; at most
+    /// `max_in_flight` are outstanding, the rest are dropped.
+    Open {
+        rate: f64,
+        arrival: Arrival,
+        max_in_flight: u32,
+        ramp_up: Duration,
+        steps: Option<u32>,
+        hold_for: Duration,
+        iterations: Option<u64>,
+    },
+}
+
+impl Schedule {
+    fn from_execution(e: &Execution) -> Self {
+        match (e.arrival, e.throughput) {
+            (Some(arrival), Some(rate)) => Self::Open {
+                rate,
+                arrival,
+                max_in_flight: e.concurrency,
+                ramp_up: e.ramp_up,
+                steps: e.steps,
+                hold_for: e.hold_for,
+                iterations: e.iterations,
+            },
+            _ => Self::Closed {
+                users: e.concurrency,
+                ramp_up: e.ramp_up,
+                steps: e.steps,
+                hold_for: e.hold_for,
+                iterations: e.iterations,
+                throughput: e.throughput,
+            },
+        }
+    }
+
+    /// How long the load lasts unless iterations end it first (`None`: only iterations do).
+    pub fn duration(&self) -> Option<Duration> {
+        let (ramp_up, hold_for) = match self {
+            Self::Closed {
+                ramp_up, hold_for, ..
+            }
+            | Self::Open {
+                ramp_up, hold_for, ..
+            } => (*ramp_up, *hold_for),
+        };
+        let total = ramp_up + hold_for;
+        (!total.is_zero()).then_some(total)
+    }
+
+    /// The share (0..=1) of full load at `elapsed`: linear or stepped over the ramp-up.
+    pub fn ramp(&self, elapsed: Duration) -> f64 {
+        let (ramp_up, steps) = match self {
+            Self::Closed { ramp_up, steps, .. } | Self::Open { ramp_up, steps, .. } => {
+                (*ramp_up, *steps)
+            }
+        };
+        if ramp_up.is_zero() || elapsed >= ramp_up {
+            return 1.0;
+        }
+        let share = elapsed.as_secs_f64() / ramp_up.as_secs_f64();
+        match steps {
+            // Step k of n holds load k/n, starting at the first step.
+            Some(n) if n > 0 => ((share * f64::from(n)).floor() + 1.0) / f64::from(n),
+            _ => share,
+        }
+        .min(1.0)
+    }
+}
+
+/// One execution, ready to run.
+#[derive(Clone, Debug)]
+pub struct ExecutionPlan {
+    pub index: usize,
+    pub scenario: Arc<Scenario>,
+    /// Every scenario of the suite, for `include-scenario`.
+    pub scenarios: Arc<Vec<Scenario>>,
+    pub schedule: Schedule,
+    pub delay: Duration,
+    /// Samples sent before this much time (after the delay) are left out of statistics.
+    pub warm_up: Duration,
+    /// Seeds think times and arrivals; recorded in the results.
+    pub seed: u64,
+}
+
+/// A suite's executions, ready to run.
+#[derive(Clone, Debug)]
+pub struct SuitePlan {
+    pub suite: Suite,
+    pub executions: Vec<ExecutionPlan>,
+    pub seed: u64,
+}
+
+impl SuitePlan {
+    pub fn new(suite: Suite, seed: u64) -> Self {
+        let scenarios = Arc::new(suite.scenarios.clone());
+        let executions = suite
+            .executions
+            .iter()
+            .enumerate()
+            .filter_map(|(index, e)| {
+                let scenario = scenarios.iter().find(|s| s.name == e.scenario)?.clone();
+                let warm_up = if suite.settings.ramp_up_exclude {
+                    e.warm_up.max(e.ramp_up)
+                } else {
+                    e.warm_up
+                };
+                Some(ExecutionPlan {
+                    index,
+                    scenario: Arc::new(scenario),
+                    scenarios: scenarios.clone(),
+                    schedule: Schedule::from_execution(e),
+                    delay: e.delay,
+                    warm_up,
+                    seed: seed.wrapping_add(index as u64),
+                })
+            })
+            .collect();
+        Self {
+            suite,
+            executions,
+            seed,
+        }
+    }
+
+    /// The longest execution including its delay, if all are time-bound.
+    pub fn duration(&self) -> Option<Duration> {
+        self.executions
+            .iter()
+            .map(|e| e.schedule.duration().map(|d| d + e.delay))
+            .try_fold(Duration::ZERO, |acc, d| d.map(|d| acc.max(d)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn closed(ramp_up: u64, steps: Option<u32>) -> Schedule {
+        Schedule::Closed {
+            users: 4,
+            ramp_up: Duration::from_secs(ramp_up),
+            steps,
+            hold_for: Duration::from_secs(10),
+            iterations: None,
+            throughput: None,
+        }
+    }
+
+    #[test]
+    fn linear_and_stepped_ramps() {
+        let s = |secs: f64| Duration::from_secs_f64(secs);
+        assert_eq!(closed(0, None).ramp(s(0.0)), 1.0);
+        assert_eq!(closed(10, None).ramp(s(2.5)), 0.25);
+        assert_eq!(closed(10, None).ramp(s(12.0)), 1.0);
+        // 4 steps over 8 s: 1/4 from 0 s, 2/4 from 2 s, ...
+        assert_eq!(closed(8, Some(4)).ramp(s(0.0)), 0.25);
+        assert_eq!(closed(8, Some(4)).ramp(s(1.9)), 0.25);
+        assert_eq!(closed(8, Some(4)).ramp(s(2.0)), 0.5);
+        assert_eq!(closed(8, Some(4)).ramp(s(7.9)), 1.0);
+        assert_eq!(closed(8, None).duration(), Some(Duration::from_secs(18)));
+    }
+}

@@ -1,0 +1,69 @@
+//! The final per-label table printed after each suite.
+
+use std::fmt::Write as _;
+
+use super::model::{SuiteReport, SuiteStatus};
+
+/// `label | hits | fail | rps | avg | p50 | p90 | p99 | max` for every label, `""` shown as ALL.
+pub fn suite_table(suite: &SuiteReport) -> String {
+    let mut rows: Vec<[String; 9]> = vec![
+        [
+            "label", "hits", "fail", "rps", "avg ms", "p50 ms", "p90 ms", "p99 ms", "max ms",
+        ]
+        .map(str::to_owned),
+    ];
+    let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
+    for l in &suite.labels {
+        let p = |level: &str| ms(l.percentiles_ms.get(level).copied());
+        let fail = if l.hits == 0 {
+            "-".to_owned()
+        } else {
+            format!("{:.2}%", 100.0 * l.fail as f64 / l.hits as f64)
+        };
+        rows.push([
+            if l.label.is_empty() {
+                "ALL".to_owned()
+            } else {
+                l.label.clone()
+            },
+            l.hits.to_string(),
+            fail,
+            l.throughput.map_or("-".into(), |t| format!("{t:.1}")),
+            ms(l.avg_rt_ms),
+            p("50.0"),
+            p("90.0"),
+            p("99.0"),
+            p("100.0"),
+        ]);
+    }
+    let widths: Vec<usize> = (0..9)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    let status = match suite.status {
+        SuiteStatus::Completed => "completed",
+        SuiteStatus::Error => "ERROR",
+        SuiteStatus::Interrupted => "interrupted",
+    };
+    let _ = writeln!(out, "{} ({status}, {:.1}s)", suite.name, suite.duration_s);
+    for row in &rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c == 0 {
+                let _ = write!(line, "  {cell:<w$}", w = widths[c]);
+            } else {
+                let _ = write!(line, "  {cell:>w$}", w = widths[c]);
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    if let Some(e) = &suite.error {
+        let _ = writeln!(out, "  error: {}", e.message);
+        if let Some(tail) = &e.log_tail {
+            for line in tail.lines() {
+                let _ = writeln!(out, "  | {line}");
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,143 @@
+//! Report files, each written atomically (temporary file + rename).
+
+use std::path::Path;
+
+use super::model::{LabelStats, PERCENTILES, RunReport, TimelineRow, level_name};
+
+/// Writes through a temporary file in the same directory and renames it into place, so a
+/// reader never sees a half-written report.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, contents)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+pub fn results_json(path: &Path, report: &RunReport) -> std::io::Result<()> {
+    let mut text = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
+    text.push(b'\n');
+    write_atomically(path, &text)
+}
+
+/// `final_stats.csv` with Taurus's dump-csv columns; times in seconds.
+pub fn final_stats_csv(path: &Path, labels: &[LabelStats]) -> std::io::Result<()> {
+    let codes: std::collections::BTreeSet<&String> =
+        labels.iter().flat_map(|l| l.rc.keys()).collect();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<String> = [
+        "label",
+        "avg_ct",
+        "avg_lt",
+        "avg_rt",
+        "bytes",
+        "concurrency",
+        "fail",
+        "stdev_rt",
+        "succ",
+        "throughput",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    header.extend(
+        PERCENTILES
+            .iter()
+            .map(|l| format!("perc_{}", level_name(*l))),
+    );
+    header.extend(codes.iter().map(|c| format!("rc_{c}")));
+    w.write_record(&header).map_err(std::io::Error::other)?;
+    let secs = |ms: Option<f64>| ms.map_or(String::new(), |v| format!("{:.6}", v / 1000.0));
+    for l in labels {
+        let mut row = vec![
+            l.label.clone(),
+            secs(l.avg_ct_ms),
+            secs(l.avg_lt_ms),
+            secs(l.avg_rt_ms),
+            l.bytes.to_string(),
+            l.concurrency.to_string(),
+            l.fail.to_string(),
+            secs(l.stdev_rt_ms),
+            l.succ.to_string(),
+            l.throughput.map_or(String::new(), |t| format!("{t:.3}")),
+        ];
+        row.extend(
+            PERCENTILES
+                .iter()
+                .map(|p| secs(l.percentiles_ms.get(&level_name(*p)).copied())),
+        );
+        row.extend(
+            codes
+                .iter()
+                .map(|c| l.rc.get(*c).copied().unwrap_or(0).to_string()),
+        );
+        w.write_record(&row).map_err(std::io::Error::other)?;
+    }
+    write_atomically(
+        path,
+        &w.into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))?,
+    )
+}
+
+/// `timeline.csv`: one row per second and label.
+pub fn timeline_csv(path: &Path, rows: &[TimelineRow]) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "second",
+        "label",
+        "hits",
+        "fail",
+        "bytes",
+        "dropped",
+        "concurrency",
+        "avg_rt_ms",
+        "p50_ms",
+        "p90_ms",
+        "p99_ms",
+    ])
+    .map_err(std::io::Error::other)?;
+    let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.3}"));
+    for r in rows {
+        w.write_record([
+            r.second.to_string(),
+            r.label.clone(),
+            r.hits.to_string(),
+            r.fail.to_string(),
+            r.bytes.to_string(),
+            r.dropped.to_string(),
+            r.concurrency.to_string(),
+            opt(r.avg_rt_ms),
+            opt(r.p50_ms),
+            opt(r.p90_ms),
+            opt(r.p99_ms),
+        ])
+        .map_err(std::io::Error::other)?;
+    }
+    write_atomically(
+        path,
+        &w.into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))?,
+    )
+}
+
+/// `effective.yml`: the merged, interpolated suite that ran.
+pub fn effective_yml(path: &Path, effective: &serde_json::Value) -> std::io::Result<()> {
+    let text =
+        serde_saphyr::to_string(effective).map_err(|e| std::io::Error::other(e.to_string()))?;
+    write_atomically(
+        path,
+        format!(
+            "# The suite as perfgate ran it: every layer merged, variables substituted.\n{text}"
+        )
+        .as_bytes(),
+    )
+}

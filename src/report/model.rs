@@ -1,0 +1,188 @@
+//! [`RunReport`]: what a run measured, versioned, with its JSON Schema in `schemas/`.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::{Snapshot, Store};
+
+pub const FORMAT_VERSION: u32 = 1;
+/// Percentile levels every report carries (any level is available to criteria).
+pub const PERCENTILES: &[f64] = &[0.0, 50.0, 90.0, 95.0, 99.0, 99.9, 100.0];
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct RunReport {
+    pub format_version: u32,
+    /// `perfgate <version>`.
+    pub tool: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub duration_s: f64,
+    pub status: RunStatus,
+    pub suites: Vec<SuiteReport>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunStatus {
+    Completed,
+    Interrupted,
+    Terminated,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct SuiteReport {
+    pub name: String,
+    pub path: String,
+    pub status: SuiteStatus,
+    /// Why the suite could not run to its end.
+    pub error: Option<SuiteError>,
+    /// Seeds think times and arrivals; rerun with the same seed for the same schedule.
+    pub seed: u64,
+    pub started_at: String,
+    pub duration_s: f64,
+    pub executions: Vec<ExecutionReport>,
+    /// Per label, `""` (all labels) first.
+    pub labels: Vec<LabelStats>,
+    /// Per second and label.
+    pub timeline: Vec<TimelineRow>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SuiteStatus {
+    /// The load ran to its end (criteria are judged separately).
+    Completed,
+    /// A server failed or the engine could not run.
+    Error,
+    /// Stopped by SIGINT or SIGTERM; what was measured is here.
+    Interrupted,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct SuiteError {
+    pub message: String,
+    /// The last lines of the server's log, when a server failed.
+    pub log_tail: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ExecutionReport {
+    pub scenario: String,
+    /// "8 users, ramp-up 5s, hold-for 30s".
+    pub shape: String,
+}
+
+/// Cumulative KPIs of one label. Times are milliseconds; `None` when there was no sample.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct LabelStats {
+    pub label: String,
+    pub hits: u64,
+    pub succ: u64,
+    pub fail: u64,
+    pub bytes: u64,
+    pub dropped: u64,
+    pub concurrency: u64,
+    pub throughput: Option<f64>,
+    pub avg_rt_ms: Option<f64>,
+    pub avg_lt_ms: Option<f64>,
+    pub avg_ct_ms: Option<f64>,
+    pub stdev_rt_ms: Option<f64>,
+    /// Level ("99.9") → milliseconds.
+    pub percentiles_ms: BTreeMap<String, f64>,
+    /// Response code ("200", "Exception") → count.
+    pub rc: BTreeMap<String, u64>,
+    /// Error message → count (at most 50 kinds).
+    pub errors: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct TimelineRow {
+    /// Seconds since the suite started.
+    pub second: u64,
+    pub label: String,
+    pub hits: u64,
+    pub fail: u64,
+    pub bytes: u64,
+    pub dropped: u64,
+    pub concurrency: u64,
+    pub avg_rt_ms: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p90_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+fn ms(d: Option<std::time::Duration>) -> Option<f64> {
+    d.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3)
+}
+
+/// A percentile level as Taurus writes it: `50.0`, `99.9`.
+pub fn level_name(level: f64) -> String {
+    format!("{level:.1}")
+}
+
+impl LabelStats {
+    pub fn from_snapshot(label: &str, s: &Snapshot) -> Self {
+        Self {
+            label: label.to_owned(),
+            hits: s.hits(),
+            succ: s.succ(),
+            fail: s.fail(),
+            bytes: s.bytes(),
+            dropped: s.dropped(),
+            concurrency: s.concurrency(),
+            throughput: s.throughput(),
+            avg_rt_ms: ms(s.avg_rt()),
+            avg_lt_ms: ms(s.avg_lt()),
+            avg_ct_ms: ms(s.avg_ct()),
+            stdev_rt_ms: ms(s.stdev_rt()),
+            percentiles_ms: PERCENTILES
+                .iter()
+                .filter_map(|&l| Some((level_name(l), ms(s.percentile(l))?)))
+                .collect(),
+            rc: s.codes().clone(),
+            errors: s.errors().clone(),
+        }
+    }
+}
+
+/// Per-label cumulative stats (`""` first) and the per-second timeline of a store.
+pub fn stats(store: &Store) -> (Vec<LabelStats>, Vec<TimelineRow>) {
+    let labels: Vec<String> = store.labels().map(str::to_owned).collect();
+    let stats = labels
+        .iter()
+        .map(|l| LabelStats::from_snapshot(l, &store.cumulative(l)))
+        .collect();
+    let mut timeline = Vec::new();
+    for second in 0..store.seconds() {
+        for label in &labels {
+            let s = store.window(label, second, second + 1);
+            if s.hits() == 0 && s.dropped() == 0 && s.concurrency() == 0 {
+                continue;
+            }
+            timeline.push(TimelineRow {
+                second,
+                label: label.clone(),
+                hits: s.hits(),
+                fail: s.fail(),
+                bytes: s.bytes(),
+                dropped: s.dropped(),
+                concurrency: s.concurrency(),
+                avg_rt_ms: ms(s.avg_rt()),
+                p50_ms: ms(s.percentile(50.0)),
+                p90_ms: ms(s.percentile(90.0)),
+                p99_ms: ms(s.percentile(99.0)),
+            });
+        }
+    }
+    (stats, timeline)
+}
+
+/// The JSON Schema of `results.json`, as committed in `schemas/results.schema.json`.
+pub fn results_schema() -> serde_json::Value {
+    let schema = schemars::generate::SchemaSettings::draft07()
+        .into_generator()
+        .into_root_schema_for::<RunReport>();
+    serde_json::to_value(schema).unwrap_or_default()
+}

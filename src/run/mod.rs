@@ -1,0 +1,336 @@
+//! Running suites: the dispatcher that owns the decision to stop.
+//!
+//! [`run_suites`] runs suites one after another. For each, it starts the servers, spawns one
+//! load task per execution, and loops in one `select!` over engine events, a one-second tick
+//! (progress, closing seconds), server exits and signals. Whatever ends the load — its own end,
+//! a server crash, SIGINT or SIGTERM — is a [`CancelReason`]; measurements so far are kept,
+//! servers are stopped, and the suite's files are written before the next suite starts.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+
+use crate::load::{InFlight, LoadEvent, run_execution};
+use crate::metrics::Store;
+use crate::plan::SuitePlan;
+use crate::report::files;
+use crate::report::model::{
+    self, ExecutionReport, RunReport, RunStatus, SuiteError, SuiteReport, SuiteStatus,
+};
+use crate::server::ManagedServer;
+use crate::suite::model::Service;
+
+/// Why a suite's load ended, most serious last (the largest wins).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CancelReason {
+    /// Every execution finished.
+    Completed,
+    /// A server under test exited during the load.
+    ServerExited {
+        label: String,
+        status: String,
+        log_tail: String,
+    },
+    Interrupted,
+    Terminated,
+}
+
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub artifacts_dir: PathBuf,
+    /// A progress line every 10 s (and a live line on a terminal).
+    pub progress: bool,
+    /// Stop after the first suite that does not complete.
+    pub fail_fast: bool,
+    pub seed: u64,
+}
+
+/// Runs every suite; returns the report (already written to `results.json`).
+pub async fn run_suites(
+    plans: Vec<SuitePlan>,
+    opts: &RunOptions,
+    console: &mut dyn Write,
+) -> std::io::Result<RunReport> {
+    // TLS through rustls with the ring provider (no C toolchain needed); once per process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let started = Instant::now();
+    let mut report = RunReport {
+        format_version: model::FORMAT_VERSION,
+        tool: format!("perfgate {}", env!("CARGO_PKG_VERSION")),
+        started_at: now_rfc3339(),
+        duration_s: 0.0,
+        status: RunStatus::Completed,
+        suites: Vec::new(),
+    };
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    for plan in plans {
+        let (suite, reason) = run_suite(plan, opts, &mut sigint, &mut sigterm, console).await?;
+        write!(console, "{}", crate::report::console::suite_table(&suite))?;
+        let failed = suite.status != SuiteStatus::Completed;
+        report.suites.push(suite);
+        report.duration_s = started.elapsed().as_secs_f64();
+        match reason {
+            CancelReason::Interrupted => report.status = RunStatus::Interrupted,
+            CancelReason::Terminated => report.status = RunStatus::Terminated,
+            _ => {}
+        }
+        // Written after every suite: a crash later still leaves what was measured.
+        files::results_json(&opts.artifacts_dir.join("results.json"), &report)?;
+        if report.status != RunStatus::Completed || (failed && opts.fail_fast) {
+            break;
+        }
+    }
+    report.duration_s = started.elapsed().as_secs_f64();
+    files::results_json(&opts.artifacts_dir.join("results.json"), &report)?;
+    Ok(report)
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+async fn run_suite(
+    plan: SuitePlan,
+    opts: &RunOptions,
+    sigint: &mut tokio::signal::unix::Signal,
+    sigterm: &mut tokio::signal::unix::Signal,
+    console: &mut dyn Write,
+) -> std::io::Result<(SuiteReport, CancelReason)> {
+    let suite = &plan.suite;
+    let dir = opts.artifacts_dir.join(&suite.name);
+    std::fs::create_dir_all(&dir)?;
+    files::effective_yml(&dir.join("effective.yml"), &suite.effective)?;
+    let started_at = now_rfc3339();
+    let started = Instant::now();
+    let mut report = SuiteReport {
+        name: suite.name.clone(),
+        path: suite.path.display().to_string(),
+        status: SuiteStatus::Completed,
+        error: None,
+        seed: plan.seed,
+        started_at,
+        duration_s: 0.0,
+        executions: suite
+            .executions
+            .iter()
+            .map(|e| ExecutionReport {
+                scenario: e.scenario.clone(),
+                shape: e.shape(),
+            })
+            .collect(),
+        labels: Vec::new(),
+        timeline: Vec::new(),
+    };
+
+    let mut servers = Vec::new();
+    for service in &suite.services {
+        if let Service::Server(server) = service {
+            match ManagedServer::start(server, &dir).await {
+                Ok(s) => servers.push(s),
+                Err(e) => {
+                    for s in &mut servers {
+                        s.stop().await;
+                    }
+                    report.status = SuiteStatus::Error;
+                    report.error = Some(SuiteError {
+                        message: e.to_string(),
+                        log_tail: e.log_tail().map(str::to_owned),
+                    });
+                    report.duration_s = started.elapsed().as_secs_f64();
+                    return Ok((report, CancelReason::Completed));
+                }
+            }
+        }
+    }
+
+    let (reason, store) = drive(&plan, opts, &mut servers, sigint, sigterm, console).await;
+    for s in &mut servers {
+        s.stop().await;
+    }
+    let (labels, timeline) = model::stats(&store);
+    report.labels = labels;
+    report.timeline = timeline;
+    report.duration_s = started.elapsed().as_secs_f64();
+    match &reason {
+        CancelReason::Completed => {}
+        CancelReason::ServerExited {
+            label,
+            status,
+            log_tail,
+        } => {
+            report.status = SuiteStatus::Error;
+            report.error = Some(SuiteError {
+                message: format!("server `{label}` exited during the load with {status}"),
+                log_tail: Some(log_tail.clone()),
+            });
+        }
+        CancelReason::Interrupted | CancelReason::Terminated => {
+            report.status = SuiteStatus::Interrupted
+        }
+    }
+    files::final_stats_csv(&dir.join("final_stats.csv"), &report.labels)?;
+    files::timeline_csv(&dir.join("timeline.csv"), &report.timeline)?;
+    Ok((report, reason))
+}
+
+/// The dispatcher loop of one suite.
+async fn drive(
+    plan: &SuitePlan,
+    opts: &RunOptions,
+    servers: &mut [ManagedServer],
+    sigint: &mut tokio::signal::unix::Signal,
+    sigterm: &mut tokio::signal::unix::Signal,
+    console: &mut dyn Write,
+) -> (CancelReason, Store) {
+    let t0 = Instant::now();
+    let (events_tx, mut events) = mpsc::channel(8192);
+    let (stop_tx, stop) = watch::channel(false);
+    let in_flight = InFlight::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    for e in plan.executions.clone() {
+        tasks.spawn(run_execution(
+            e,
+            t0,
+            events_tx.clone(),
+            stop.clone(),
+            in_flight.clone(),
+        ));
+    }
+    drop(events_tx);
+    let mut store = Store::default();
+    let mut running = plan.executions.len();
+    let mut reason = CancelReason::Completed;
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
+    let progress = Progress::new(opts.progress, plan.duration());
+    while running > 0 {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(LoadEvent::Sample(sample)) => store.record(&sample),
+                Some(LoadEvent::Dropped { second, label }) => store.record_dropped(second, &label, 1),
+                Some(LoadEvent::Finished { .. }) => running -= 1,
+                None => break,
+            },
+            _ = tick.tick() => {
+                let second = t0.elapsed().as_secs();
+                store.record_concurrency(second.saturating_sub(1), "", in_flight.get());
+                // Late samples of the previous second may still arrive; close the one before.
+                store.close_before(second.saturating_sub(1));
+                progress.line(console, &plan.suite.name, t0.elapsed(), &store);
+            }
+            (label, status) = first_exit(servers) => {
+                let log_tail = servers.iter().find(|s| s.label == label).map(ManagedServer::log_tail).unwrap_or_default();
+                reason = reason.max(CancelReason::ServerExited { label, status, log_tail });
+                break;
+            }
+            _ = sigint.recv() => { reason = reason.max(CancelReason::Interrupted); break; }
+            _ = sigterm.recv() => { reason = reason.max(CancelReason::Terminated); break; }
+        }
+    }
+    let _ = stop_tx.send(true);
+    // Keep what is still in flight: drain until every execution reports it has finished.
+    let drain = async {
+        while running > 0 {
+            match events.recv().await {
+                Some(LoadEvent::Sample(sample)) => store.record(&sample),
+                Some(LoadEvent::Dropped { second, label }) => {
+                    store.record_dropped(second, &label, 1)
+                }
+                Some(LoadEvent::Finished { .. }) => running -= 1,
+                None => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(35), drain).await;
+    tasks.abort_all();
+    (reason, store)
+}
+
+/// The label and exit status of the first server to exit.
+async fn first_exit(servers: &mut [ManagedServer]) -> (String, String) {
+    if servers.is_empty() {
+        return std::future::pending().await;
+    }
+    let waits: Vec<_> = servers
+        .iter_mut()
+        .map(|s| {
+            let label = s.label.clone();
+            Box::pin(async move {
+                let status = s
+                    .exited()
+                    .await
+                    .map_or_else(|| "an unknown status".to_owned(), |st| st.to_string());
+                (label, status)
+            })
+        })
+        .collect();
+    let mut waits = waits;
+    std::future::poll_fn(move |cx| {
+        for w in &mut waits {
+            if let std::task::Poll::Ready(out) = w.as_mut().poll(cx) {
+                return std::task::Poll::Ready(out);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// A progress line per suite: live on a terminal, every 10 s otherwise.
+struct Progress {
+    enabled: bool,
+    tty: bool,
+    total: Option<Duration>,
+}
+
+impl Progress {
+    fn new(enabled: bool, total: Option<Duration>) -> Self {
+        Self {
+            enabled,
+            tty: std::io::stderr().is_terminal(),
+            total,
+        }
+    }
+
+    fn line(&self, console: &mut dyn Write, suite: &str, elapsed: Duration, store: &Store) {
+        let secs = elapsed.as_secs();
+        if !self.enabled || (!self.tty && !secs.is_multiple_of(10)) {
+            return;
+        }
+        let last = store.window("", secs.saturating_sub(2), secs.saturating_sub(1));
+        let all = store.cumulative("");
+        let p99 = all.percentile(99.0).map_or("-".to_owned(), |d| {
+            format!("{:.1}ms", d.as_secs_f64() * 1000.0)
+        });
+        let total = self
+            .total
+            .map_or(String::new(), |t| format!("/{}s", t.as_secs()));
+        let text = format!(
+            "{suite}: {secs}s{total}  {} req/s  p99 {p99}  errors {}  dropped {}",
+            last.hits(),
+            all.fail(),
+            all.dropped()
+        );
+        if self.tty {
+            let _ = write!(console, "\r\x1b[2K{text}");
+        } else {
+            let _ = writeln!(console, "{text}");
+        }
+        let _ = console.flush();
+    }
+}
+
+/// The run's artifacts directory: `reports/<UTC timestamp>/` unless given.
+pub fn default_artifacts_dir() -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
+        .to_string()
+        .replace(':', "-");
+    Path::new("reports").join(stamp.trim_end_matches('Z'))
+}
