@@ -9,9 +9,9 @@
 
 mod vu;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -74,9 +74,7 @@ pub async fn run_execution(
     let error = match Shared::new(plan, t0, events.clone(), stop) {
         Ok(shared) => {
             let shared = Arc::new(shared);
-            tokio::select! {
-                () = sleep_or_stop(shared.plan.delay, shared.stop.clone()) => {}
-            }
+            sleep_until_or_stop(Instant::now() + shared.plan.delay, shared.stop.clone()).await;
             if !shared.stopped() {
                 match shared.plan.schedule.clone() {
                     Schedule::Closed { .. } => closed(shared, in_flight).await,
@@ -90,12 +88,12 @@ pub async fn run_execution(
     let _ = events.send(LoadEvent::Finished { index, error }).await;
 }
 
-async fn sleep_or_stop(d: Duration, mut stop: watch::Receiver<bool>) {
-    if d.is_zero() || *stop.borrow() {
+async fn sleep_until_or_stop(at: Instant, mut stop: watch::Receiver<bool>) {
+    if at <= Instant::now() || *stop.borrow() {
         return;
     }
     tokio::select! {
-        () = tokio::time::sleep(d) => {}
+        () = tokio::time::sleep_until(at.into()) => {}
         _ = stop.wait_for(|s| *s) => {}
     }
 }
@@ -118,19 +116,53 @@ impl Budget {
     }
 }
 
+/// Taurus `throughput` in the closed model: a cap on the request rate, ramped like the users.
+/// Each request takes the next slot; a slot is never earlier than now, so users that fell
+/// behind do not burst to catch up.
+#[derive(Debug)]
+pub(crate) struct Pacer {
+    rate: f64,
+    start: Instant,
+    next: Mutex<Instant>,
+}
+
+impl Pacer {
+    fn new(rate: f64, start: Instant) -> Self {
+        Self {
+            rate,
+            start,
+            next: Mutex::new(start),
+        }
+    }
+
+    /// The time this request may be sent.
+    fn slot(&self, schedule: &Schedule) -> Instant {
+        let mut next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = (*next).max(Instant::now());
+        let work = schedule.work(slot - self.start);
+        *next = self.start + schedule.at_work(work + 1.0 / self.rate);
+        slot
+    }
+}
+
 async fn closed(shared: Arc<Shared>, in_flight: InFlight) {
     let Schedule::Closed {
         users,
         ramp_up,
         steps,
         iterations,
+        throughput,
         ..
     } = shared.plan.schedule
     else {
         return;
     };
     let start = Instant::now();
+    shared.begin(start);
     let budget = Arc::new(Budget::new(iterations));
+    let pacer = throughput
+        .filter(|r| *r > 0.0)
+        .map(|rate| Arc::new(Pacer::new(rate, start)));
     let mut tasks = tokio::task::JoinSet::new();
     for user in 0..users {
         // Users start along the ramp: evenly, or in `steps` groups.
@@ -140,19 +172,21 @@ async fn closed(shared: Arc<Shared>, in_flight: InFlight) {
             _ => share,
         };
         let start_at = start + ramp_up.mul_f64(share);
-        let (shared, budget, in_flight) = (shared.clone(), budget.clone(), in_flight.clone());
+        let (shared, budget, in_flight, pacer) = (
+            shared.clone(),
+            budget.clone(),
+            in_flight.clone(),
+            pacer.clone(),
+        );
         tasks.spawn(async move {
-            let now = Instant::now();
-            sleep_or_stop(start_at.saturating_duration_since(now), shared.stop.clone()).await;
-            let mut vu = match shared.user(u64::from(user)) {
-                Ok(vu) => vu,
-                Err(e) => return Err(e),
-            };
+            sleep_until_or_stop(start_at, shared.stop.clone()).await;
+            let mut vu = shared.user(u64::from(user))?;
+            vu.pace(pacer);
             while !shared.stopped() && !shared.past_deadline(start) && budget.take() {
                 let _busy = in_flight.enter();
-                vu.iteration(start, None).await?;
+                vu.iteration(None).await?;
             }
-            Ok(())
+            Ok::<(), LoadError>(())
         });
     }
     while let Some(result) = tasks.join_next().await {
@@ -174,29 +208,27 @@ async fn open(shared: Arc<Shared>, in_flight: InFlight) {
         return;
     };
     let start = Instant::now();
+    shared.begin(start);
     let slots = Arc::new(Semaphore::new(max_in_flight as usize));
     let budget = Budget::new(iterations);
     let mut rng = SmallRng::seed_from_u64(shared.plan.seed);
-    let mut next = start;
+    let unit = Exp::new(1.0).ok();
     let mut tasks = tokio::task::JoinSet::new();
+    // Arrival k is due when `k` arrivals' worth of work is done (constant), or after a sum of
+    // unit exponential gaps (poisson); mapping through the ramp's inverse keeps both exact
+    // while the rate changes.
+    let mut due = 0.0f64;
     let mut arrivals = 0u64;
     loop {
-        let elapsed = next.saturating_duration_since(start);
-        let current = rate * shared.plan.schedule.ramp(elapsed);
-        // The gap to the next arrival: fixed, or exponential for a poisson process.
-        let gap = match arrival {
-            Arrival::Constant => 1.0 / current,
-            Arrival::Poisson => Exp::new(current).map_or(1.0 / current, |d| d.sample(&mut rng)),
+        let next = start + shared.plan.schedule.at_work(due / rate);
+        due += match (arrival, &unit) {
+            (Arrival::Poisson, Some(unit)) => unit.sample(&mut rng),
+            _ => 1.0,
         };
-        next += Duration::from_secs_f64(gap);
         if shared.past_deadline_at(start, next) || !budget.take() {
             break;
         }
-        sleep_or_stop(
-            next.saturating_duration_since(Instant::now()),
-            shared.stop.clone(),
-        )
-        .await;
+        sleep_until_or_stop(next, shared.stop.clone()).await;
         if shared.stopped() {
             break;
         }
@@ -204,12 +236,11 @@ async fn open(shared: Arc<Shared>, in_flight: InFlight) {
         match slots.clone().try_acquire_owned() {
             Ok(permit) => {
                 let (shared, in_flight) = (shared.clone(), in_flight.clone());
-                let scheduled = next;
                 tasks.spawn(async move {
                     let _permit = permit;
                     let _busy = in_flight.enter();
                     let mut vu = shared.user(arrivals)?;
-                    vu.iteration(start, Some(scheduled)).await
+                    vu.iteration(Some(next)).await
                 });
             }
             Err(_) => shared.dropped(next).await,

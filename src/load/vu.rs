@@ -62,7 +62,8 @@ pub struct Shared {
     files: HashMap<PathBuf, Arc<Vec<u8>>>,
     /// The open model shares one client (and its connection pool) across arrivals.
     client: Option<reqwest::Client>,
-    warm_until: Mutex<Option<Instant>>,
+    /// The end of the warm-up, fixed when the load starts.
+    warm_until: std::sync::OnceLock<Instant>,
 }
 
 impl Shared {
@@ -123,7 +124,7 @@ impl Shared {
             paths,
             files,
             client,
-            warm_until: Mutex::new(None),
+            warm_until: std::sync::OnceLock::new(),
         })
     }
 
@@ -151,14 +152,14 @@ impl Shared {
         at.saturating_duration_since(self.t0).as_secs()
     }
 
+    /// Marks the start of the load (after the delay): the warm-up counts from here.
+    pub fn begin(&self, start: Instant) {
+        let _ = self.warm_until.set(start + self.plan.warm_up);
+    }
+
     /// Samples sent before the end of the warm-up are left out.
     fn warming(&self, sent: Instant) -> bool {
-        let mut until = self
-            .warm_until
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let until = *until.get_or_insert_with(|| Instant::now() + self.plan.warm_up);
-        sent < until
+        self.warm_until.get().is_some_and(|until| sent < *until)
     }
 
     pub async fn dropped(&self, scheduled: Instant) {
@@ -187,6 +188,7 @@ impl Shared {
             no_redirect: None,
             vars: HashMap::new(),
             rng: SmallRng::seed_from_u64(self.plan.seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+            pacer: None,
         })
     }
 }
@@ -282,6 +284,8 @@ pub struct Vu {
     no_redirect: Option<reqwest::Client>,
     vars: HashMap<String, String>,
     rng: SmallRng,
+    /// The closed model's throughput cap, shared by the execution's users.
+    pacer: Option<Arc<super::Pacer>>,
 }
 
 type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<StepResult, LoadError>> + Send + 'a>>;
@@ -298,11 +302,7 @@ struct StepResult {
 impl Vu {
     /// Runs the scenario once. `scheduled` is the open model's planned send time: the first
     /// request's latency is measured from it.
-    pub async fn iteration(
-        &mut self,
-        _start: Instant,
-        scheduled: Option<Instant>,
-    ) -> Result<(), LoadError> {
+    pub async fn iteration(&mut self, scheduled: Option<Instant>) -> Result<(), LoadError> {
         self.vars.clear();
         for (k, v) in &self.shared.plan.scenario.variables {
             let v = substitute(v, &self.vars).into_owned();
@@ -323,6 +323,10 @@ impl Vu {
         )
         .await?;
         Ok(())
+    }
+
+    pub(super) fn pace(&mut self, pacer: Option<Arc<super::Pacer>>) {
+        self.pacer = pacer;
     }
 
     fn next_row(&mut self, index: usize) -> Result<(), LoadError> {
@@ -550,6 +554,13 @@ impl Vu {
         }
         builder = builder.headers(headers);
 
+        if let Some(pacer) = &self.pacer {
+            let slot = pacer.slot(&self.shared.plan.schedule);
+            super::sleep_until_or_stop(slot, self.shared.stop.clone()).await;
+            if self.shared.stopped() {
+                return Ok(StepResult::default());
+            }
+        }
         let sent = scheduled.take().unwrap_or_else(Instant::now);
         let response = builder.send().await;
         let (result, outcome, lt, bytes) = match response {

@@ -92,6 +92,75 @@ impl Schedule {
     }
 }
 
+impl Schedule {
+    fn ramp_shape(&self) -> (f64, Option<u32>) {
+        match self {
+            Self::Closed { ramp_up, steps, .. } | Self::Open { ramp_up, steps, .. } => {
+                (ramp_up.as_secs_f64(), steps.filter(|n| *n > 0))
+            }
+        }
+    }
+
+    /// Full-load seconds done by `elapsed`: the integral of [`Schedule::ramp`]. At a rate of
+    /// `r` per second, `r * work(t)` requests are due by `t`.
+    pub fn work(&self, elapsed: Duration) -> f64 {
+        let (ramp, steps) = self.ramp_shape();
+        let t = elapsed.as_secs_f64();
+        if ramp <= 0.0 {
+            return t;
+        }
+        let during = t.min(ramp);
+        let ramped = match steps {
+            None => during * during / (2.0 * ramp),
+            Some(n) => {
+                let (n, step) = (f64::from(n), ramp / f64::from(n));
+                let whole = (during / step).floor();
+                // Steps 0..whole at levels 1/n..whole/n, then part of the next one.
+                step * whole * (whole + 1.0) / (2.0 * n)
+                    + (during - whole * step) * (whole + 1.0) / n
+            }
+        };
+        ramped + (t - ramp).max(0.0)
+    }
+
+    /// When `work` full-load seconds are done: the inverse of [`Schedule::work`].
+    pub fn at_work(&self, work: f64) -> Duration {
+        let (ramp, steps) = self.ramp_shape();
+        let w = work.max(0.0);
+        let secs = if ramp <= 0.0 {
+            w
+        } else {
+            let ramp_work = match steps {
+                None => ramp / 2.0,
+                Some(n) => ramp * (f64::from(n) + 1.0) / (2.0 * f64::from(n)),
+            };
+            if w >= ramp_work {
+                ramp + (w - ramp_work)
+            } else {
+                match steps {
+                    None => (2.0 * ramp * w).sqrt(),
+                    Some(n) => {
+                        let (nf, step) = (f64::from(n), ramp / f64::from(n));
+                        let mut done = 0.0;
+                        let mut at = 0.0;
+                        for level in 1..=n {
+                            let level = f64::from(level) / nf;
+                            if done + step * level > w {
+                                break;
+                            }
+                            done += step * level;
+                            at += step;
+                        }
+                        let level = ((at / step).round() + 1.0) / nf;
+                        at + (w - done) / level
+                    }
+                }
+            }
+        };
+        Duration::from_secs_f64(secs.min(1e9))
+    }
+}
+
 /// One execution, ready to run.
 #[derive(Clone, Debug)]
 pub struct ExecutionPlan {
@@ -183,5 +252,29 @@ mod tests {
         assert_eq!(closed(8, Some(4)).ramp(s(2.0)), 0.5);
         assert_eq!(closed(8, Some(4)).ramp(s(7.9)), 1.0);
         assert_eq!(closed(8, None).duration(), Some(Duration::from_secs(18)));
+    }
+
+    #[test]
+    fn work_and_its_inverse_agree() {
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        for schedule in [
+            closed(0, None),
+            closed(10, None),
+            closed(8, Some(4)),
+            closed(9, Some(3)),
+        ] {
+            for tenth in 0..250 {
+                let t = f64::from(tenth) / 10.0;
+                let w = schedule.work(Duration::from_secs_f64(t));
+                let back = schedule.at_work(w).as_secs_f64();
+                assert!(close(back, t), "{schedule:?}: t={t} work={w} back={back}");
+            }
+        }
+        // A linear 10 s ramp does half its full-load work during the ramp.
+        assert!(close(closed(10, None).work(Duration::from_secs(10)), 5.0));
+        assert!(close(closed(10, None).work(Duration::from_secs(12)), 7.0));
+        // 4 steps over 8 s: 2 s each at 1/4, 2/4, 3/4, 4/4.
+        assert!(close(closed(8, Some(4)).work(Duration::from_secs(8)), 5.0));
+        assert!(close(closed(8, Some(4)).work(Duration::from_secs(1)), 0.25));
     }
 }
