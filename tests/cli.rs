@@ -53,6 +53,17 @@ fn committed_schema_matches_the_types() {
 }
 
 #[test]
+fn committed_results_schema_matches_the_types() {
+    let committed = std::fs::read_to_string(root().join("schemas/results.schema.json")).unwrap();
+    let (code, generated, _) = perfgate(&["schema", "--results"]);
+    assert_eq!(code, 0);
+    assert!(
+        committed == generated,
+        "schemas/results.schema.json is out of date: run `cargo run -- schema --results -o schemas/results.schema.json`"
+    );
+}
+
+#[test]
 fn suites_and_compat_requests_conform_to_the_schema() {
     let schema: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(root().join("schemas/suite.schema.json")).unwrap(),

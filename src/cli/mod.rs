@@ -70,11 +70,14 @@ pub enum Command {
     },
     /// Run the reference model server (KServe v2 REST, Prometheus /metrics).
     DemoServer(DemoArgs),
-    /// Print the JSON Schema of the suite format.
+    /// Print the JSON Schema of the suite format (or of results.json).
     Schema {
         /// Write to this file instead of standard output.
         #[arg(long, short = 'o')]
         output: Option<PathBuf>,
+        /// The schema of `results.json` instead of the suite format.
+        #[arg(long)]
+        results: bool,
     },
 }
 
@@ -178,7 +181,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Run(args) => run_command(&args, &mut stdout, &mut stderr),
         Command::Validate(args) => validate(&args, &mut stdout, &mut stderr),
         Command::List { suites, format } => list(&suites, format, &mut stdout, &mut stderr),
-        Command::Schema { output } => schema(output, &mut stdout, &mut stderr),
+        Command::Schema { output, results } => schema(output, results, &mut stdout, &mut stderr),
         Command::DemoServer(args) => {
             drop(stdout);
             demo_server(args, &mut stderr)
@@ -382,10 +385,15 @@ fn list(
 
 fn schema(
     output: Option<PathBuf>,
+    results: bool,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> std::io::Result<ExitCode> {
-    let text = schema_text();
+    let text = if results {
+        results_schema_text()
+    } else {
+        schema_text()
+    };
     match output {
         None => stdout.write_all(text.as_bytes())?,
         Some(path) => {
@@ -396,6 +404,14 @@ fn schema(
         }
     }
     Ok(ExitCode::Ok)
+}
+
+/// The committed form of `schemas/results.schema.json`.
+pub fn results_schema_text() -> String {
+    let mut text =
+        serde_json::to_string_pretty(&crate::report::model::results_schema()).unwrap_or_default();
+    text.push('\n');
+    text
 }
 
 /// The committed form of `schemas/suite.schema.json`.

@@ -46,7 +46,13 @@ pub fn suite_table(suite: &SuiteReport) -> String {
         SuiteStatus::Interrupted => "interrupted",
     };
     let _ = writeln!(out, "{} ({status}, {:.1}s)", suite.name, suite.duration_s);
-    for row in &rows {
+    // Without samples, the header alone says nothing.
+    let rows = if suite.labels.is_empty() {
+        &rows[..0]
+    } else {
+        &rows[..]
+    };
+    for row in rows {
         let mut line = String::new();
         for (c, cell) in row.iter().enumerate() {
             if c == 0 {
@@ -63,6 +69,12 @@ pub fn suite_table(suite: &SuiteReport) -> String {
             for line in tail.lines() {
                 let _ = writeln!(out, "  | {line}");
             }
+        }
+        if let Some(log) = &e.log {
+            let _ = writeln!(out, "  log: {log}");
+        }
+        if let Some(hint) = &e.hint {
+            let _ = writeln!(out, "  hint: {hint}");
         }
     }
     out

@@ -65,6 +65,10 @@ pub struct SuiteError {
     pub message: String,
     /// The last lines of the server's log, when a server failed.
     pub log_tail: Option<String>,
+    /// The server's whole log, when a server failed.
+    pub log: Option<String>,
+    /// What to do about it.
+    pub hint: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]

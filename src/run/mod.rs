@@ -140,6 +140,12 @@ async fn run_suite(
                     report.error = Some(SuiteError {
                         message: e.to_string(),
                         log_tail: e.log_tail().map(str::to_owned),
+                        log: e.log_tail().map(|_| {
+                            dir.join(format!("{}.log", server.label))
+                                .display()
+                                .to_string()
+                        }),
+                        hint: Some(e.hint().to_owned()),
                     });
                     report.duration_s = started.elapsed().as_secs_f64();
                     return Ok((report, CancelReason::Completed));
@@ -167,6 +173,11 @@ async fn run_suite(
             report.error = Some(SuiteError {
                 message: format!("server `{label}` exited during the load with {status}"),
                 log_tail: Some(log_tail.clone()),
+                log: Some(dir.join(format!("{label}.log")).display().to_string()),
+                hint: Some(
+                    "what was measured until then is kept; the server's log says why it stopped"
+                        .to_owned(),
+                ),
             });
         }
         CancelReason::Interrupted | CancelReason::Terminated => {

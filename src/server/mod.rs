@@ -48,6 +48,21 @@ impl ServerError {
             Self::Spawn { .. } => None,
         }
     }
+
+    /// What to do about it.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            Self::Spawn { .. } => {
+                "check that the first word of `command` is a program on PATH or a path to an executable"
+            }
+            Self::ExitedEarly { .. } => {
+                "the server must stay in the foreground until stopped; fix what its log says, or check `command`"
+            }
+            Self::NotReady { .. } => {
+                "if the server is only slow to start, raise `ready.timeout`; otherwise fix what its log says, or check `ready` against the address it listens on"
+            }
+        }
+    }
 }
 
 /// A running server under test.

@@ -1,0 +1,224 @@
+//! `perfgate run` end to end with a managed server: one that never becomes ready, one that
+//! dies during the load, and one that runs to completion. Each must leave no process behind.
+
+#![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn perfgate_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// True while `pid` is a live (not zombie) process.
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+/// Waits briefly for `pid` to go: reparented grandchildren are reaped asynchronously.
+fn gone(pid: i32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+fn pids(dir: &Path, name: &str) -> Vec<i32> {
+    std::fs::read_to_string(dir.join(name))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_server_that_never_becomes_ready_fails_the_suite_with_its_log() {
+    let dir = tempfile::tempdir().unwrap();
+    // The server writes its own pid and a child's pid, logs, and never listens.
+    std::fs::write(
+        dir.path().join("never.yaml"),
+        r#"settings: {ports: [PORT]}
+services:
+  - module: server
+    label: stubborn
+    command: [sh, -c, 'sleep 60 & echo $$ $! > pids; echo loading weights; echo "CUDA out of memory" >&2; wait']
+    ready: {tcp: "127.0.0.1:${PORT}", timeout: 1s}
+execution: [{scenario: s, concurrency: 1, hold-for: 5s}]
+scenarios:
+  s: {default-address: "http://127.0.0.1:${PORT}", requests: [/]}
+"#,
+    )
+    .unwrap();
+    let started = Instant::now();
+    let (code, stdout, stderr) = perfgate_in(
+        dir.path(),
+        &["run", "never.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let all = format!("{stdout}{stderr}");
+    assert!(
+        all.contains("server `stubborn` was not ready after 1s"),
+        "{all}"
+    );
+    assert!(
+        all.contains("CUDA out of memory"),
+        "the log tail is shown: {all}"
+    );
+    let pids = pids(dir.path(), "pids");
+    assert_eq!(pids.len(), 2);
+    for pid in pids {
+        assert!(gone(pid), "process {pid} was left behind");
+    }
+    // What was known is written: results.json names the error and keeps the log tail.
+    let results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/results.json")).unwrap(),
+    )
+    .unwrap();
+    let suite = &results["suites"][0];
+    assert_eq!(suite["status"], "error");
+    assert!(
+        suite["error"]["log_tail"]
+            .as_str()
+            .unwrap()
+            .contains("loading weights")
+    );
+    assert!(dir.path().join("out/never/stubborn.log").exists());
+}
+
+#[test]
+fn a_server_that_dies_during_the_load_ends_the_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("dies.yaml"),
+        r#"settings: {ports: [PORT]}
+services:
+  - module: server
+    label: fragile
+    command: [sh, -c, '"${PERFGATE}" demo-server --port ${PORT} & echo $$ $! > pids; sleep 1; echo "segfault in worker" >&2; exit 3']
+    ready: {http: "http://127.0.0.1:${PORT}/v2/health/ready", timeout: 10s}
+execution: [{scenario: s, concurrency: 2, hold-for: 20s}]
+scenarios:
+  s: {default-address: "http://127.0.0.1:${PORT}", requests: [/v2/health/live]}
+"#,
+    )
+    .unwrap();
+    let started = Instant::now();
+    let (code, stdout, stderr) = perfgate_in(
+        dir.path(),
+        &["run", "dies.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the load stops when the server dies"
+    );
+    let all = format!("{stdout}{stderr}");
+    assert!(
+        all.contains("server `fragile` exited during the load with exit status: 3"),
+        "{all}"
+    );
+    assert!(all.contains("segfault in worker"), "{all}");
+    for pid in pids(dir.path(), "pids") {
+        assert!(gone(pid), "process {pid} was left behind");
+    }
+    // What was measured before the crash is kept.
+    let results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/results.json")).unwrap(),
+    )
+    .unwrap();
+    let hits = results["suites"][0]["labels"][0]["hits"].as_u64().unwrap();
+    assert!(hits > 0, "{results}");
+    assert!(dir.path().join("out/dies/final_stats.csv").exists());
+}
+
+#[test]
+fn a_suite_runs_against_the_demo_server_and_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ok.yaml"),
+        r#"settings: {ports: [PORT]}
+services:
+  - module: server
+    label: model
+    command: [sh, -c, 'echo $$ > pids; exec "${PERFGATE}" demo-server --port ${PORT} --workers 2']
+    ready: {http: "http://127.0.0.1:${PORT}/v2/health/ready", timeout: 10s}
+execution: [{scenario: s, concurrency: 2, iterations: 40}]
+scenarios:
+  s:
+    default-address: "http://127.0.0.1:${PORT}"
+    requests:
+      - url: /v2/models/mlp/infer
+        label: infer
+        method: POST
+        body: {inputs: [{name: input, shape: [1, 4], datatype: FP32, data: [0.1, 0.2, 0.3, 0.4]}]}
+        assert-jsonpath: ['$.outputs[0].data']
+"#,
+    )
+    .unwrap();
+    let (code, stdout, stderr) = perfgate_in(
+        dir.path(),
+        &["run", "ok.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/results.json")).unwrap(),
+    )
+    .unwrap();
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/results.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&results)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "results.json does not match its schema: {errors:#?}"
+    );
+    let infer = results["suites"][0]["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["label"] == "infer")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (infer["hits"].as_u64(), infer["fail"].as_u64()),
+        (Some(40), Some(0)),
+        "{infer}"
+    );
+    let csv = std::fs::read_to_string(dir.path().join("out/ok/final_stats.csv")).unwrap();
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("infer,") && l.split(',').nth(8) == Some("40")),
+        "{csv}"
+    );
+    for pid in pids(dir.path(), "pids") {
+        assert!(gone(pid), "server {pid} was left behind");
+    }
+}
