@@ -222,3 +222,114 @@ scenarios:
         assert!(gone(pid), "server {pid} was left behind");
     }
 }
+
+/// Starts a long suite against the demo server, sends `signal` once requests flow, and
+/// checks the exit code, that what was measured is written, and that the server is gone.
+fn interrupted_by(signal: nix::sys::signal::Signal, code: i32, status: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("long.yaml"),
+        r#"settings: {ports: [PORT]}
+services:
+  - module: server
+    label: model
+    command: [sh, -c, 'echo $$ > pids; exec "${PERFGATE}" demo-server --port ${PORT}']
+    ready: {http: "http://127.0.0.1:${PORT}/v2/health/ready", timeout: 10s}
+execution: [{scenario: s, concurrency: 2, hold-for: 60s}]
+scenarios:
+  s: {default-address: "http://127.0.0.1:${PORT}", requests: [/v2/health/live]}
+"#,
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args(["run", "long.yaml", "--no-progress", "-a", "out"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The server is up once it has written its pid; give the load a moment more.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pids(dir.path(), "pids").is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, signal).unwrap();
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "stops promptly"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    let results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/results.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(results["status"], status);
+    assert_eq!(results["suites"][0]["status"], "interrupted");
+    assert!(
+        results["suites"][0]["labels"][0]["hits"].as_u64().unwrap() > 0,
+        "{results}"
+    );
+    assert!(dir.path().join("out/long/final_stats.csv").exists());
+    for pid in pids(dir.path(), "pids") {
+        assert!(gone(pid), "server {pid} was left behind");
+    }
+}
+
+#[test]
+fn ctrl_c_keeps_what_was_measured_and_exits_130() {
+    interrupted_by(nix::sys::signal::Signal::SIGINT, 130, "interrupted");
+}
+
+#[test]
+fn sigterm_keeps_what_was_measured_and_exits_143() {
+    interrupted_by(nix::sys::signal::Signal::SIGTERM, 143, "terminated");
+}
+
+#[test]
+fn ctrl_c_while_waiting_for_readiness_stops_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("slow.yaml"),
+        r#"settings: {ports: [PORT]}
+services:
+  - module: server
+    label: slow
+    command: [sh, -c, 'echo $$ > pids; exec sleep 60']
+    ready: {tcp: "127.0.0.1:${PORT}", timeout: 60s}
+execution: [{scenario: s, concurrency: 1, hold-for: 5s}]
+scenarios:
+  s: {default-address: "http://127.0.0.1:${PORT}", requests: [/]}
+"#,
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args(["run", "slow.yaml", "--no-progress", "-a", "out"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pids(dir.path(), "pids").is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "does not wait out the readiness timeout"
+    );
+    assert_eq!(out.status.code(), Some(130));
+    for pid in pids(dir.path(), "pids") {
+        assert!(gone(pid), "server {pid} was left behind");
+    }
+    let results = std::fs::read_to_string(dir.path().join("out/results.json")).unwrap();
+    assert!(results.contains("\"interrupted\""), "{results}");
+}

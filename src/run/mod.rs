@@ -127,31 +127,52 @@ async fn run_suite(
         timeline: Vec::new(),
     };
 
-    let mut servers = Vec::new();
+    let mut servers: Vec<ManagedServer> = Vec::new();
     for service in &suite.services {
-        if let Service::Server(server) = service {
-            match ManagedServer::start(server, &dir).await {
-                Ok(s) => servers.push(s),
-                Err(e) => {
-                    for s in &mut servers {
-                        s.stop().await;
-                    }
-                    report.status = SuiteStatus::Error;
-                    report.error = Some(SuiteError {
-                        message: e.to_string(),
-                        log_tail: e.log_tail().map(str::to_owned),
-                        log: e.log_tail().map(|_| {
-                            dir.join(format!("{}.log", server.label))
-                                .display()
-                                .to_string()
-                        }),
-                        hint: Some(e.hint().to_owned()),
-                    });
-                    report.duration_s = started.elapsed().as_secs_f64();
-                    return Ok((report, CancelReason::Completed));
-                }
+        let Service::Server(config) = service else {
+            continue;
+        };
+        let failure = match ManagedServer::spawn(config, &dir) {
+            Err(e) => Some(Err(e)),
+            Ok(mut server) => {
+                // A signal while waiting for readiness ends the suite before any load.
+                let failure = tokio::select! {
+                    r = server.wait_ready() => r.err().map(Err),
+                    _ = sigint.recv() => Some(Ok(CancelReason::Interrupted)),
+                    _ = sigterm.recv() => Some(Ok(CancelReason::Terminated)),
+                };
+                servers.push(server);
+                failure
             }
+        };
+        let Some(failure) = failure else {
+            continue;
+        };
+        for s in &mut servers {
+            s.stop().await;
         }
+        report.duration_s = started.elapsed().as_secs_f64();
+        let reason = match failure {
+            Ok(reason) => {
+                report.status = SuiteStatus::Interrupted;
+                reason
+            }
+            Err(e) => {
+                report.status = SuiteStatus::Error;
+                report.error = Some(SuiteError {
+                    message: e.to_string(),
+                    log_tail: e.log_tail().map(str::to_owned),
+                    log: e.log_tail().map(|_| {
+                        dir.join(format!("{}.log", config.label))
+                            .display()
+                            .to_string()
+                    }),
+                    hint: Some(e.hint().to_owned()),
+                });
+                CancelReason::Completed
+            }
+        };
+        return Ok((report, reason));
     }
 
     let (reason, store) = drive(&plan, opts, &mut servers, sigint, sigterm, console).await;

@@ -1,8 +1,8 @@
 //! Managed server processes: spawn, process group, readiness, logs, stop.
 //!
-//! [`ManagedServer::start`] runs a `server` service in its own process group with its output
-//! in `<artifacts>/<label>.log`, and waits until it is ready (TCP, then HTTP status, then a
-//! log line). [`ManagedServer::stop`] sends the configured signal to the whole group, waits
+//! [`ManagedServer::spawn`] runs a `server` service in its own process group with its output
+//! in `<artifacts>/<label>.log`; [`ManagedServer::wait_ready`] waits until it is ready (TCP,
+//! then HTTP status, then a log line). [`ManagedServer::stop`] sends the configured signal to the whole group, waits
 //! the grace period, then SIGKILLs the group. Dropping a server kills its group, so an
 //! error path never leaves one behind.
 
@@ -76,8 +76,8 @@ pub struct ManagedServer {
 }
 
 impl ManagedServer {
-    /// Starts `server` and waits until it is ready.
-    pub async fn start(server: &Server, artifacts: &Path) -> Result<Self, ServerError> {
+    /// Starts `server` without waiting for it to be ready.
+    pub fn spawn(server: &Server, artifacts: &Path) -> Result<Self, ServerError> {
         let label = server.label.clone();
         let spawn_err = |source| ServerError::Spawn {
             label: label.clone(),
@@ -115,21 +115,18 @@ impl ManagedServer {
                 .and_then(|id| i32::try_from(id).ok())
                 .unwrap_or(0),
         );
-        let mut managed = Self {
+        Ok(Self {
             label,
             child,
             group,
             log,
             config: server.clone(),
-        };
-        if let Err(e) = managed.wait_ready().await {
-            managed.stop().await;
-            return Err(e);
-        }
-        Ok(managed)
+        })
     }
 
-    async fn wait_ready(&mut self) -> Result<(), ServerError> {
+    /// Waits until the server is ready (TCP, then HTTP status, then log line), or fails with
+    /// its log tail when it exits first or the timeout passes.
+    pub async fn wait_ready(&mut self) -> Result<(), ServerError> {
         let ready = self.config.ready.clone();
         let deadline = Instant::now() + ready.timeout;
         let client = reqwest::Client::builder()
