@@ -333,3 +333,8 @@ scenarios:
     let results = std::fs::read_to_string(dir.path().join("out/results.json")).unwrap();
     assert!(results.contains("\"interrupted\""), "{results}");
 }
+
+#[test]
+fn a_closed_terminal_sighup_stops_the_server_and_exits_143() {
+    interrupted_by(nix::sys::signal::Signal::SIGHUP, 143, "terminated");
+}

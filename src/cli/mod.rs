@@ -176,7 +176,8 @@ pub struct SuiteArgs {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
-    let mut stderr = std::io::stderr().lock();
+    // Not locked: the progress bar's thread writes to stderr too.
+    let mut stderr = std::io::stderr();
     let result = match cli.command {
         Command::Run(args) => run_command(&args, &mut stdout, &mut stderr),
         Command::Validate(args) => validate(&args, &mut stdout, &mut stderr),

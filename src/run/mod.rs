@@ -66,10 +66,9 @@ pub async fn run_suites(
         status: RunStatus::Completed,
         suites: Vec::new(),
     };
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut signals = Signals::new()?;
     for plan in plans {
-        let (suite, reason) = run_suite(plan, opts, &mut sigint, &mut sigterm, console).await?;
+        let (suite, reason) = run_suite(plan, opts, &mut signals, console).await?;
         write!(console, "{}", crate::report::console::suite_table(&suite))?;
         let failed = suite.status != SuiteStatus::Completed;
         report.suites.push(suite);
@@ -90,6 +89,33 @@ pub async fn run_suites(
     Ok(report)
 }
 
+/// The signals that end a run: SIGINT (Ctrl-C) interrupts; SIGTERM, and SIGHUP from a closed
+/// terminal, terminate. Either way the servers are stopped and what was measured is written.
+#[derive(Debug)]
+pub struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn recv(&mut self) -> CancelReason {
+        tokio::select! {
+            _ = self.interrupt.recv() => CancelReason::Interrupted,
+            _ = self.terminate.recv() => CancelReason::Terminated,
+            _ = self.hangup.recv() => CancelReason::Terminated,
+        }
+    }
+}
+
 fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
@@ -97,8 +123,7 @@ fn now_rfc3339() -> String {
 async fn run_suite(
     plan: SuitePlan,
     opts: &RunOptions,
-    sigint: &mut tokio::signal::unix::Signal,
-    sigterm: &mut tokio::signal::unix::Signal,
+    signals: &mut Signals,
     console: &mut dyn Write,
 ) -> std::io::Result<(SuiteReport, CancelReason)> {
     let suite = &plan.suite;
@@ -138,8 +163,7 @@ async fn run_suite(
                 // A signal while waiting for readiness ends the suite before any load.
                 let failure = tokio::select! {
                     r = server.wait_ready() => r.err().map(Err),
-                    _ = sigint.recv() => Some(Ok(CancelReason::Interrupted)),
-                    _ = sigterm.recv() => Some(Ok(CancelReason::Terminated)),
+                    reason = signals.recv() => Some(Ok(reason)),
                 };
                 servers.push(server);
                 failure
@@ -175,7 +199,7 @@ async fn run_suite(
         return Ok((report, reason));
     }
 
-    let (reason, store) = drive(&plan, opts, &mut servers, sigint, sigterm, console).await;
+    let (reason, store) = drive(&plan, opts, &mut servers, signals, console).await;
     for s in &mut servers {
         s.stop().await;
     }
@@ -215,8 +239,7 @@ async fn drive(
     plan: &SuitePlan,
     opts: &RunOptions,
     servers: &mut [ManagedServer],
-    sigint: &mut tokio::signal::unix::Signal,
-    sigterm: &mut tokio::signal::unix::Signal,
+    signals: &mut Signals,
     console: &mut dyn Write,
 ) -> (CancelReason, Store) {
     let t0 = Instant::now();
@@ -241,7 +264,7 @@ async fn drive(
         tokio::time::Instant::now() + Duration::from_secs(1),
         Duration::from_secs(1),
     );
-    let progress = Progress::new(opts.progress, plan.duration());
+    let progress = Progress::new(opts.progress, &plan.suite.name, plan.duration());
     while running > 0 {
         tokio::select! {
             event = events.recv() => match event {
@@ -262,10 +285,10 @@ async fn drive(
                 reason = reason.max(CancelReason::ServerExited { label, status, log_tail });
                 break;
             }
-            _ = sigint.recv() => { reason = reason.max(CancelReason::Interrupted); break; }
-            _ = sigterm.recv() => { reason = reason.max(CancelReason::Terminated); break; }
+            signalled = signals.recv() => { reason = reason.max(signalled); break; }
         }
     }
+    progress.finish();
     let _ = stop_tx.send(true);
     // Keep what is still in flight: drain until every execution reports it has finished.
     let drain = async {
@@ -315,25 +338,39 @@ async fn first_exit(servers: &mut [ManagedServer]) -> (String, String) {
     .await
 }
 
-/// A progress line per suite: live on a terminal, every 10 s otherwise.
+/// A progress line per suite: a live bar on a terminal (indicatif), a plain line every 10 s
+/// otherwise (CI logs).
 struct Progress {
     enabled: bool,
-    tty: bool,
-    total: Option<Duration>,
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl Progress {
-    fn new(enabled: bool, total: Option<Duration>) -> Self {
-        Self {
-            enabled,
-            tty: std::io::stderr().is_terminal(),
-            total,
-        }
+    fn new(enabled: bool, suite: &str, total: Option<Duration>) -> Self {
+        let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
+            let (bar, template) = match total {
+                Some(t) => (
+                    indicatif::ProgressBar::new(t.as_secs()),
+                    "{prefix} [{bar:24}] {pos}/{len}s  {msg}",
+                ),
+                None => (
+                    indicatif::ProgressBar::new_spinner(),
+                    "{prefix} {spinner} {elapsed}  {msg}",
+                ),
+            };
+            if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_prefix(suite.to_owned());
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Self { enabled, bar }
     }
 
     fn line(&self, console: &mut dyn Write, suite: &str, elapsed: Duration, store: &Store) {
         let secs = elapsed.as_secs();
-        if !self.enabled || (!self.tty && !secs.is_multiple_of(10)) {
+        if !self.enabled || (self.bar.is_none() && !secs.is_multiple_of(10)) {
             return;
         }
         let last = store.window("", secs.saturating_sub(2), secs.saturating_sub(1));
@@ -341,21 +378,28 @@ impl Progress {
         let p99 = all.percentile(99.0).map_or("-".to_owned(), |d| {
             format!("{:.1}ms", d.as_secs_f64() * 1000.0)
         });
-        let total = self
-            .total
-            .map_or(String::new(), |t| format!("/{}s", t.as_secs()));
-        let text = format!(
-            "{suite}: {secs}s{total}  {} req/s  p99 {p99}  errors {}  dropped {}",
+        let status = format!(
+            "{} req/s  p99 {p99}  errors {}  dropped {}",
             last.hits(),
             all.fail(),
             all.dropped()
         );
-        if self.tty {
-            let _ = write!(console, "\r\x1b[2K{text}");
-        } else {
-            let _ = writeln!(console, "{text}");
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(secs);
+                bar.set_message(status);
+            }
+            None => {
+                let _ = writeln!(console, "{suite}: {secs}s  {status}");
+                let _ = console.flush();
+            }
         }
-        let _ = console.flush();
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
     }
 }
 
