@@ -149,6 +149,8 @@ pub struct Store {
     seconds: Vec<Vec<Option<Bucket>>>,
     /// Seconds before this one are closed.
     open_from: u64,
+    /// When the load ended (from the start of the run), once it has.
+    end: Option<Duration>,
 }
 
 impl Store {
@@ -258,11 +260,17 @@ impl Store {
         self.open_from = self.open_from.max(second);
     }
 
+    /// Marks the end of the load: the cumulative throughput is then divided by the exact
+    /// measured time, not by whole seconds (a 3.4 s run is not a 4 s one).
+    pub fn set_end(&mut self, elapsed: Duration) {
+        self.end = Some(elapsed);
+    }
+
     /// `label`'s measurements merged over seconds `from..to` (empty when none).
     pub fn window(&self, label: &str, from: u64, to: u64) -> Snapshot {
         let mut counts = Counts::default();
         let mut histogram = new_histogram();
-        let mut seconds = 0;
+        let mut seconds = 0.0;
         if let Some(index) = self.labels.iter().position(|l| l == label) {
             let to = to.min(self.seconds());
             for s in from..to {
@@ -270,7 +278,7 @@ impl Store {
                 if let Some(Some(bucket)) = row.get(index) {
                     bucket.merge_into(&mut counts, &mut histogram);
                 }
-                seconds += 1;
+                seconds += 1.0;
             }
         }
         Snapshot {
@@ -280,9 +288,30 @@ impl Store {
         }
     }
 
-    /// Everything recorded for `label`.
+    /// Everything recorded for `label`. Once the end is set, throughput is over the measured
+    /// time: from the first second with a sample (after any warm-up) to the end of the load.
     pub fn cumulative(&self, label: &str) -> Snapshot {
-        self.window(label, 0, self.seconds())
+        let mut snapshot = self.window(label, 0, self.seconds());
+        if let Some(end) = self.end {
+            let first = self.first_second().unwrap_or(0) as f64;
+            let measured = end.as_secs_f64() - first;
+            if measured > 0.0 {
+                snapshot.seconds = measured;
+            }
+        }
+        snapshot
+    }
+
+    /// The first second with a sample or a dropped request (concurrency alone, as during
+    /// warm-up, does not count).
+    fn first_second(&self) -> Option<u64> {
+        let overall = self.labels.iter().position(String::is_empty)?;
+        let first = self.seconds.iter().position(|row| {
+            row.get(overall)
+                .and_then(Option::as_ref)
+                .is_some_and(|b| b.counts.hits + b.counts.dropped > 0)
+        })?;
+        u64::try_from(first).ok()
     }
 }
 
@@ -291,8 +320,8 @@ impl Store {
 pub struct Snapshot {
     counts: Counts,
     histogram: Histogram<u64>,
-    /// How many seconds were merged (for throughput).
-    seconds: u64,
+    /// How many seconds were merged, or the measured time (for throughput).
+    seconds: f64,
 }
 
 impl Snapshot {
@@ -359,7 +388,7 @@ impl Snapshot {
 
     /// Samples per second over the merged seconds.
     pub fn throughput(&self) -> Option<f64> {
-        (self.seconds > 0).then(|| self.counts.hits as f64 / self.seconds as f64)
+        (self.seconds > 0.0).then(|| self.counts.hits as f64 / self.seconds)
     }
 
     /// Samples whose response code matches `pattern` (`5??`, `2*`, `Exception`).
@@ -468,6 +497,25 @@ mod tests {
         let stdev = s.stdev_rt().unwrap().as_secs_f64() * 1000.0;
         assert!((stdev - 288.675).abs() < 0.01, "stdev {stdev}");
         assert_eq!(s.throughput(), Some(100.0));
+    }
+
+    #[test]
+    fn cumulative_throughput_is_over_the_measured_time() {
+        let mut store = Store::default();
+        // Warm-up: nothing recorded in seconds 0 and 1; 340 samples from 2.0 s to 5.4 s.
+        store.record_concurrency(0, "", 3);
+        for i in 0..340 {
+            store.record(&ok("x", 2 + i / 100, 5));
+        }
+        let whole = store.cumulative("x").throughput().unwrap();
+        assert!(
+            (whole - 340.0 / 6.0).abs() < 1e-9,
+            "6 whole seconds: {whole}"
+        );
+        store.set_end(Duration::from_millis(5400));
+        let t = store.cumulative("").throughput().unwrap();
+        assert!((t - 100.0).abs() < 1e-9, "{t}");
+        assert_eq!(store.window("x", 2, 3).throughput(), Some(100.0));
     }
 
     #[test]

@@ -128,6 +128,26 @@ async fn run_suite(
 ) -> std::io::Result<(SuiteReport, CancelReason)> {
     let suite = &plan.suite;
     let dir = opts.artifacts_dir.join(&suite.name);
+    let shellexec = suite
+        .services
+        .iter()
+        .any(|s| matches!(s, Service::Shellexec(_)));
+    let pending: Vec<&str> = [
+        (!suite.criteria.is_empty()).then_some("criteria are not judged"),
+        (!suite.monitoring.is_empty()).then_some("monitoring is not collected"),
+        shellexec.then_some("shellexec commands are not run"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !pending.is_empty() {
+        writeln!(
+            console,
+            "note: {}: {} by this build yet; the request statistics are complete",
+            suite.name,
+            pending.join(", ")
+        )?;
+    }
     std::fs::create_dir_all(&dir)?;
     files::effective_yml(&dir.join("effective.yml"), &suite.effective)?;
     let started_at = now_rfc3339();
@@ -289,6 +309,9 @@ async fn drive(
         }
     }
     progress.finish();
+    // The last, partial second: its concurrency, and the end of the measured time.
+    store.record_concurrency(t0.elapsed().as_secs(), "", in_flight.get());
+    store.set_end(t0.elapsed());
     let _ = stop_tx.send(true);
     // Keep what is still in flight: drain until every execution reports it has finished.
     let drain = async {
