@@ -110,6 +110,9 @@ async fn respond(path: &str, headers: &HeaderMap, _body: &Bytes) -> Response {
             StatusCode::OK.into_response()
         }
         "/missing" => StatusCode::NOT_FOUND.into_response(),
+        "/bye" => ([(header::CONNECTION, "close")], "bye").into_response(),
+        "/go" => (StatusCode::FOUND, [(header::LOCATION, "/whoami?from=go")]).into_response(),
+        "/go307" => (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, "/kept")]).into_response(),
         "/whoami" => {
             let cookie = headers.get(header::COOKIE).and_then(|v| v.to_str().ok()).unwrap_or("none").to_owned();
             axum::Json(serde_json::json!({"cookie": cookie})).into_response()
@@ -400,6 +403,57 @@ scenarios:
         "a transaction is a sample of its own"
     );
     assert_eq!(stats(&report, "looped").hits, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_cookies_and_keep_alive() {
+    let server = TestServer::start(Duration::ZERO, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = suite(
+        dir.path(),
+        r#"execution: [{scenario: main, concurrency: 2, iterations: 10}]
+scenarios:
+  main:
+    default-address: http://127.0.0.1:{port}
+    requests:
+      - /login
+      - {url: /go, label: go}
+      - {url: /go, label: go-nofollow, follow-redirects: false}
+      - {url: /go307, label: kept, method: POST, body: {a: 1}}
+      - {url: /bye, label: bye}
+"#,
+        server.port,
+    );
+    let report = run(plan, dir.path()).await;
+    let got = server.received();
+    let at = |path: &str| got.iter().filter(|r| r.path.starts_with(path)).count();
+
+    assert_eq!(
+        got.iter().filter(|r| r.path == "/go").count(),
+        20,
+        "both /go requests reach the server"
+    );
+    assert_eq!(at("/whoami?from=go"), 10, "only the following one goes on");
+    let whoami = got.iter().find(|r| r.path.starts_with("/whoami")).unwrap();
+    assert_eq!(
+        whoami.headers.get("cookie").map(String::as_str),
+        Some("session=abc123"),
+        "the redirect target gets the user's cookies"
+    );
+    assert_eq!(stats(&report, "go").rc.get("200"), Some(&10));
+    assert_eq!(stats(&report, "go-nofollow").rc.get("302"), Some(&10));
+    let kept: Vec<_> = got.iter().filter(|r| r.path == "/kept").collect();
+    assert_eq!(kept.len(), 10);
+    assert_eq!(kept[0].method, "POST", "307 keeps the method");
+    assert_eq!(kept[0].body, r#"{"a":1}"#, "and the body");
+    assert!(got.iter().all(|r| r.headers.contains_key("host")));
+
+    // The server closing a kept-alive connection is not an error: the next request reconnects.
+    let bye = stats(&report, "bye");
+    assert_eq!((bye.hits, bye.fail), (10, 0), "{:?}", bye.errors);
+    let all = stats(&report, "");
+    assert_eq!((all.hits, all.fail), (50, 0), "{:?}", all.errors);
+    assert!(all.avg_ct_ms.is_some(), "connect time is measured");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -107,6 +107,9 @@ pub struct RunArgs {
     /// Stop after the first suite that does not complete.
     #[arg(long)]
     pub fail_fast: bool,
+    /// Load-generator threads (default: half the CPU cores, at least one).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// Seed for think times and arrivals (default: from the clock; recorded in results.json).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -227,7 +230,13 @@ fn run_command(
         fail_fast: args.fail_fast,
         seed,
     };
+    // Half the cores by default: the server under test usually shares the machine, and a load
+    // generator that starves it measures itself.
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
         .enable_all()
         .build()
     {
@@ -237,14 +246,24 @@ fn run_command(
             return Ok(ExitCode::Error);
         }
     };
-    let report = match runtime.block_on(crate::run::run_suites(plans, &opts, stderr)) {
-        Ok(report) => report,
-        Err(e) => {
+    // The dispatcher runs as a task on the runtime's workers, not on this thread: waking a
+    // parked main thread for every sample costs more than the request itself.
+    let task = runtime.spawn(async move {
+        let mut console = std::io::stderr();
+        crate::run::run_suites(plans, &opts, &mut console).await
+    });
+    let report = match runtime.block_on(task) {
+        Ok(Ok(report)) => report,
+        Ok(Err(e)) => {
             writeln!(
                 stderr,
                 "error: failed to write reports in `{}`: {e}",
                 artifacts_dir.display()
             )?;
+            return Ok(ExitCode::Error);
+        }
+        Err(e) => {
+            writeln!(stderr, "error: perfgate failed internally: {e}")?;
             return Ok(ExitCode::Error);
         }
     };

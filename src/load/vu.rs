@@ -8,10 +8,12 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hyper::client::conn::http1;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Exp, Normal};
 use regex::Regex;
+use reqwest::cookie::Jar;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json_path::JsonPath;
 use tokio::sync::{mpsc, watch};
@@ -111,7 +113,7 @@ impl Shared {
             compile(&scenario.steps, &mut regexes, &mut paths, &mut files)?;
         }
         let client = matches!(plan.schedule, crate::plan::Schedule::Open { .. })
-            .then(|| build_client(&plan.scenario, None))
+            .then(|| build_client(&plan.scenario, None, None))
             .transpose()?;
         Ok(Self {
             plan,
@@ -178,17 +180,30 @@ impl Shared {
 
     /// A virtual user; `id` seeds its randomness (think times) with the execution's seed.
     pub fn user(self: &Arc<Self>, id: u64) -> Result<Vu, LoadError> {
-        let client = match &self.client {
-            Some(c) => c.clone(),
-            None => build_client(&self.plan.scenario, None)?,
+        // The open model's arrivals share one pooled client; a closed-model user keeps its own
+        // connection and cookie jar for the whole run.
+        let (client, jar) = match &self.client {
+            Some(c) => (c.clone(), None),
+            None => {
+                let jar = self
+                    .plan
+                    .scenario
+                    .store_cookie
+                    .then(|| Arc::new(Jar::default()));
+                (build_client(&self.plan.scenario, None, jar.as_ref())?, jar)
+            }
         };
         Ok(Vu {
             shared: self.clone(),
+            direct: self.client.is_none(),
             client,
+            jar,
+            connections: HashMap::new(),
             no_redirect: None,
             vars: HashMap::new(),
             rng: SmallRng::seed_from_u64(self.plan.seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
             pacer: None,
+            urls: HashMap::new(),
         })
     }
 }
@@ -259,16 +274,49 @@ fn compile(
     Ok(())
 }
 
-fn build_client(scenario: &Scenario, follow: Option<bool>) -> Result<reqwest::Client, LoadError> {
+/// One TLS configuration for the whole process (rustls, the platform's verifier). Reading the
+/// system's certificates costs milliseconds; every virtual user's client shares the result.
+fn tls_config() -> Option<rustls::ClientConfig> {
+    static CONFIG: std::sync::OnceLock<Option<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let verifier = rustls_platform_verifier::Verifier::new(provider.clone()).ok()?;
+            let mut config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .ok()?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+                .with_no_client_auth();
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            Some(config)
+        })
+        .clone()
+}
+
+/// A client for `scenario`. With `jar`, cookies live there (a virtual user's own jar, which its
+/// direct HTTP/1.1 path shares); without, in the client (the open model's shared client).
+fn build_client(
+    scenario: &Scenario,
+    follow: Option<bool>,
+    jar: Option<&Arc<Jar>>,
+) -> Result<reqwest::Client, LoadError> {
     let follow = follow.unwrap_or(scenario.follow_redirects);
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    if let Some(tls) = tls_config() {
+        builder = builder.tls_backend_preconfigured(tls);
+    }
+    builder = match jar {
+        Some(jar) => builder.cookie_provider(jar.clone()),
+        None => builder.cookie_store(scenario.store_cookie),
+    };
+    builder
         .pool_max_idle_per_host(if scenario.keepalive { usize::MAX } else { 0 })
         .redirect(if follow {
             reqwest::redirect::Policy::limited(10)
         } else {
             reqwest::redirect::Policy::none()
         })
-        .cookie_store(scenario.store_cookie)
         .timeout(scenario.timeout)
         .no_proxy()
         .build()
@@ -286,6 +334,14 @@ pub struct Vu {
     rng: SmallRng,
     /// The closed model's throughput cap, shared by the execution's users.
     pacer: Option<Arc<super::Pacer>>,
+    /// Whether plain-HTTP requests use this user's own keep-alive connections.
+    direct: bool,
+    /// Open HTTP/1.1 connections by (host, port), for the direct path.
+    connections: HashMap<(String, u16), http1::SendRequest<reqwest::Body>>,
+    /// This user's cookies (`store-cookie`), shared by both paths.
+    jar: Option<Arc<Jar>>,
+    /// Parsed URLs of requests without variables, by request (address, URL).
+    urls: HashMap<usize, (Option<String>, reqwest::Url)>,
 }
 
 type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<StepResult, LoadError>> + Send + 'a>>;
@@ -312,11 +368,11 @@ impl Vu {
             self.next_row(i)?;
         }
         let shared = self.shared.clone();
-        let scenario = shared.plan.scenario.clone();
+        let scenario = &shared.plan.scenario;
         let mut scheduled = scheduled;
         self.steps(
             &scenario.steps,
-            &scenario,
+            scenario,
             scenario.default_address.clone(),
             &mut scheduled,
             0,
@@ -397,6 +453,7 @@ impl Vu {
                                 started,
                                 inner.busy,
                                 inner.busy,
+                                None,
                                 0,
                                 outcome_of(inner.ok),
                             )
@@ -438,12 +495,14 @@ impl Vu {
         })
     }
 
+    #[expect(clippy::too_many_arguments, reason = "the fields of one sample")]
     async fn emit(
         &self,
         label: &str,
         sent: Instant,
         rt: Duration,
         lt: Duration,
+        ct: Option<Duration>,
         bytes: u64,
         outcome: Outcome,
     ) {
@@ -455,35 +514,27 @@ impl Vu {
             second: self.shared.second(sent),
             rt,
             lt,
-            ct: None,
+            ct,
             bytes,
             outcome,
         };
         let _ = self.shared.events.send(LoadEvent::Sample(sample)).await;
     }
 
-    async fn request(
-        &mut self,
+    /// Builds the request for `url`: method, merged headers, body.
+    fn build(
+        &self,
+        client: &reqwest::Client,
         r: &Request,
         scenario: &Scenario,
-        address: Option<&str>,
-        scheduled: &mut Option<Instant>,
-    ) -> Result<StepResult, LoadError> {
-        let path = substitute(&r.url, &self.vars).into_owned();
-        let url = join_url(address, &path).into_owned();
-        let method =
-            reqwest::Method::from_bytes(r.method.as_bytes()).unwrap_or(reqwest::Method::GET);
-        let client = match r.follow_redirects {
-            Some(follow) if follow != scenario.follow_redirects => {
-                if self.no_redirect.is_none() {
-                    self.no_redirect = Some(build_client(scenario, Some(follow))?);
-                }
-                self.no_redirect
-                    .clone()
-                    .unwrap_or_else(|| self.client.clone())
-            }
-            _ => self.client.clone(),
+        method: reqwest::Method,
+        url: Result<reqwest::Url, String>,
+    ) -> reqwest::RequestBuilder {
+        let builder = match url {
+            Ok(url) => client.request(method, url),
+            Err(text) => client.request(method, text),
         };
+        let mut builder = builder.timeout(r.timeout.unwrap_or(scenario.timeout));
         let mut headers = HeaderMap::new();
         for (k, v) in scenario.headers.iter().chain(&r.headers) {
             if let (Ok(name), Ok(value)) = (
@@ -493,9 +544,6 @@ impl Vu {
                 headers.insert(name, value);
             }
         }
-        let mut builder = client
-            .request(method, &url)
-            .timeout(r.timeout.unwrap_or(scenario.timeout));
         let is_form = headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -552,7 +600,38 @@ impl Vu {
             }
             builder = builder.multipart(form);
         }
-        builder = builder.headers(headers);
+        builder.headers(headers)
+    }
+
+    async fn request(
+        &mut self,
+        r: &Request,
+        scenario: &Scenario,
+        address: Option<&str>,
+        scheduled: &mut Option<Instant>,
+    ) -> Result<StepResult, LoadError> {
+        let url = self.url(r, address);
+        let method =
+            reqwest::Method::from_bytes(r.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+        let follow = r.follow_redirects.unwrap_or(scenario.follow_redirects);
+        let client = if follow == scenario.follow_redirects {
+            self.client.clone()
+        } else {
+            if self.no_redirect.is_none() {
+                self.no_redirect = Some(build_client(scenario, Some(follow), self.jar.as_ref())?);
+            }
+            self.no_redirect
+                .clone()
+                .unwrap_or_else(|| self.client.clone())
+        };
+        // Plain HTTP with keep-alive goes over this user's own HTTP/1.1 connection; the rest
+        // (TLS, HTTP/2, no keep-alive) through reqwest's pooled client.
+        let direct = self.direct
+            && scenario.keepalive
+            && url
+                .as_ref()
+                .is_ok_and(|u| u.scheme() == "http" && u.host_str().is_some());
+        let builder = self.build(&client, r, scenario, method.clone(), url.clone());
 
         if let Some(pacer) = &self.pacer {
             let slot = pacer.slot(&self.shared.plan.schedule);
@@ -562,84 +641,98 @@ impl Vu {
             }
         }
         let sent = scheduled.take().unwrap_or_else(Instant::now);
-        let response = builder.send().await;
-        let (result, outcome, lt, bytes) = match response {
-            Err(e) => {
+        let timeout = r.timeout.unwrap_or(scenario.timeout);
+        let exchange = if direct {
+            match tokio::time::timeout(timeout, self.direct(builder, sent)).await {
+                Ok(exchange) => exchange,
+                Err(_) => Err(Failure::timeout(timeout)),
+            }
+        } else {
+            via_reqwest(builder, sent).await
+        };
+        // A redirect on the direct path is followed through reqwest (which follows any more).
+        let exchange = match exchange {
+            Ok(x) if direct && follow && x.redirect_to.is_some() => {
+                let base = url.as_ref().ok();
+                let location = x.redirect_to.as_deref().unwrap_or_default();
+                let target = base
+                    .and_then(|b| b.join(location).ok())
+                    .ok_or_else(|| location.to_owned());
+                let (method, again) = match x.status {
+                    307 | 308 => (method, true),
+                    _ => (reqwest::Method::GET, false),
+                };
+                let builder = if again {
+                    self.build(&client, r, scenario, method, target)
+                } else {
+                    let builder = match target {
+                        Ok(t) => client.request(method, t),
+                        Err(t) => client.request(method, t),
+                    };
+                    builder.timeout(timeout.saturating_sub(sent.elapsed()))
+                };
+                via_reqwest(builder, sent).await.map(|mut y| {
+                    y.lt = x.lt;
+                    y.ct = x.ct;
+                    y
+                })
+            }
+            other => other,
+        };
+        let (result, outcome, lt, ct, bytes) = match exchange {
+            Err(failure) => {
                 let rt = sent.elapsed();
                 let outcome = Outcome::Error {
-                    kind: error_kind(&e).into(),
-                    message: error_message(&e),
+                    kind: failure.kind.into(),
+                    message: failure.message,
                 };
-                (
-                    StepResult {
-                        busy: rt,
-                        ok: false,
-                        requests: 1,
-                    },
-                    outcome,
-                    rt,
-                    0,
-                )
+                let busy = StepResult {
+                    busy: rt,
+                    ok: false,
+                    requests: 1,
+                };
+                (busy, outcome, failure.lt.unwrap_or(rt), failure.ct, 0)
             }
-            Ok(response) => {
-                let lt = sent.elapsed();
-                let status = response.status().as_u16();
-                let final_url = response.url().to_string();
-                let head = response
-                    .headers()
-                    .iter()
-                    .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or_default()))
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                match response.bytes().await {
-                    Err(e) => {
-                        let rt = sent.elapsed();
-                        let outcome = Outcome::Error {
-                            kind: error_kind(&e).into(),
-                            message: error_message(&e),
-                        };
-                        (
-                            StepResult {
-                                busy: rt,
-                                ok: false,
-                                requests: 1,
-                            },
-                            outcome,
-                            lt,
-                            0,
-                        )
-                    }
-                    Ok(body) => {
-                        let rt = sent.elapsed();
-                        let text = String::from_utf8_lossy(&body);
-                        let texts = Texts {
-                            body: &text,
-                            headers: &head,
-                            code: &status.to_string(),
-                            url: &final_url,
-                        };
-                        let (success, message) = self.check(r, status, &texts);
-                        self.extract(r, &texts);
-                        let outcome = Outcome::Response {
-                            status,
-                            success,
-                            message,
-                        };
-                        (
-                            StepResult {
-                                busy: rt,
-                                ok: success,
-                                requests: 1,
-                            },
-                            outcome,
-                            lt,
-                            body.len() as u64,
-                        )
-                    }
-                }
+            Ok(x) => {
+                let rt = x.rt;
+                let inspects = !r.assertions.is_empty()
+                    || !r.jsonpath_assertions.is_empty()
+                    || !r.extractors.is_empty();
+                let (success, message) = if inspects {
+                    let text = String::from_utf8_lossy(&x.body);
+                    let head = x
+                        .headers
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    let texts = Texts {
+                        body: &text,
+                        headers: &head,
+                        code: &x.status.to_string(),
+                        url: x.url.as_str(),
+                    };
+                    let checked = self.check(r, x.status, &texts);
+                    self.extract(r, &texts);
+                    checked
+                } else {
+                    let ok = x.status < 400;
+                    (ok, (!ok).then(|| format!("HTTP {}", x.status)))
+                };
+                let outcome = Outcome::Response {
+                    status: x.status,
+                    success,
+                    message,
+                };
+                let busy = StepResult {
+                    busy: rt,
+                    ok: success,
+                    requests: 1,
+                };
+                (busy, outcome, x.lt, x.ct, x.body.len() as u64)
             }
         };
-        self.emit(&r.label, sent, result.busy, lt, bytes, outcome)
+        self.emit(&r.label, sent, result.busy, lt, ct, bytes, outcome)
             .await;
         if let Some(think) = r.think_time.or(scenario.think_time) {
             let pause = self.think(think);
@@ -650,6 +743,143 @@ impl Vu {
             }
         }
         Ok(result)
+    }
+
+    /// Sends over this user's keep-alive HTTP/1.1 connection to the request's origin, opening
+    /// it (and timing the connect) when there is none or the server closed it.
+    async fn direct(
+        &mut self,
+        builder: reqwest::RequestBuilder,
+        sent: Instant,
+    ) -> Result<Exchange, Failure> {
+        let request = builder.build().map_err(|e| Failure::of(&e))?;
+        let url = request.url().clone();
+        let host = url.host_str().unwrap_or_default().to_owned();
+        let port = url.port_or_known_default().unwrap_or(80);
+        let mut request: http::Request<reqwest::Body> =
+            http::Request::try_from(request).map_err(|e| Failure::of(&e))?;
+        // Origin-form request target, a Host header, reqwest's default Accept, the jar's cookies.
+        let target = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        };
+        if let Ok(uri) = target.parse() {
+            *request.uri_mut() = uri;
+        }
+        let headers = request.headers_mut();
+        if !headers.contains_key(http::header::HOST) {
+            let authority = match url.port() {
+                Some(p) => format!("{host}:{p}"),
+                None => host.clone(),
+            };
+            if let Ok(v) = HeaderValue::from_str(&authority) {
+                headers.insert(http::header::HOST, v);
+            }
+        }
+        if !headers.contains_key(http::header::ACCEPT) {
+            headers.insert(http::header::ACCEPT, HeaderValue::from_static("*/*"));
+        }
+        if let Some(jar) = &self.jar
+            && !headers.contains_key(http::header::COOKIE)
+            && let Some(cookies) = reqwest::cookie::CookieStore::cookies(jar.as_ref(), &url)
+        {
+            headers.insert(http::header::COOKIE, cookies);
+        }
+
+        // A kept-alive connection the server closed meanwhile gives the request back unsent:
+        // send it again, once, on a new connection.
+        let key = (host, port);
+        let mut ct = None;
+        let mut request = Some(request);
+        let response = loop {
+            let Some(message) = request.take() else {
+                return Err(Failure::new("request", "the connection closed".to_owned()));
+            };
+            let open = match self.connections.get_mut(&key) {
+                Some(sender) => sender.ready().await.is_ok(),
+                None => false,
+            };
+            let fresh = match open {
+                true => false,
+                false => {
+                    let started = Instant::now();
+                    let sender = connect(&key.0, key.1).await.map_err(|f| f.with_ct(ct))?;
+                    ct = Some(started.elapsed());
+                    self.connections.insert(key.clone(), sender);
+                    true
+                }
+            };
+            let Some(sender) = self.connections.get_mut(&key) else {
+                continue;
+            };
+            match sender.try_send_request(message).await {
+                Ok(response) => break response,
+                Err(mut e) => {
+                    self.connections.remove(&key);
+                    match e.take_message() {
+                        Some(unsent) if !fresh => request = Some(unsent),
+                        _ => return Err(Failure::hyper(e.error()).with_ct(ct)),
+                    }
+                }
+            }
+        };
+        let lt = sent.elapsed();
+        let status = response.status().as_u16();
+        if let Some(jar) = &self.jar {
+            let mut cookies = response.headers().get_all(http::header::SET_COOKIE).iter();
+            reqwest::cookie::CookieStore::set_cookies(jar.as_ref(), &mut cookies, &url);
+        }
+        let redirect_to = matches!(status, 301 | 302 | 303 | 307 | 308)
+            .then(|| {
+                response
+                    .headers()
+                    .get(http::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .flatten();
+        let (parts, body) = response.into_parts();
+        let body = http_body_util::BodyExt::collect(body)
+            .await
+            .map_err(|e| {
+                let mut f = Failure::hyper(&e).with_ct(ct);
+                f.lt = Some(lt);
+                f
+            })?
+            .to_bytes();
+        Ok(Exchange {
+            status,
+            headers: parts.headers,
+            url,
+            body,
+            rt: sent.elapsed(),
+            lt,
+            ct,
+            redirect_to,
+        })
+    }
+
+    /// The request's URL: parsed once when it has no variables (parsing costs more than the
+    /// rest of building a request), substituted and parsed each time otherwise.
+    /// An unparsable URL comes back as text: sending it fails the sample with reqwest's reason.
+    fn url(&mut self, r: &Request, address: Option<&str>) -> Result<reqwest::Url, String> {
+        let fixed = !r.url.contains("${") && !address.is_some_and(|a| a.contains("${"));
+        if !fixed {
+            let path = substitute(&r.url, &self.vars);
+            let url = join_url(address, &path);
+            return reqwest::Url::parse(&url).map_err(|_| url.into_owned());
+        }
+        let key = std::ptr::from_ref(r) as usize;
+        if let Some((a, url)) = self.urls.get(&key)
+            && a.as_deref() == address
+        {
+            return Ok(url.clone());
+        }
+        let url = join_url(address, &r.url);
+        let parsed = reqwest::Url::parse(&url).map_err(|_| url.clone().into_owned())?;
+        self.urls
+            .insert(key, (address.map(str::to_owned), parsed.clone()));
+        Ok(parsed)
     }
 
     fn think(&mut self, think: ThinkTime) -> Duration {
@@ -791,6 +1021,108 @@ impl Vu {
     }
 }
 
+/// A response, read whole.
+struct Exchange {
+    status: u16,
+    headers: HeaderMap,
+    /// The final URL (after redirects).
+    url: reqwest::Url,
+    body: bytes::Bytes,
+    rt: Duration,
+    lt: Duration,
+    ct: Option<Duration>,
+    /// `Location` of a redirect the direct path did not follow itself.
+    redirect_to: Option<String>,
+}
+
+/// A request that got no (complete) response: the `rcException` kind and its cause.
+#[derive(Debug)]
+struct Failure {
+    kind: &'static str,
+    message: String,
+    lt: Option<Duration>,
+    ct: Option<Duration>,
+}
+
+impl Failure {
+    fn new(kind: &'static str, message: String) -> Self {
+        Self {
+            kind,
+            message,
+            lt: None,
+            ct: None,
+        }
+    }
+
+    fn of(e: &reqwest::Error) -> Self {
+        Self::new(error_kind(e), error_message(e))
+    }
+
+    fn io(kind: &'static str, e: &std::io::Error) -> Self {
+        Self::new(kind, e.to_string())
+    }
+
+    fn hyper(e: &hyper::Error) -> Self {
+        let kind = if e.is_timeout() {
+            "timeout"
+        } else if e.is_body_write_aborted() || e.is_incomplete_message() || e.is_parse() {
+            "body"
+        } else {
+            "request"
+        };
+        Self::new(kind, innermost(e))
+    }
+
+    fn timeout(after: Duration) -> Self {
+        Self::new(
+            "timeout",
+            format!("no response after {}", humantime::format_duration(after)),
+        )
+    }
+
+    fn with_ct(mut self, ct: Option<Duration>) -> Self {
+        self.ct = ct;
+        self
+    }
+}
+
+/// Opens an HTTP/1.1 connection; its driver runs as a task of its own.
+async fn connect(host: &str, port: u16) -> Result<http1::SendRequest<reqwest::Body>, Failure> {
+    let stream = tokio::net::TcpStream::connect((host, port))
+        .await
+        .map_err(|e| Failure::io("connect", &e))?;
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .map_err(|e| Failure::hyper(&e))?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// Sends through reqwest's pooled client (TLS, HTTP/2, redirects, its own connect timing).
+async fn via_reqwest(builder: reqwest::RequestBuilder, sent: Instant) -> Result<Exchange, Failure> {
+    let response = builder.send().await.map_err(|e| Failure::of(&e))?;
+    let lt = sent.elapsed();
+    let status = response.status().as_u16();
+    let url = response.url().clone();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.map_err(|e| {
+        let mut f = Failure::of(&e);
+        f.lt = Some(lt);
+        f
+    })?;
+    Ok(Exchange {
+        status,
+        headers,
+        url,
+        body,
+        rt: sent.elapsed(),
+        lt,
+        ct: None,
+        redirect_to: None,
+    })
+}
+
 /// JMeter match numbers: 1-based; 0 or less picks the first.
 fn pick<T>(items: &[T], match_no: i64) -> Option<&T> {
     let index = usize::try_from(match_no.max(1) - 1).unwrap_or(0);
@@ -862,6 +1194,10 @@ fn error_kind(e: &reqwest::Error) -> &'static str {
 
 /// The innermost cause, which names what went wrong ("Connection refused").
 fn error_message(e: &reqwest::Error) -> String {
+    innermost(e)
+}
+
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
     let mut source: &dyn std::error::Error = e;
     while let Some(next) = source.source() {
         source = next;

@@ -53,7 +53,7 @@ pub struct RunOptions {
 pub async fn run_suites(
     plans: Vec<SuitePlan>,
     opts: &RunOptions,
-    console: &mut dyn Write,
+    console: &mut (dyn Write + Send),
 ) -> std::io::Result<RunReport> {
     // TLS through rustls with the ring provider (no C toolchain needed); once per process.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -124,7 +124,7 @@ async fn run_suite(
     plan: SuitePlan,
     opts: &RunOptions,
     signals: &mut Signals,
-    console: &mut dyn Write,
+    console: &mut (dyn Write + Send),
 ) -> std::io::Result<(SuiteReport, CancelReason)> {
     let suite = &plan.suite;
     let dir = opts.artifacts_dir.join(&suite.name);
@@ -260,7 +260,7 @@ async fn drive(
     opts: &RunOptions,
     servers: &mut [ManagedServer],
     signals: &mut Signals,
-    console: &mut dyn Write,
+    console: &mut (dyn Write + Send),
 ) -> (CancelReason, Store) {
     let t0 = Instant::now();
     let (events_tx, mut events) = mpsc::channel(8192);
