@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use serde::Serialize;
 
 /// Distinct error messages kept per bucket; the rest are counted under "other errors".
@@ -100,12 +101,13 @@ fn micros(d: Duration) -> u64 {
 }
 
 /// One label's measurements in one second. The histogram is dense while the second is open
-/// and sparse `(value, count)` pairs once it is closed.
+/// and in HdrHistogram's compact V2 encoding once it is closed (a few kilobytes, so a long
+/// run's memory grows by little per second however many requests it sends).
 #[derive(Clone, Debug)]
 struct Bucket {
     counts: Counts,
     live: Option<Histogram<u64>>,
-    closed: Vec<(u64, u64)>,
+    closed: Box<[u8]>,
 }
 
 impl Bucket {
@@ -113,16 +115,17 @@ impl Bucket {
         Self {
             counts: Counts::default(),
             live: None,
-            closed: Vec::new(),
+            closed: Box::default(),
         }
     }
 
     fn close(&mut self) {
         if let Some(h) = self.live.take() {
-            self.closed = h
-                .iter_recorded()
-                .map(|v| (v.value_iterated_to(), v.count_at_value()))
-                .collect();
+            let mut bytes = Vec::new();
+            V2Serializer::new()
+                .serialize(&h, &mut bytes)
+                .expect("writing to memory does not fail");
+            self.closed = bytes.into_boxed_slice();
         }
     }
 
@@ -133,9 +136,12 @@ impl Bucket {
                 .add(h)
                 .expect("auto-resizing histograms accept any value");
         }
-        for &(value, count) in &self.closed {
+        if !self.closed.is_empty() {
+            let closed: Histogram<u64> = Deserializer::new()
+                .deserialize(&mut &self.closed[..])
+                .expect("the store wrote it");
             histogram
-                .record_n(value, count)
+                .add(&closed)
                 .expect("auto-resizing histograms accept any value");
         }
     }
@@ -151,6 +157,8 @@ pub struct Store {
     open_from: u64,
     /// When the load ended (from the start of the run), once it has.
     end: Option<Duration>,
+    /// Monitoring series `source/metric` → second → (sum, count) of the readings in it.
+    series: BTreeMap<String, BTreeMap<u64, (f64, u32)>>,
 }
 
 impl Store {
@@ -258,6 +266,48 @@ impl Store {
             row.iter_mut().flatten().for_each(Bucket::close);
         }
         self.open_from = self.open_from.max(second);
+    }
+
+    /// Files a monitoring reading of `subject` (`source/metric`) taken in `second`.
+    pub fn record_metric(&mut self, second: u64, subject: &str, value: f64) {
+        if !value.is_finite() {
+            return;
+        }
+        let slot = match self.series.get_mut(subject) {
+            Some(s) => s,
+            None => self.series.entry(subject.to_owned()).or_default(),
+        };
+        let e = slot.entry(second).or_insert((0.0, 0));
+        e.0 += value;
+        e.1 += 1;
+    }
+
+    /// The monitoring subjects with at least one reading, sorted.
+    pub fn metric_subjects(&self) -> impl Iterator<Item = &str> {
+        self.series.keys().map(String::as_str)
+    }
+
+    /// `subject`'s readings per second (the mean when a second has several).
+    pub fn metric_points(&self, subject: &str) -> Vec<(u64, f64)> {
+        self.series
+            .get(subject)
+            .map(|s| {
+                s.iter()
+                    .map(|(t, (sum, n))| (*t, sum / f64::from(*n)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The mean of `subject`'s readings in seconds `from..to`, weighted by readings; `None`
+    /// when there was none.
+    pub fn metric_window(&self, subject: &str, from: u64, to: u64) -> Option<f64> {
+        let (sum, n) = self
+            .series
+            .get(subject)?
+            .range(from..to)
+            .fold((0.0, 0u32), |(s, n), (_, (vs, vn))| (s + vs, n + vn));
+        (n > 0).then(|| sum / f64::from(n))
     }
 
     /// Marks the end of the load: the cumulative throughput is then divided by the exact
@@ -497,6 +547,24 @@ mod tests {
         let stdev = s.stdev_rt().unwrap().as_secs_f64() * 1000.0;
         assert!((stdev - 288.675).abs() < 0.01, "stdev {stdev}");
         assert_eq!(s.throughput(), Some(100.0));
+    }
+
+    #[test]
+    fn monitoring_windows_weigh_readings_not_seconds() {
+        let mut store = Store::default();
+        store.record_metric(0, "srv/cpu", 10.0);
+        store.record_metric(0, "srv/cpu", 20.0);
+        store.record_metric(2, "srv/cpu", 60.0);
+        store.record_metric(3, "srv/cpu", f64::NAN);
+        assert_eq!(store.metric_points("srv/cpu"), [(0, 15.0), (2, 60.0)]);
+        assert_eq!(store.metric_window("srv/cpu", 0, 3), Some(30.0));
+        assert_eq!(
+            store.metric_window("srv/cpu", 1, 2),
+            None,
+            "a gap is no data"
+        );
+        assert_eq!(store.metric_window("srv/mem", 0, 9), None);
+        assert_eq!(store.metric_subjects().collect::<Vec<_>>(), ["srv/cpu"]);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 use std::path::Path;
 
 use super::model::{LabelStats, PERCENTILES, RunReport, TimelineRow, level_name};
+use crate::monitor::Reading;
+use crate::suite::model::MonitorSource;
 
 /// Writes through a temporary file in the same directory and renames it into place, so a
 /// reader never sees a half-written report.
@@ -140,4 +142,84 @@ pub fn effective_yml(path: &Path, effective: &serde_json::Value) -> std::io::Res
         )
         .as_bytes(),
     )
+}
+
+/// The readings of the monitoring sources with `logging: true`, for `metrics.csv`.
+#[derive(Debug, Default)]
+pub struct MetricsLog {
+    /// (source, metric) per column, in declared order.
+    columns: Vec<(String, String)>,
+    /// Unix time and a value per column.
+    rows: Vec<(f64, Vec<Option<f64>>)>,
+}
+
+impl MetricsLog {
+    pub fn new(sources: &[MonitorSource]) -> Self {
+        let columns = sources
+            .iter()
+            .filter(|s| s.logging)
+            .flat_map(|s| s.metrics.iter().map(|m| (s.name.clone(), m.clone())))
+            .collect();
+        Self {
+            columns,
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty()
+    }
+
+    /// Keeps a reading's logged metrics as one row.
+    pub fn add(&mut self, reading: &Reading) {
+        if !self.columns.iter().any(|(s, _)| *s == reading.source) {
+            return;
+        }
+        let row = self
+            .columns
+            .iter()
+            .map(|(source, metric)| {
+                (*source == reading.source)
+                    .then(|| {
+                        reading
+                            .values
+                            .iter()
+                            .find(|(m, _)| m == metric)
+                            .map(|v| v.1)
+                    })
+                    .flatten()
+            })
+            .collect();
+        self.rows.push((reading.ts, row));
+    }
+}
+
+/// `metrics.csv`: `ts,<metric>...` in declared order (`source/metric` when several sources
+/// log), one row per reading; an empty cell is a metric the source could not read then.
+pub fn metrics_csv(path: &Path, log: &MetricsLog) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let several = log
+        .columns
+        .iter()
+        .any(|(s, _)| log.columns.first().is_some_and(|(f, _)| f != s));
+    let header = std::iter::once("ts".to_owned()).chain(log.columns.iter().map(|(s, m)| {
+        if several {
+            format!("{s}/{m}")
+        } else {
+            m.clone()
+        }
+    }));
+    w.write_record(header).map_err(std::io::Error::other)?;
+    for (ts, values) in &log.rows {
+        let cells = std::iter::once(format!("{ts:.3}")).chain(
+            values
+                .iter()
+                .map(|v| v.map_or(String::new(), |v| format!("{v}"))),
+        );
+        w.write_record(cells).map_err(std::io::Error::other)?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    write_atomically(path, &bytes)
 }

@@ -47,6 +47,42 @@ pub struct SuiteReport {
     pub labels: Vec<LabelStats>,
     /// Per second and label.
     pub timeline: Vec<TimelineRow>,
+    /// Monitoring series (`source/metric`), sorted by subject.
+    #[serde(default)]
+    pub monitoring: Vec<SeriesReport>,
+}
+
+/// One monitoring series: a reading per second (the mean when a second had several).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct SeriesReport {
+    /// `source/metric`, as criteria name it.
+    pub subject: String,
+    pub min: f64,
+    pub max: f64,
+    pub mean: f64,
+    pub last: f64,
+    /// `[second since the load started, value]`.
+    pub points: Vec<(u64, f64)>,
+}
+
+/// Every monitoring series of a store.
+pub fn series(store: &Store) -> Vec<SeriesReport> {
+    store
+        .metric_subjects()
+        .filter_map(|subject| {
+            let points = store.metric_points(subject);
+            let last = points.last()?.1;
+            let values = points.iter().map(|p| p.1);
+            Some(SeriesReport {
+                subject: subject.to_owned(),
+                min: values.clone().fold(f64::INFINITY, f64::min),
+                max: values.clone().fold(f64::NEG_INFINITY, f64::max),
+                mean: values.sum::<f64>() / points.len() as f64,
+                last,
+                points,
+            })
+        })
+        .collect()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -15,19 +15,23 @@ use tokio::sync::{mpsc, watch};
 
 use crate::load::{InFlight, LoadEvent, run_execution};
 use crate::metrics::Store;
+use crate::monitor;
 use crate::plan::SuitePlan;
 use crate::report::files;
 use crate::report::model::{
     self, ExecutionReport, RunReport, RunStatus, SuiteError, SuiteReport, SuiteStatus,
 };
-use crate::server::ManagedServer;
-use crate::suite::model::Service;
+use crate::server::shellexec::{Shell, Stage};
+use crate::server::{ManagedServer, ServerError};
+use crate::suite::model::{Service, ShellExec};
 
 /// Why a suite's load ended, most serious last (the largest wins).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum CancelReason {
     /// Every execution finished.
     Completed,
+    /// A shellexec `startup` or `check` command failed.
+    ShellFailed(String),
     /// A server under test exited during the load.
     ServerExited {
         label: String,
@@ -128,24 +132,11 @@ async fn run_suite(
 ) -> std::io::Result<(SuiteReport, CancelReason)> {
     let suite = &plan.suite;
     let dir = opts.artifacts_dir.join(&suite.name);
-    let shellexec = suite
-        .services
-        .iter()
-        .any(|s| matches!(s, Service::Shellexec(_)));
-    let pending: Vec<&str> = [
-        (!suite.criteria.is_empty()).then_some("criteria are not judged"),
-        (!suite.monitoring.is_empty()).then_some("monitoring is not collected"),
-        shellexec.then_some("shellexec commands are not run"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if !pending.is_empty() {
+    if !suite.criteria.is_empty() {
         writeln!(
             console,
-            "note: {}: {} by this build yet; the request statistics are complete",
+            "note: {}: criteria are not judged by this build yet; the measurements are complete",
             suite.name,
-            pending.join(", ")
         )?;
     }
     std::fs::create_dir_all(&dir)?;
@@ -170,72 +161,92 @@ async fn run_suite(
             .collect(),
         labels: Vec::new(),
         timeline: Vec::new(),
+        monitoring: Vec::new(),
     };
-
-    let mut servers: Vec<ManagedServer> = Vec::new();
+    // Every shellexec module's commands, stage by stage in declared order.
+    let mut shell_config = ShellExec::default();
     for service in &suite.services {
-        let Service::Server(config) = service else {
-            continue;
-        };
-        let failure = match ManagedServer::spawn(config, &dir) {
-            Err(e) => Some(Err(e)),
-            Ok(mut server) => {
-                // A signal while waiting for readiness ends the suite before any load.
-                let failure = tokio::select! {
-                    r = server.wait_ready() => r.err().map(Err),
-                    reason = signals.recv() => Some(Ok(reason)),
-                };
-                servers.push(server);
-                failure
-            }
-        };
-        let Some(failure) = failure else {
-            continue;
-        };
-        for s in &mut servers {
-            s.stop().await;
+        if let Service::Shellexec(s) = service {
+            shell_config.prepare.extend(s.prepare.iter().cloned());
+            shell_config.startup.extend(s.startup.iter().cloned());
+            shell_config.check.extend(s.check.iter().cloned());
+            shell_config.shutdown.extend(s.shutdown.iter().cloned());
+            shell_config
+                .post_process
+                .extend(s.post_process.iter().cloned());
         }
-        report.duration_s = started.elapsed().as_secs_f64();
-        let reason = match failure {
-            Ok(reason) => {
-                report.status = SuiteStatus::Interrupted;
-                reason
-            }
-            Err(e) => {
-                report.status = SuiteStatus::Error;
-                report.error = Some(SuiteError {
-                    message: e.to_string(),
-                    log_tail: e.log_tail().map(str::to_owned),
-                    log: e.log_tail().map(|_| {
-                        dir.join(format!("{}.log", config.label))
-                            .display()
-                            .to_string()
-                    }),
-                    hint: Some(e.hint().to_owned()),
-                });
-                CancelReason::Completed
-            }
-        };
-        return Ok((report, reason));
     }
+    let mut shell = Shell::new(shell_config, &dir);
+    let mut servers: Vec<ManagedServer> = Vec::new();
 
-    let (reason, store) = drive(&plan, opts, &mut servers, signals, console).await;
+    let setup = tokio::select! {
+        r = start_servers(suite, &dir, &mut shell, &mut servers) => r.map_err(Ok),
+        reason = signals.recv() => Err(Err(reason)),
+    };
+    let (reason, store) = match setup {
+        Ok(()) => {
+            let (reason, store) =
+                drive(&plan, opts, &mut servers, &mut shell, signals, console).await;
+            (reason, Some(store))
+        }
+        Err(Ok(error)) => {
+            report.status = SuiteStatus::Error;
+            report.error = Some(error);
+            (CancelReason::Completed, None)
+        }
+        Err(Err(reason)) => {
+            report.status = SuiteStatus::Interrupted;
+            (reason, None)
+        }
+    };
+    if store.is_some() {
+        shell.outcome_env = vec![
+            (
+                "TAURUS_EXIT_CODE".to_owned(),
+                taurus_exit_code(&reason).to_string(),
+            ),
+            (
+                "TAURUS_STOPPING_REASON".to_owned(),
+                stopping_reason(&reason),
+            ),
+        ];
+        if let Err(e) = shell.stage(Stage::Shutdown).await {
+            set_error(&mut report, shell_error(&dir, e));
+        }
+    }
     for s in &mut servers {
         s.stop().await;
     }
-    let (labels, timeline) = model::stats(&store);
-    report.labels = labels;
-    report.timeline = timeline;
+    for s in &servers {
+        if let Err(message) = s.post_process().await {
+            set_error(
+                &mut report,
+                SuiteError {
+                    message: format!("server `{}`: {message}", s.label),
+                    log_tail: Some(s.log_tail()),
+                    log: Some(s.log.display().to_string()),
+                    hint: Some("the command's output is in the server's log".to_owned()),
+                },
+            );
+        }
+    }
+    if let Err(e) = shell.stage(Stage::PostProcess).await {
+        set_error(&mut report, shell_error(&dir, e));
+    }
+    shell.finish().await;
+    drop(servers);
+
     report.duration_s = started.elapsed().as_secs_f64();
     match &reason {
         CancelReason::Completed => {}
+        CancelReason::ShellFailed(e) => set_error(&mut report, shell_error(&dir, e.clone())),
         CancelReason::ServerExited {
             label,
             status,
             log_tail,
-        } => {
-            report.status = SuiteStatus::Error;
-            report.error = Some(SuiteError {
+        } => set_error(
+            &mut report,
+            SuiteError {
                 message: format!("server `{label}` exited during the load with {status}"),
                 log_tail: Some(log_tail.clone()),
                 log: Some(dir.join(format!("{label}.log")).display().to_string()),
@@ -243,15 +254,106 @@ async fn run_suite(
                     "what was measured until then is kept; the server's log says why it stopped"
                         .to_owned(),
                 ),
-            });
-        }
+            },
+        ),
         CancelReason::Interrupted | CancelReason::Terminated => {
             report.status = SuiteStatus::Interrupted
         }
     }
-    files::final_stats_csv(&dir.join("final_stats.csv"), &report.labels)?;
-    files::timeline_csv(&dir.join("timeline.csv"), &report.timeline)?;
+    if let Some(store) = store {
+        let (labels, timeline) = model::stats(&store.store);
+        report.labels = labels;
+        report.timeline = timeline;
+        report.monitoring = model::series(&store.store);
+        files::final_stats_csv(&dir.join("final_stats.csv"), &report.labels)?;
+        files::timeline_csv(&dir.join("timeline.csv"), &report.timeline)?;
+        if !store.logged.is_empty() {
+            files::metrics_csv(&dir.join("metrics.csv"), &store.logged)?;
+        }
+    }
     Ok((report, reason))
+}
+
+/// The first error of a suite is the one reported; the suite is an error from then on.
+fn set_error(report: &mut SuiteReport, error: SuiteError) {
+    if report.error.is_none() {
+        report.error = Some(error);
+    }
+    if report.status == SuiteStatus::Completed {
+        report.status = SuiteStatus::Error;
+    }
+}
+
+fn shell_error(dir: &Path, message: String) -> SuiteError {
+    let log = dir.join("shellexec.log");
+    SuiteError {
+        message,
+        log_tail: Some(crate::server::tail(&log, crate::server::LOG_TAIL_LINES)),
+        log: Some(log.display().to_string()),
+        hint: Some("fix the command, or mark it `ignore-failure: true`".to_owned()),
+    }
+}
+
+/// What Taurus would exit with had the run ended here (for `TAURUS_EXIT_CODE`).
+fn taurus_exit_code(reason: &CancelReason) -> i32 {
+    match reason {
+        CancelReason::Completed => 0,
+        CancelReason::ShellFailed(_) | CancelReason::ServerExited { .. } => 1,
+        CancelReason::Interrupted => 130,
+        CancelReason::Terminated => 143,
+    }
+}
+
+fn stopping_reason(reason: &CancelReason) -> String {
+    match reason {
+        CancelReason::Completed => String::new(),
+        CancelReason::ShellFailed(e) => e.clone(),
+        CancelReason::ServerExited { label, status, .. } => {
+            format!("server `{label}` exited with {status}")
+        }
+        CancelReason::Interrupted => "interrupted (SIGINT)".to_owned(),
+        CancelReason::Terminated => "terminated (SIGTERM)".to_owned(),
+    }
+}
+
+/// shellexec `prepare`, then each server: start, wait until ready, its `prepare` commands.
+async fn start_servers(
+    suite: &crate::suite::model::Suite,
+    dir: &Path,
+    shell: &mut Shell,
+    servers: &mut Vec<ManagedServer>,
+) -> Result<(), SuiteError> {
+    shell
+        .stage(Stage::Prepare)
+        .await
+        .map_err(|e| shell_error(dir, e))?;
+    for service in &suite.services {
+        let Service::Server(config) = service else {
+            continue;
+        };
+        let server_error = |e: ServerError| SuiteError {
+            message: e.to_string(),
+            log_tail: e.log_tail().map(str::to_owned),
+            log: e.log_tail().map(|_| {
+                dir.join(format!("{}.log", config.label))
+                    .display()
+                    .to_string()
+            }),
+            hint: Some(e.hint().to_owned()),
+        };
+        let server = ManagedServer::spawn(config, dir).map_err(server_error)?;
+        servers.push(server);
+        let server = servers.last_mut().expect("just pushed");
+        server.wait_ready().await.map_err(server_error)?;
+        server.prepare().await.map_err(server_error)?;
+    }
+    Ok(())
+}
+
+/// What one suite's load measured.
+struct Measured {
+    store: Store,
+    logged: files::MetricsLog,
 }
 
 /// The dispatcher loop of one suite.
@@ -259,9 +361,17 @@ async fn drive(
     plan: &SuitePlan,
     opts: &RunOptions,
     servers: &mut [ManagedServer],
+    shell: &mut Shell,
     signals: &mut Signals,
     console: &mut (dyn Write + Send),
-) -> (CancelReason, Store) {
+) -> (CancelReason, Measured) {
+    let dir = opts.artifacts_dir.join(&plan.suite.name);
+    let mut store = Store::default();
+    let mut logged = files::MetricsLog::new(&plan.suite.monitoring);
+    if let Err(e) = shell.stage(Stage::Startup).await {
+        let reason = CancelReason::ShellFailed(e);
+        return (reason, Measured { store, logged });
+    }
     let t0 = Instant::now();
     let (events_tx, mut events) = mpsc::channel(8192);
     let (stop_tx, stop) = watch::channel(false);
@@ -277,7 +387,19 @@ async fn drive(
         ));
     }
     drop(events_tx);
-    let mut store = Store::default();
+    let targets = servers
+        .iter()
+        .map(|s| (s.label.clone(), s.target()))
+        .collect();
+    let (readings_tx, mut readings) = mpsc::channel(1024);
+    let mut monitors = monitor::start(
+        &plan.suite.monitoring,
+        &targets,
+        &dir,
+        t0,
+        readings_tx,
+        stop.clone(),
+    );
     let mut running = plan.executions.len();
     let mut reason = CancelReason::Completed;
     let mut tick = tokio::time::interval_at(
@@ -293,12 +415,17 @@ async fn drive(
                 Some(LoadEvent::Finished { .. }) => running -= 1,
                 None => break,
             },
+            Some(reading) = readings.recv() => file_reading(&mut store, &mut logged, &reading),
             _ = tick.tick() => {
                 let second = t0.elapsed().as_secs();
                 store.record_concurrency(second.saturating_sub(1), "", in_flight.get());
                 // Late samples of the previous second may still arrive; close the one before.
                 store.close_before(second.saturating_sub(1));
                 progress.line(console, &plan.suite.name, t0.elapsed(), &store);
+                if let Err(e) = shell.stage(Stage::Check).await {
+                    reason = reason.max(CancelReason::ShellFailed(e));
+                    break;
+                }
             }
             (label, status) = first_exit(servers) => {
                 let log_tail = servers.iter().find(|s| s.label == label).map(ManagedServer::log_tail).unwrap_or_default();
@@ -328,7 +455,22 @@ async fn drive(
     };
     let _ = tokio::time::timeout(Duration::from_secs(35), drain).await;
     tasks.abort_all();
-    (reason, store)
+    monitors.abort_all();
+    while let Ok(reading) = readings.try_recv() {
+        file_reading(&mut store, &mut logged, &reading);
+    }
+    (reason, Measured { store, logged })
+}
+
+fn file_reading(store: &mut Store, logged: &mut files::MetricsLog, reading: &monitor::Reading) {
+    for (metric, value) in &reading.values {
+        store.record_metric(
+            reading.second,
+            &format!("{}/{metric}", reading.source),
+            *value,
+        );
+    }
+    logged.add(reading);
 }
 
 /// The label and exit status of the first server to exit.

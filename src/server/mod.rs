@@ -1,10 +1,16 @@
 //! Managed server processes: spawn, process group, readiness, logs, stop.
 //!
-//! [`ManagedServer::spawn`] runs a `server` service in its own process group with its output
-//! in `<artifacts>/<label>.log`; [`ManagedServer::wait_ready`] waits until it is ready (TCP,
-//! then HTTP status, then a log line). [`ManagedServer::stop`] sends the configured signal to the whole group, waits
-//! the grace period, then SIGKILLs the group. Dropping a server kills its group, so an
-//! error path never leaves one behind.
+//! [`ManagedServer::spawn`] runs a `server` service under a [`guard`] process in its own
+//! process group with its output in `<artifacts>/<label>.log`; the guard kills everything the
+//! server started if perfgate dies. [`ManagedServer::wait_ready`] waits until it is ready
+//! (TCP, then HTTP status, then a log line, and the pid file or matching process of a daemon).
+//! [`ManagedServer::prepare`] runs the `prepare` commands. [`ManagedServer::stop`] runs the
+//! stop command or sends the configured signal to the server, waits the grace period, then
+//! has the guard SIGKILL every process the server started, and waits until its port is free.
+//! Dropping a server kills all of it, so an error path never leaves one behind.
+
+pub mod guard;
+pub mod shellexec;
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -32,6 +38,13 @@ pub enum ServerError {
         status: ExitStatus,
         log_tail: String,
     },
+    #[error("server `{label}`: `prepare` command `{command}` failed with {status}")]
+    Prepare {
+        label: String,
+        command: String,
+        status: String,
+        log_tail: String,
+    },
     #[error("server `{label}` was not ready after {}s ({waiting})", timeout.as_secs_f64())]
     NotReady {
         label: String,
@@ -44,7 +57,9 @@ pub enum ServerError {
 impl ServerError {
     pub fn log_tail(&self) -> Option<&str> {
         match self {
-            Self::ExitedEarly { log_tail, .. } | Self::NotReady { log_tail, .. } => Some(log_tail),
+            Self::ExitedEarly { log_tail, .. }
+            | Self::NotReady { log_tail, .. }
+            | Self::Prepare { log_tail, .. } => Some(log_tail),
             Self::Spawn { .. } => None,
         }
     }
@@ -57,6 +72,9 @@ impl ServerError {
             }
             Self::ExitedEarly { .. } => {
                 "the server must stay in the foreground until stopped; fix what its log says, or check `command`"
+            }
+            Self::Prepare { .. } => {
+                "the command's output is in the server's log; fix the command or what it calls"
             }
             Self::NotReady { .. } => {
                 "if the server is only slow to start, raise `ready.timeout`; otherwise fix what its log says, or check `ready` against the address it listens on"
@@ -71,6 +89,8 @@ pub struct ManagedServer {
     pub label: String,
     child: tokio::process::Child,
     group: Pid,
+    /// The guard's pid, when the server runs under one.
+    guard: Option<Pid>,
     pub log: PathBuf,
     config: Server,
 }
@@ -87,18 +107,21 @@ impl ManagedServer {
         let log = artifacts.join(format!("{label}.log"));
         let out = std::fs::File::create(&log).map_err(spawn_err)?;
         let err = out.try_clone().map_err(spawn_err)?;
-        let mut command = match &server.launch {
-            Launch::Argv(argv) => {
-                let mut c = tokio::process::Command::new(argv.first().map_or("", String::as_str));
-                c.args(argv.iter().skip(1));
-                c
-            }
-            Launch::Shell(line) => {
-                let mut c = tokio::process::Command::new("/bin/sh");
-                c.arg("-c").arg(line);
-                c
-            }
+        let argv: Vec<String> = match &server.launch {
+            Launch::Argv(argv) => argv.clone(),
+            Launch::Shell(line) => vec!["/bin/sh".into(), "-c".into(), line.clone()],
         };
+        if let Some(program) = argv.first().filter(|p| p.contains('/'))
+            && server.cwd.is_none()
+            && !Path::new(program).exists()
+        {
+            return Err(spawn_err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("`{program}` does not exist"),
+            )));
+        }
+        let daemon = server.pid_file.is_some() || server.process_match.is_some();
+        let (mut command, guarded) = guarded_command(&argv, daemon, None);
         if let Some(cwd) = &server.cwd {
             command.current_dir(cwd);
         }
@@ -119,9 +142,92 @@ impl ManagedServer {
             label,
             child,
             group,
+            guard: guarded.then_some(group),
             log,
             config: server.clone(),
         })
+    }
+
+    /// How monitoring finds this server's processes.
+    pub fn target(&self) -> crate::monitor::ServerTarget {
+        use crate::monitor::process::Root;
+        let root = if let Some(path) = &self.config.pid_file {
+            Root::PidFile(path.clone())
+        } else if let Some(re) = self
+            .config
+            .process_match
+            .as_deref()
+            .and_then(|m| regex::Regex::new(m).ok())
+        {
+            Root::Match(re)
+        } else {
+            match self.guard {
+                // The command the guard started is the server.
+                Some(guard) => Root::Pid(child_of(guard.as_raw()).unwrap_or(0)),
+                None => Root::Pid(u32::try_from(self.group.as_raw()).unwrap_or(0)),
+            }
+        };
+        crate::monitor::ServerTarget {
+            root,
+            reaper: self.guard.and_then(|g| u32::try_from(g.as_raw()).ok()),
+            workers: self
+                .config
+                .workers_match
+                .as_deref()
+                .and_then(|m| regex::Regex::new(m).ok()),
+        }
+    }
+
+    /// Runs the `prepare` commands (after readiness, before load), output to the log.
+    pub async fn prepare(&self) -> Result<(), ServerError> {
+        for command in &self.config.prepare {
+            if let Err(status) = self.shell(command).await {
+                return Err(ServerError::Prepare {
+                    label: self.label.clone(),
+                    command: command.clone(),
+                    status,
+                    log_tail: self.log_tail(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the `post-process` commands (after stop); the first failure is returned.
+    pub async fn post_process(&self) -> Result<(), String> {
+        for command in &self.config.post_process {
+            self.shell(command).await.map_err(|status| {
+                format!("`post-process` command `{command}` failed with {status}")
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Runs `line` with `/bin/sh -c` in the server's directory and environment, its output
+    /// appended to the server's log.
+    async fn shell(&self, line: &str) -> Result<(), String> {
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&self.log)
+            .map_err(|e| e.to_string())?;
+        let err = log.try_clone().map_err(|e| e.to_string())?;
+        let mut c = tokio::process::Command::new("/bin/sh");
+        c.arg("-c")
+            .arg(line)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err);
+        if let Some(cwd) = &self.config.cwd {
+            c.current_dir(cwd);
+        }
+        c.envs(self.config.env.iter().map(|(k, v)| (k, v)));
+        c.kill_on_drop(true);
+        match c.status().await {
+            Ok(s) if s.success() => Ok(()),
+            Ok(s) => Err(s.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// Waits until the server is ready (TCP, then HTTP status, then log line), or fails with
@@ -186,6 +292,23 @@ impl ManagedServer {
                 Err(_) => return Some(format!("no HTTP answer from {url}")),
             }
         }
+        if let Some(path) = &self.config.pid_file {
+            let pid = std::fs::read_to_string(path)
+                .ok()
+                .and_then(|t| t.trim().parse::<i32>().ok());
+            match pid {
+                Some(pid) if nix::sys::signal::kill(Pid::from_raw(pid), None).is_ok() => {}
+                Some(pid) => {
+                    return Some(format!("pid {pid} in {} is not running", path.display()));
+                }
+                None => return Some(format!("no pid in {}", path.display())),
+            }
+        }
+        if let crate::monitor::process::Root::Match(re) = self.target().root
+            && crate::monitor::process::find_match(&re, self.guard.map(|g| g.as_raw())).is_none()
+        {
+            return Some(format!("no process matching `{}`", re.as_str()));
+        }
         if let Some(re) = log_re {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
             if !log.lines().any(|l| re.is_match(l)) {
@@ -205,36 +328,125 @@ impl ManagedServer {
         self.child.wait().await.ok()
     }
 
-    /// Signal → grace → SIGKILL to the whole process group, or the stop command.
+    /// The stop command, or the configured signal to the server (and to a daemon's own
+    /// group); after the grace period, SIGKILL to everything the server started. Then waits
+    /// (up to the grace period) until the port it listened on is free.
     pub async fn stop(&mut self) {
         let stop = self.config.stop.clone();
         if let Some(command) = &stop.command {
-            let _ = tokio::process::Command::new("/bin/sh")
-                .arg("-c")
-                .arg(command)
-                .status()
-                .await;
+            let _ = tokio::time::timeout(stop.grace, self.shell(command)).await;
         } else {
             let signal = stop.signal.parse::<Signal>().unwrap_or(Signal::SIGTERM);
             let _ = killpg(self.group, signal);
+            if let crate::monitor::process::Root::PidFile(_)
+            | crate::monitor::process::Root::Match(_) = self.target().root
+                && let Some(pid) = self.daemon_pid()
+            {
+                let _ = nix::sys::signal::kill(pid, signal);
+            }
         }
         if tokio::time::timeout(stop.grace, self.child.wait())
             .await
             .is_err()
         {
-            let _ = killpg(self.group, Signal::SIGKILL);
-            let _ = self.child.wait().await;
+            self.kill_all();
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
         }
-        // Workers may outlive the leader; the group goes entirely.
+        // Anything left in the group goes too.
+        let _ = killpg(self.group, Signal::SIGKILL);
+        let _ = self.child.wait().await;
+        if let Some(addr) = self
+            .config
+            .ready
+            .tcp
+            .as_deref()
+            .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        {
+            let deadline = Instant::now() + stop.grace.max(Duration::from_secs(1));
+            while std::net::TcpListener::bind(addr).is_err() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    /// The daemon's pid (from the pid file or the matching process), if it runs under us.
+    fn daemon_pid(&self) -> Option<Pid> {
+        let pid = match self.target().root {
+            crate::monitor::process::Root::PidFile(path) => std::fs::read_to_string(path)
+                .ok()?
+                .trim()
+                .parse::<i32>()
+                .ok()?,
+            crate::monitor::process::Root::Match(re) => i32::try_from(
+                crate::monitor::process::find_match(&re, self.guard.map(|g| g.as_raw()))?,
+            )
+            .ok()?,
+            crate::monitor::process::Root::Pid(_) => return None,
+        };
+        // Only a process the guard adopted or started: never someone else's.
+        let guard = self.guard?.as_raw();
+        crate::monitor::process::descends_from(pid, guard).then(|| Pid::from_raw(pid))
+    }
+
+    /// SIGKILL to every process the server started (through its guard) and to its group.
+    fn kill_all(&self) {
+        if let Some(guard) = self.guard {
+            let _ = nix::sys::signal::kill(guard, guard::KILL_ALL);
+        }
         let _ = killpg(self.group, Signal::SIGKILL);
     }
+}
+
+/// A command that runs `argv` under a [`guard`] in a new process group (directly where there
+/// can be no guard). Returns whether it is guarded.
+pub fn guarded_command(
+    argv: &[String],
+    daemon: bool,
+    status_file: Option<&Path>,
+) -> (tokio::process::Command, bool) {
+    let guard = std::env::current_exe().ok().filter(|exe| {
+        cfg!(target_os = "linux") && exe.file_stem().is_some_and(|s| s == "perfgate")
+    });
+    let mut c = match &guard {
+        Some(exe) => {
+            let mut c = tokio::process::Command::new(exe);
+            c.arg("__guard")
+                .arg("--parent")
+                .arg(std::process::id().to_string());
+            if daemon {
+                c.arg("--daemon");
+            }
+            if let Some(file) = status_file {
+                c.arg("--status-file").arg(file);
+            }
+            c.arg("--").args(argv);
+            c
+        }
+        None => {
+            let mut c = tokio::process::Command::new(argv.first().map_or("", String::as_str));
+            c.args(argv.iter().skip(1));
+            c
+        }
+    };
+    c.process_group(0);
+    (c, guard.is_some())
+}
+
+/// The first child of `pid`.
+fn child_of(pid: i32) -> Option<u32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
 }
 
 impl Drop for ManagedServer {
     fn drop(&mut self) {
         // Last resort on error paths and panics: no server outlives perfgate's handle on it.
         if self.group.as_raw() > 0 {
-            let _ = killpg(self.group, Signal::SIGKILL);
+            if matches!(self.child.try_wait(), Ok(None)) {
+                self.kill_all();
+            } else {
+                let _ = killpg(self.group, Signal::SIGKILL);
+            }
         }
     }
 }

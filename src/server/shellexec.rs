@@ -1,0 +1,184 @@
+//! Taurus `shellexec`: shell commands at the stages of a suite.
+//!
+//! `prepare` runs before the servers start, `startup` when the load starts, `check` on every
+//! closed second while it runs, `shutdown` when it ends (with `TAURUS_EXIT_CODE` and
+//! `TAURUS_STOPPING_REASON`), `post-process` after the servers stopped. Every command runs
+//! under `/bin/sh -c` in the suite's artifacts directory (or its `cwd`), with
+//! `TAURUS_ARTIFACTS_DIR` set, its output in `out`/`err` or `<suite>/shellexec.log`, and
+//! under a [guard](super::guard): a command that starts a daemon (`multi-model-server
+//! --start`) is finished when the command exits, while the daemon it started is still killed
+//! when the suite ends (or perfgate dies) if nothing stopped it.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+
+use super::guard::KILL_ALL;
+use crate::suite::model::{ShellCommand, ShellExec};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Prepare,
+    Startup,
+    Check,
+    Shutdown,
+    PostProcess,
+}
+
+impl Stage {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Prepare => "prepare",
+            Self::Startup => "startup",
+            Self::Check => "check",
+            Self::Shutdown => "shutdown",
+            Self::PostProcess => "post-process",
+        }
+    }
+}
+
+/// A guard still running: a background command, or the daemon a command left behind.
+#[derive(Debug)]
+struct Running {
+    child: tokio::process::Child,
+    guarded: bool,
+}
+
+/// The shellexec commands of one suite and what they left running.
+#[derive(Debug)]
+pub struct Shell {
+    config: ShellExec,
+    dir: PathBuf,
+    running: Vec<Running>,
+    counter: usize,
+    /// Set after the load: `TAURUS_EXIT_CODE`, `TAURUS_STOPPING_REASON`.
+    pub outcome_env: Vec<(String, String)>,
+}
+
+impl Shell {
+    pub fn new(config: ShellExec, dir: &Path) -> Self {
+        Self {
+            config,
+            dir: dir.to_owned(),
+            running: Vec::new(),
+            counter: 0,
+            outcome_env: Vec::new(),
+        }
+    }
+
+    /// Runs a stage's commands in order; the first failure (not ignored) is the error.
+    pub async fn stage(&mut self, stage: Stage) -> Result<(), String> {
+        let commands: Vec<ShellCommand> = match stage {
+            Stage::Prepare => &self.config.prepare,
+            Stage::Startup => &self.config.startup,
+            Stage::Check => &self.config.check,
+            Stage::Shutdown => &self.config.shutdown,
+            Stage::PostProcess => &self.config.post_process,
+        }
+        .clone();
+        for c in &commands {
+            if let Err(why) = self.run(c).await
+                && !c.ignore_failure
+            {
+                return Err(format!(
+                    "shellexec {} command `{}` {why}",
+                    stage.name(),
+                    c.command
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn run(&mut self, c: &ShellCommand) -> Result<(), String> {
+        self.counter += 1;
+        let status_file = self.dir.join(format!(".shellexec-{}.status", self.counter));
+        let _ = std::fs::remove_file(&status_file);
+        let argv = ["/bin/sh".to_owned(), "-c".to_owned(), c.command.clone()];
+        let (mut command, guarded) = super::guarded_command(&argv, true, Some(&status_file));
+        let open = |name: Option<&String>| -> std::io::Result<std::fs::File> {
+            let path = match name {
+                Some(n) => self.dir.join(n),
+                None => self.dir.join("shellexec.log"),
+            };
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+        };
+        let out = open(c.out.as_ref()).map_err(|e| format!("cannot open its output: {e}"))?;
+        let err = open(c.err.as_ref()).map_err(|e| format!("cannot open its output: {e}"))?;
+        command
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .current_dir(c.cwd.as_deref().unwrap_or(&self.dir))
+            .env("TAURUS_ARTIFACTS_DIR", &self.dir)
+            .envs(self.outcome_env.iter().map(|(k, v)| (k, v)))
+            .envs(c.env.iter().map(|(k, v)| (k, v)));
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("could not start: {e}"))?;
+        if c.background {
+            self.running.push(Running { child, guarded });
+            return Ok(());
+        }
+        // Finished when the command exits, even if a daemon it started lives on.
+        let code = loop {
+            if let Ok(text) = std::fs::read_to_string(&status_file) {
+                break text.trim().parse::<i32>().unwrap_or(1);
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                if let Ok(text) = std::fs::read_to_string(&status_file) {
+                    break text.trim().parse::<i32>().unwrap_or(1);
+                }
+                break status.code().unwrap_or(1);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let _ = std::fs::remove_file(&status_file);
+        if matches!(child.try_wait(), Ok(None)) {
+            self.running.push(Running { child, guarded });
+        }
+        if code == 0 {
+            Ok(())
+        } else {
+            Err(format!("exited with status {code}"))
+        }
+    }
+
+    /// Kills whatever the commands left running (background commands, daemons nothing
+    /// stopped), as Taurus does at the end of a suite.
+    pub async fn finish(&mut self) {
+        for r in &mut self.running {
+            if let Some(pid) = r.child.id().and_then(|p| i32::try_from(p).ok())
+                && matches!(r.child.try_wait(), Ok(None))
+            {
+                if r.guarded {
+                    let _ = kill(Pid::from_raw(pid), KILL_ALL);
+                }
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(5), r.child.wait()).await;
+        }
+        self.running.clear();
+    }
+}
+
+impl Drop for Shell {
+    fn drop(&mut self) {
+        for r in &mut self.running {
+            if matches!(r.child.try_wait(), Ok(None))
+                && let Some(pid) = r.child.id().and_then(|p| i32::try_from(p).ok())
+            {
+                if r.guarded {
+                    let _ = kill(Pid::from_raw(pid), KILL_ALL);
+                }
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
+}
