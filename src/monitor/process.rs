@@ -179,22 +179,9 @@ impl ProcessTree {
         let Some(re) = &self.workers else {
             return true;
         };
-        self.system
-            .process(Pid::from_u32(pid))
-            .map(|p| {
-                p.cmd()
-                    .iter()
-                    .map(|a| a.to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .or_else(|| {
-                procfs::process::Process::new(pid as i32)
-                    .and_then(|p| p.cmdline())
-                    .ok()
-                    .map(|c| c.join(" "))
-            })
-            .is_some_and(|cmd| re.is_match(&cmd))
+        procfs::process::Process::new(pid as i32)
+            .and_then(|p| p.cmdline())
+            .is_ok_and(|cmd| re.is_match(&cmd.join(" ")))
     }
 
     fn measure(&self, pid: u32, total_memory: f64) -> Option<Measured> {

@@ -184,3 +184,22 @@ fn reap_all() {
         }
     }
 }
+
+/// Has the guard `child` kill everything it guards, waits (up to 3 s) until it has, then
+/// SIGKILLs its process group for good measure. Blocking: for `Drop` and error paths.
+pub fn kill_all(child: &mut tokio::process::Child, guarded: bool) {
+    let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
+        return;
+    };
+    if !matches!(child.try_wait(), Ok(None)) {
+        return;
+    }
+    if guarded {
+        let _ = kill(Pid::from_raw(pid), KILL_ALL);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    let _ = nix::sys::signal::killpg(Pid::from_raw(pid), Signal::SIGKILL);
+}

@@ -389,10 +389,8 @@ impl ManagedServer {
     }
 
     /// SIGKILL to every process the server started (through its guard) and to its group.
-    fn kill_all(&self) {
-        if let Some(guard) = self.guard {
-            let _ = nix::sys::signal::kill(guard, guard::KILL_ALL);
-        }
+    fn kill_all(&mut self) {
+        guard::kill_all(&mut self.child, self.guard.is_some());
         let _ = killpg(self.group, Signal::SIGKILL);
     }
 }
@@ -442,11 +440,7 @@ impl Drop for ManagedServer {
     fn drop(&mut self) {
         // Last resort on error paths and panics: no server outlives perfgate's handle on it.
         if self.group.as_raw() > 0 {
-            if matches!(self.child.try_wait(), Ok(None)) {
-                self.kill_all();
-            } else {
-                let _ = killpg(self.group, Signal::SIGKILL);
-            }
+            self.kill_all();
         }
     }
 }

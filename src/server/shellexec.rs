@@ -13,10 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill, killpg};
-use nix::unistd::Pid;
-
-use super::guard::KILL_ALL;
 use crate::suite::model::{ShellCommand, ShellExec};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,7 +58,8 @@ impl Shell {
     pub fn new(config: ShellExec, dir: &Path) -> Self {
         Self {
             config,
-            dir: dir.to_owned(),
+            // Absolute: commands (and their guards) run in it.
+            dir: std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned()),
             running: Vec::new(),
             counter: 0,
             outcome_env: Vec::new(),
@@ -154,14 +151,7 @@ impl Shell {
     /// stopped), as Taurus does at the end of a suite.
     pub async fn finish(&mut self) {
         for r in &mut self.running {
-            if let Some(pid) = r.child.id().and_then(|p| i32::try_from(p).ok())
-                && matches!(r.child.try_wait(), Ok(None))
-            {
-                if r.guarded {
-                    let _ = kill(Pid::from_raw(pid), KILL_ALL);
-                }
-                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-            }
+            super::guard::kill_all(&mut r.child, r.guarded);
             let _ = tokio::time::timeout(Duration::from_secs(5), r.child.wait()).await;
         }
         self.running.clear();
@@ -171,14 +161,7 @@ impl Shell {
 impl Drop for Shell {
     fn drop(&mut self) {
         for r in &mut self.running {
-            if matches!(r.child.try_wait(), Ok(None))
-                && let Some(pid) = r.child.id().and_then(|p| i32::try_from(p).ok())
-            {
-                if r.guarded {
-                    let _ = kill(Pid::from_raw(pid), KILL_ALL);
-                }
-                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-            }
+            super::guard::kill_all(&mut r.child, r.guarded);
         }
     }
 }

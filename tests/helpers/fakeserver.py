@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""A server under test for perfgate's tests, able to misbehave on demand.
+
+fakeserver.py --port P [--workers N] [--worker-name NAME] [--leak-mb-per-s R]
+              [--never-ready] [--crash-after S] [--ignore-term]
+              [--daemon --pid-file FILE] [--tag TAG]
+
+The frontend answers every GET with 200 "ok" (unless --never-ready: it never listens). It
+starts N worker processes (`fakeserver.py worker --name NAME ...`, so `workers-match` and MMS's
+`model_service_worker` can find them); with --leak-mb-per-s the first worker grows its memory
+at that rate. --crash-after exits the frontend (status 3) after S seconds, leaving its workers
+behind. --ignore-term makes every process ignore SIGTERM. --daemon double-forks, leaves the
+session, writes the frontend's pid to FILE and returns at once, as MMS's `--start` does.
+--tag is only there to mark the command line so tests can find every process.
+"""
+
+import argparse
+import http.server
+import os
+import signal
+import subprocess
+import sys
+import time
+
+
+def worker(args):
+    if args.ignore_term:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    leak = []
+    while True:
+        if args.leak_mb_per_s > 0:
+            block = bytearray(int(args.leak_mb_per_s * 1024 * 1024 / 10))
+            for i in range(0, len(block), 4096):
+                block[i] = 1
+            leak.append(block)
+        time.sleep(0.1)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        body = b"ok"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+def frontend(args):
+    if args.ignore_term:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    else:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if args.pid_file:
+        with open(args.pid_file + ".tmp", "w") as f:
+            f.write(str(os.getpid()))
+        os.rename(args.pid_file + ".tmp", args.pid_file)
+    workers = []
+    for i in range(args.workers):
+        argv = [sys.executable, os.path.abspath(__file__), "worker", "--name", args.worker_name,
+                "--tag", args.tag]
+        if i == 0 and args.leak_mb_per_s > 0:
+            argv += ["--leak-mb-per-s", str(args.leak_mb_per_s)]
+        if args.ignore_term:
+            argv.append("--ignore-term")
+        workers.append(subprocess.Popen(argv))
+    print(f"fakeserver: {args.workers} workers started", flush=True)
+    started = time.monotonic()
+    if args.never_ready:
+        print("fakeserver: loading, never ready", flush=True)
+        while True:
+            time.sleep(1)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server.timeout = 0.1
+    print(f"fakeserver: listening on {args.port}", flush=True)
+    try:
+        while True:
+            server.handle_request()
+            if args.crash_after and time.monotonic() - started > args.crash_after:
+                print("fakeserver: crashing now", flush=True)
+                os._exit(3)
+    finally:
+        for w in workers:
+            w.terminate()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("role", nargs="?", default="frontend")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--worker-name", default="fake_worker")
+    p.add_argument("--name", default="fake_worker")
+    p.add_argument("--leak-mb-per-s", type=float, default=0)
+    p.add_argument("--never-ready", action="store_true")
+    p.add_argument("--crash-after", type=float, default=0)
+    p.add_argument("--ignore-term", action="store_true")
+    p.add_argument("--daemon", action="store_true")
+    p.add_argument("--pid-file")
+    p.add_argument("--tag", default="")
+    args = p.parse_args()
+    if args.role == "worker":
+        return worker(args)
+    if args.daemon:
+        if os.fork() > 0:
+            return
+        os.setsid()
+        if os.fork() > 0:
+            os._exit(0)
+    frontend(args)
+
+
+if __name__ == "__main__":
+    main()

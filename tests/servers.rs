@@ -1,0 +1,383 @@
+//! Servers under test and their monitoring, with `tests/helpers/fakeserver.py`: worker
+//! counts, a leaking worker, readiness timeouts, crashes, SIGTERM-ignoring servers, MMS-style
+//! daemons with `ServerLocalClient`, a Prometheus scrape of demo-server, and perfgate killed
+//! outright. After each, no process of the test is alive (checked through /proc).
+
+#![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn helper() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/fakeserver.py")
+}
+
+fn perfgate_in(dir: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("TMPDIR", dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Live (not zombie) processes whose command line contains `tag`.
+fn processes_with(tag: &str) -> Vec<(i32, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        });
+        if cmd.contains(tag) && !zombie && pid != std::process::id() as i32 {
+            found.push((pid, cmd));
+        }
+    }
+    found
+}
+
+/// Asserts that, within a few seconds, no process carries `tag`.
+fn assert_none_left(tag: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = processes_with(tag);
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "processes left behind: {left:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn unique_tag(name: &str) -> String {
+    format!("pgtest-{name}-{}", std::process::id())
+}
+
+fn results(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("out/results.json")).unwrap()).unwrap()
+}
+
+/// The points of a monitoring series of the first suite.
+fn series(results: &serde_json::Value, subject: &str) -> Vec<f64> {
+    results["suites"][0]["monitoring"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["subject"] == subject)
+        .unwrap_or_else(|| panic!("no series {subject}"))["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].as_f64().unwrap())
+        .collect()
+}
+
+fn server_suite(tag: &str, flags: &str, extra: &str, hold: &str) -> String {
+    format!(
+        r#"settings: {{ports: [PORT]}}
+services:
+  - module: server
+    label: srv
+    command: [python3, "{helper}", --port, "${{PORT}}", --tag, {tag}{flags}]
+    ready: {{tcp: "127.0.0.1:${{PORT}}", timeout: 3s, interval: 100ms}}
+{extra}execution: [{{scenario: s, concurrency: 2, throughput: 20, hold-for: {hold}}}]
+scenarios:
+  s: {{default-address: "http://127.0.0.1:${{PORT}}", requests: [/]}}
+"#,
+        helper = helper().display()
+    )
+}
+
+#[test]
+fn workers_are_counted_and_a_leaking_worker_shows_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = unique_tag("leak");
+    let suite = server_suite(
+        &tag,
+        ", --workers, \"3\", --leak-mb-per-s, \"20\"",
+        "    monitoring: {interval: 500ms, logging: true, metrics: [total_workers, total_processes, max_workers_memory_rss, sum_workers_memory_rss, frontend_cpu_percent, orphans, zombies]}\n",
+        "4s",
+    );
+    std::fs::write(dir.path().join("leak.yaml"), suite).unwrap();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["run", "leak.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let r = results(dir.path());
+    let workers = series(&r, "srv/total_workers");
+    assert!(workers.iter().all(|w| *w == 3.0), "{workers:?}");
+    assert!(series(&r, "srv/total_processes").iter().all(|p| *p == 4.0));
+    assert!(series(&r, "srv/orphans").iter().all(|p| *p == 0.0));
+    let max = series(&r, "srv/max_workers_memory_rss");
+    let sum = series(&r, "srv/sum_workers_memory_rss");
+    let mb = |v: f64| v / 1024.0 / 1024.0;
+    assert!(
+        mb(max[max.len() - 1] - max[0]) > 30.0,
+        "the leaking worker grows: {max:?}"
+    );
+    assert!(mb(sum[sum.len() - 1] - sum[0]) > 30.0, "{sum:?}");
+    let csv = std::fs::read_to_string(dir.path().join("out/leak/metrics.csv")).unwrap();
+    assert!(
+        csv.starts_with("ts,total_workers,total_processes,max_workers_memory_rss,"),
+        "{csv}"
+    );
+    assert!(csv.lines().count() >= 6, "{csv}");
+    assert_none_left(&tag);
+}
+
+#[test]
+fn a_readiness_timeout_is_a_suite_error_and_kills_the_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = unique_tag("never");
+    let suite = server_suite(&tag, ", --workers, \"2\", --never-ready", "", "5s");
+    std::fs::write(dir.path().join("never.yaml"), suite).unwrap();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["run", "never.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("was not ready after 3s"), "{out}");
+    assert!(
+        out.contains("fakeserver: loading, never ready"),
+        "log tail: {out}"
+    );
+    assert_none_left(&tag);
+}
+
+#[test]
+fn a_crash_during_the_load_is_a_suite_error_and_its_orphans_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = unique_tag("crash");
+    let suite = server_suite(
+        &tag,
+        ", --workers, \"2\", --crash-after, \"1.5\"",
+        "",
+        "20s",
+    );
+    std::fs::write(dir.path().join("crash.yaml"), suite).unwrap();
+    let started = Instant::now();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["run", "crash.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(started.elapsed() < Duration::from_secs(15), "ends early");
+    assert!(out.contains("exited during the load"), "{out}");
+    assert!(out.contains("fakeserver: crashing now"), "log tail: {out}");
+    assert_eq!(results(dir.path())["suites"][0]["status"], "error");
+    assert_none_left(&tag);
+}
+
+#[test]
+fn a_server_that_ignores_sigterm_is_killed_after_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = unique_tag("stubborn");
+    let suite = server_suite(
+        &tag,
+        ", --workers, \"2\", --ignore-term",
+        "    stop: {signal: SIGTERM, grace: 1s}\n",
+        "2s",
+    );
+    std::fs::write(dir.path().join("stubborn.yaml"), suite).unwrap();
+    let started = Instant::now();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["run", "stubborn.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let took = started.elapsed();
+    assert!(
+        took > Duration::from_secs(3) && took < Duration::from_secs(10),
+        "waits the grace, then kills: {took:?}"
+    );
+    assert_none_left(&tag);
+}
+
+#[test]
+fn perfgate_killed_outright_takes_its_servers_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = unique_tag("sigkill");
+    let suite = server_suite(&tag, ", --workers, \"2\", --ignore-term", "", "60s");
+    std::fs::write(dir.path().join("kill.yaml"), suite).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args(["run", "kill.yaml", "--no-progress", "-a", "out"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while processes_with(&tag).len() < 3 {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_none_left(&tag);
+}
+
+#[test]
+fn an_mms_style_daemon_is_monitored_through_its_pid_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = unique_tag("mms");
+    let suite = format!(
+        r#"settings: {{ports: [PORT]}}
+services:
+  - module: shellexec
+    prepare:
+      - "python3 {helper} --daemon --pid-file {pid} --port ${{PORT}} --workers 2 --worker-name model_service_worker --tag {tag}"
+      - "for i in $(seq 50); do [ -s {pid} ] && break; sleep 0.1; done; sleep 0.5"
+    post-process:
+      - "kill $(cat {pid}); echo stopped at exit code $TAURUS_EXIT_CODE > stopped.txt"
+  - module: monitoring
+    ServerLocalClient:
+      - interval: 1s
+        logging: true
+        metrics: [total_workers, sum_workers_memory_rss, frontend_memory_rss, mem]
+execution: [{{scenario: s, concurrency: 2, throughput: 20, hold-for: 3s}}]
+scenarios:
+  s: {{default-address: "http://127.0.0.1:${{PORT}}", requests: [/]}}
+"#,
+        helper = helper().display(),
+        pid = dir.path().join(".model_server.pid").display(),
+    );
+    std::fs::write(dir.path().join("mms.yaml"), suite).unwrap();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["run", "mms.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let r = results(dir.path());
+    assert_eq!(r["suites"][0]["labels"][0]["fail"], 0, "{out}");
+    let workers = series(&r, "ServerLocalClient/total_workers");
+    assert!(
+        !workers.is_empty() && workers.iter().all(|w| *w == 2.0),
+        "{workers:?}"
+    );
+    assert!(series(&r, "ServerLocalClient/frontend_memory_rss")[0] > 1e6);
+    assert!(series(&r, "ServerLocalClient/mem")[0] > 0.0);
+    let stopped = std::fs::read_to_string(dir.path().join("out/mms/stopped.txt")).unwrap();
+    assert_eq!(stopped.trim(), "stopped at exit code 0");
+    let csv = std::fs::read_to_string(dir.path().join("out/mms/metrics.csv")).unwrap();
+    assert!(csv.starts_with("ts,total_workers,sum_workers_memory_rss,frontend_memory_rss,mem\n"));
+    assert_none_left(&tag);
+}
+
+#[test]
+fn a_daemon_nothing_stopped_is_killed_at_the_end_of_the_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = unique_tag("forgotten");
+    let suite = format!(
+        r#"settings: {{ports: [PORT]}}
+services:
+  - module: shellexec
+    prepare:
+      - "python3 {helper} --daemon --pid-file p.pid --port ${{PORT}} --workers 1 --tag {tag}"
+      - "sleep 1"
+execution: [{{scenario: s, concurrency: 1, iterations: 5}}]
+scenarios:
+  s: {{default-address: "http://127.0.0.1:${{PORT}}", requests: [/]}}
+"#,
+        helper = helper().display(),
+    );
+    std::fs::write(dir.path().join("forgotten.yaml"), suite).unwrap();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["run", "forgotten.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_none_left(&tag);
+}
+
+#[test]
+fn a_failing_prepare_command_is_a_suite_error_unless_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("fails.yaml"),
+        r#"services:
+  - module: shellexec
+    prepare:
+      - command: "echo about to fail; exit 4"
+        ignore-failure: true
+      - "echo this one counts >&2; exit 5"
+execution: [{scenario: s, concurrency: 1, iterations: 1}]
+scenarios:
+  s: {requests: ["http://127.0.0.1:9/"]}
+"#,
+    )
+    .unwrap();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["run", "fails.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "shellexec prepare command `echo this one counts >&2; exit 5` exited with status 5"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("this one counts"), "log tail: {out}");
+}
+
+#[test]
+fn a_prometheus_scrape_of_demo_server_matches_the_load() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("prom.yaml"),
+        format!(
+            r#"settings: {{ports: [PORT]}}
+services:
+  - module: server
+    label: demo
+    command: ["{exe}", demo-server, --port, "${{PORT}}"]
+    ready: {{http: "http://127.0.0.1:${{PORT}}/v2/health/ready", timeout: 10s}}
+  - module: monitoring
+    prometheus:
+      - url: "http://127.0.0.1:${{PORT}}/metrics"
+        label: server
+        interval: 1s
+        metrics: ['demo_requests_total{{code="200"}}', demo_in_flight]
+execution: [{{scenario: s, concurrency: 4, throughput: 100, hold-for: 6s}}]
+scenarios:
+  s: {{default-address: "http://127.0.0.1:${{PORT}}", requests: [/v2/health/live]}}
+"#,
+            exe = env!("CARGO_BIN_EXE_perfgate")
+        ),
+    )
+    .unwrap();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["run", "prom.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let r = results(dir.path());
+    let rates = series(&r, "server/demo_requests_total{code=\"200\"}");
+    assert!(rates.len() >= 3, "{rates:?}");
+    // Leave out the first and last readings (ramping in and out); the scrape counts itself.
+    let middle = &rates[1..rates.len() - 1];
+    let mean = middle.iter().sum::<f64>() / middle.len() as f64;
+    assert!(
+        (mean - 101.0).abs() < 15.0,
+        "rate {mean} vs 100 req/s: {rates:?}"
+    );
+    assert!(!series(&r, "server/demo_in_flight").is_empty());
+}
