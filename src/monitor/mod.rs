@@ -97,7 +97,7 @@ pub fn start(
 ) -> tokio::task::JoinSet<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let mms_workers = Regex::new("model_service_worker").ok();
-    for source in sources {
+    for source in sources.iter().filter(|s| !s.metrics.is_empty()) {
         let sampler = match source.kind {
             SourceKind::Server => {
                 let Some(t) = servers.get(&source.name) else {

@@ -117,6 +117,12 @@ impl ProcessTree {
         }
         let total_memory = self.system.total_memory().max(1) as f64;
 
+        let worker_pids: std::collections::HashSet<u32> = tree
+            .iter()
+            .copied()
+            .filter(|p| *p != root && self.is_worker(*p))
+            .collect();
+        let total_workers = worker_pids.len();
         let mut frontend = None;
         let mut workers = Vec::new();
         let mut all = Vec::new();
@@ -129,15 +135,11 @@ impl ProcessTree {
             };
             if pid == root {
                 frontend = Some(m);
-            } else if self.is_worker(pid) {
+            } else if worker_pids.contains(&pid) {
                 workers.push(m);
             }
             all.push(m);
         }
-        let total_workers = tree
-            .iter()
-            .filter(|p| **p != root && self.is_worker(**p))
-            .count();
 
         self.seen = tree.iter().copied().collect();
         for (i, name) in PROCESS_MEASUREMENTS.iter().enumerate() {
