@@ -381,3 +381,30 @@ scenarios:
     );
     assert!(!series(&r, "server/demo_in_flight").is_empty());
 }
+
+#[test]
+fn a_missing_program_is_named_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("missing.yaml"),
+        r#"services:
+  - module: server
+    label: ghost
+    command: [no-such-server-binary, --port, "1"]
+    ready: {tcp: "127.0.0.1:9"}
+execution: [{scenario: s, concurrency: 1, iterations: 1}]
+scenarios:
+  s: {requests: ["http://127.0.0.1:9/"]}
+"#,
+    )
+    .unwrap();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["run", "missing.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("`no-such-server-binary` is not an executable file or a program on PATH"),
+        "{out}"
+    );
+}

@@ -111,13 +111,13 @@ impl ManagedServer {
             Launch::Argv(argv) => argv.clone(),
             Launch::Shell(line) => vec!["/bin/sh".into(), "-c".into(), line.clone()],
         };
-        if let Some(program) = argv.first().filter(|p| p.contains('/'))
-            && server.cwd.is_none()
-            && !Path::new(program).exists()
+        // The guard would only log that it cannot start the program; say it here instead.
+        if let Some(program) = argv.first()
+            && !findable(program, server.cwd.as_deref(), &server.env)
         {
             return Err(spawn_err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
-                format!("`{program}` does not exist"),
+                format!("`{program}` is not an executable file or a program on PATH"),
             )));
         }
         let daemon = server.pid_file.is_some() || server.process_match.is_some();
@@ -428,6 +428,29 @@ pub fn guarded_command(
     };
     c.process_group(0);
     (c, guard.is_some())
+}
+
+/// Whether `program` names an executable: a path (relative to `cwd`) or a program on the
+/// PATH the server gets.
+fn findable(program: &str, cwd: Option<&Path>, env: &[(String, String)]) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let path = Path::new(program);
+        return match cwd {
+            Some(dir) if path.is_relative() => executable(&dir.join(path)),
+            _ => executable(path),
+        };
+    }
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| std::ffi::OsString::from(v))
+        .or_else(|| std::env::var_os("PATH"))
+        .unwrap_or_default();
+    std::env::split_paths(&path).any(|dir| executable(&dir.join(program)))
 }
 
 /// The first child of `pid`.
