@@ -186,6 +186,101 @@ fn a_crash_during_the_load_is_a_suite_error_and_its_orphans_go() {
 }
 
 #[test]
+fn a_server_that_stops_answering_during_the_load_is_a_suite_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = unique_tag("hang");
+    let suite = format!(
+        r#"settings: {{ports: [PORT]}}
+services:
+  - module: server
+    label: srv
+    command: [python3, "{helper}", --port, "${{PORT}}", --tag, {tag}, --workers, "1", --hang-after, "1.5"]
+    ready: {{tcp: "127.0.0.1:${{PORT}}", http: "http://127.0.0.1:${{PORT}}/", timeout: 3s, interval: 100ms, watchdog: 2s}}
+  - module: shellexec
+    check: ["echo check >> checks.txt"]
+execution: [{{scenario: s, concurrency: 2, throughput: 20, hold-for: 40s}}]
+scenarios:
+  s: {{default-address: "http://127.0.0.1:${{PORT}}", requests: [/]}}
+"#,
+        helper = helper().display()
+    );
+    std::fs::write(dir.path().join("hang.yaml"), suite).unwrap();
+    let started = Instant::now();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["run", "hang.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "ends early: {out}"
+    );
+    assert!(
+        out.contains("server `srv` stopped answering during the load (no HTTP answer from"),
+        "{out}"
+    );
+    assert!(out.contains("fakeserver: hanging now"), "log tail: {out}");
+    let results = results(dir.path());
+    assert_eq!(results["suites"][0]["status"], "error");
+    // shellexec `check` ran beside the load, once a second.
+    let checks = std::fs::read_to_string(dir.path().join("out/hang/checks.txt")).unwrap();
+    assert!(checks.lines().count() >= 2, "{checks}");
+    assert_none_left(&tag);
+}
+
+#[test]
+fn a_slow_check_command_does_not_hold_up_the_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = unique_tag("slowcheck");
+    let suite = format!(
+        r#"
+services:
+  - module: shellexec
+    check: ["sleep 30 # {tag}"]
+execution: [{{scenario: s, concurrency: 1, throughput: 10, hold-for: 3s}}]
+scenarios:
+  s: {{requests: [{{url: "http://127.0.0.1:9/", timeout: 200ms}}]}}
+"#
+    );
+    std::fs::write(dir.path().join("slow.yaml"), suite).unwrap();
+    let started = Instant::now();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["run", "slow.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 0, "{out}");
+    // Run inline, the first check would have held the dispatcher for 30 s.
+    assert!(started.elapsed() < Duration::from_secs(15), "{out}");
+    // The round still running when the load ended was killed.
+    assert_none_left(&tag);
+}
+
+#[test]
+fn a_panic_inside_perfgate_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = unique_tag("panic");
+    let extra = format!(
+        "  - module: shellexec\n    startup: [{{command: \"sleep 60 # {tag}\", background: true}}]\n"
+    );
+    let suite = server_suite(&tag, ", --workers, \"2\"", &extra, "20s");
+    std::fs::write(dir.path().join("panic.yaml"), suite).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args(["run", "panic.yaml", "--no-progress", "-a", "out"])
+        .current_dir(dir.path())
+        .env("PERFGATE_TEST_PANIC", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("panics on purpose"), "{stderr}");
+    assert!(stderr.contains("a bug"), "{stderr}");
+    // It panicked with the server up and the background command running.
+    let log = std::fs::read_to_string(dir.path().join("out/panic/srv.log")).unwrap();
+    assert!(log.contains("2 workers started"), "{log}");
+    assert_none_left(&tag);
+}
+
+#[test]
 fn a_server_that_ignores_sigterm_is_killed_after_the_grace_period() {
     let dir = tempfile::tempdir().unwrap();
     let tag = unique_tag("stubborn");

@@ -263,7 +263,14 @@ fn run_command(
             return Ok(ExitCode::Error);
         }
         Err(e) => {
-            writeln!(stderr, "error: perfgate failed internally: {e}")?;
+            // The panic unwound through the dispatcher, dropping (and so killing) every
+            // server and shellexec command; their guards would have killed them anyway.
+            writeln!(
+                stderr,
+                "error: perfgate failed internally (a bug; please report it): {e}\n  \
+                 its servers were stopped; suites finished before are in `{}`",
+                artifacts_dir.join("results.json").display()
+            )?;
             return Ok(ExitCode::Error);
         }
     };

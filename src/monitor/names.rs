@@ -77,6 +77,19 @@ pub enum SourceKind {
 }
 
 impl SourceKind {
+    /// Why this kind of source cannot be sampled on `os` (as `std::env::consts::OS` spells
+    /// it), or `None` when it can. Process and host metrics are read from Linux's `/proc`;
+    /// a Prometheus scrape works anywhere.
+    pub fn unsupported_on(self, os: &str) -> Option<String> {
+        match self {
+            Self::Prometheus => None,
+            _ if os == "linux" => None,
+            _ => Some(format!(
+                "process and host metrics are read from /proc, which {os} does not have"
+            )),
+        }
+    }
+
     /// Whether this kind of source can provide `metric` (prometheus: any valid selector).
     pub fn provides(self, metric: &str) -> bool {
         match self {
@@ -157,6 +170,20 @@ pub fn parse_selector(text: &str) -> Result<Selector, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_prometheus_works_without_proc() {
+        for kind in [
+            SourceKind::Local,
+            SourceKind::Server,
+            SourceKind::ServerLocalClient,
+        ] {
+            assert_eq!(kind.unsupported_on("linux"), None);
+            let why = kind.unsupported_on("macos").unwrap_or_default();
+            assert!(why.contains("/proc") && why.contains("macos"), "{why}");
+        }
+        assert_eq!(SourceKind::Prometheus.unsupported_on("windows"), None);
+    }
 
     #[test]
     fn mms_names_are_exact() {

@@ -32,15 +32,21 @@ pub enum CancelReason {
     Completed,
     /// A shellexec `startup` or `check` command failed.
     ShellFailed(String),
-    /// A server under test exited during the load.
-    ServerExited {
+    /// A server under test exited or stopped answering during the load.
+    ServerFailed {
         label: String,
-        status: String,
+        /// "exited during the load with …", "stopped answering during the load (…)".
+        what: String,
         log_tail: String,
     },
     Interrupted,
     Terminated,
 }
+
+/// Fault injection for the tests: with `PERFGATE_TEST_PANIC=1`, the dispatcher panics at the
+/// first second of the load, to prove that a bug in perfgate leaves no server behind.
+static PANIC_ON_PURPOSE: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::env::var_os("PERFGATE_TEST_PANIC").is_some_and(|v| v == "1"));
 
 /// How to run.
 #[derive(Clone, Debug)]
@@ -240,14 +246,14 @@ async fn run_suite(
     match &reason {
         CancelReason::Completed => {}
         CancelReason::ShellFailed(e) => set_error(&mut report, shell_error(&dir, e.clone())),
-        CancelReason::ServerExited {
+        CancelReason::ServerFailed {
             label,
-            status,
+            what,
             log_tail,
         } => set_error(
             &mut report,
             SuiteError {
-                message: format!("server `{label}` exited during the load with {status}"),
+                message: format!("server `{label}` {what}"),
                 log_tail: Some(log_tail.clone()),
                 log: Some(dir.join(format!("{label}.log")).display().to_string()),
                 hint: Some(
@@ -298,7 +304,7 @@ fn shell_error(dir: &Path, message: String) -> SuiteError {
 fn taurus_exit_code(reason: &CancelReason) -> i32 {
     match reason {
         CancelReason::Completed => 0,
-        CancelReason::ShellFailed(_) | CancelReason::ServerExited { .. } => 1,
+        CancelReason::ShellFailed(_) | CancelReason::ServerFailed { .. } => 1,
         CancelReason::Interrupted => 130,
         CancelReason::Terminated => 143,
     }
@@ -308,9 +314,7 @@ fn stopping_reason(reason: &CancelReason) -> String {
     match reason {
         CancelReason::Completed => String::new(),
         CancelReason::ShellFailed(e) => e.clone(),
-        CancelReason::ServerExited { label, status, .. } => {
-            format!("server `{label}` exited with {status}")
-        }
+        CancelReason::ServerFailed { label, what, .. } => format!("server `{label}` {what}"),
         CancelReason::Interrupted => "interrupted (SIGINT)".to_owned(),
         CancelReason::Terminated => "terminated (SIGTERM)".to_owned(),
     }
@@ -407,6 +411,16 @@ async fn drive(
         Duration::from_secs(1),
     );
     let progress = Progress::new(opts.progress, &plan.suite.name, plan.duration());
+    let mut watchdogs = tokio::task::JoinSet::new();
+    for s in servers.iter() {
+        watchdogs.spawn(s.watchdog());
+    }
+    // shellexec `check` runs beside the loop: a slow check never holds up the dispatcher.
+    let mut checks = tokio::task::JoinSet::new();
+    if shell.has(Stage::Check) {
+        let every = plan.suite.settings.check_interval;
+        checks.spawn(shell.checks().check_until(every, stop.clone()));
+    }
     while running > 0 {
         tokio::select! {
             event = events.recv() => match event {
@@ -422,20 +436,30 @@ async fn drive(
                 // Late samples of the previous second may still arrive; close the one before.
                 store.close_before(second.saturating_sub(1));
                 progress.line(console, &plan.suite.name, t0.elapsed(), &store);
-                if let Err(e) = shell.stage(Stage::Check).await {
-                    reason = reason.max(CancelReason::ShellFailed(e));
-                    break;
+                if *PANIC_ON_PURPOSE {
+                    panic!("PERFGATE_TEST_PANIC is set: the dispatcher panics on purpose");
                 }
+            }
+            Some(Ok(Err(e))) = checks.join_next() => {
+                reason = reason.max(CancelReason::ShellFailed(e));
+                break;
             }
             (label, status) = first_exit(servers) => {
                 let log_tail = servers.iter().find(|s| s.label == label).map(ManagedServer::log_tail).unwrap_or_default();
-                reason = reason.max(CancelReason::ServerExited { label, status, log_tail });
+                let what = format!("exited during the load with {status}");
+                reason = reason.max(CancelReason::ServerFailed { label, what, log_tail });
+                break;
+            }
+            Some(Ok((label, what))) = watchdogs.join_next() => {
+                let log_tail = servers.iter().find(|s| s.label == label).map(ManagedServer::log_tail).unwrap_or_default();
+                reason = reason.max(CancelReason::ServerFailed { label, what, log_tail });
                 break;
             }
             signalled = signals.recv() => { reason = reason.max(signalled); break; }
         }
     }
     progress.finish();
+    watchdogs.abort_all();
     // The last, partial second: its concurrency, and the end of the measured time.
     store.record_concurrency(t0.elapsed().as_secs(), "", in_flight.get());
     store.set_end(t0.elapsed());
@@ -453,9 +477,16 @@ async fn drive(
             }
         }
     };
-    let _ = tokio::time::timeout(Duration::from_secs(35), drain).await;
+    // A server that failed will not answer what is in flight: no point waiting long for it.
+    let patience = match reason {
+        CancelReason::ServerFailed { .. } => Duration::from_secs(3),
+        _ => Duration::from_secs(35),
+    };
+    let _ = tokio::time::timeout(patience, drain).await;
     tasks.abort_all();
     monitors.abort_all();
+    // `stop` ends the checks; a round still running is killed (by its shell).
+    let _ = tokio::time::timeout(Duration::from_secs(10), checks.join_all()).await;
     while let Ok(reading) = readings.try_recv() {
         file_reading(&mut store, &mut logged, &reading);
     }

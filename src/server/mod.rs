@@ -235,11 +235,7 @@ impl ManagedServer {
     pub async fn wait_ready(&mut self) -> Result<(), ServerError> {
         let ready = self.config.ready.clone();
         let deadline = Instant::now() + ready.timeout;
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(ready.interval.max(Duration::from_secs(1)))
-            .build()
-            .ok();
+        let client = probe_client(ready.interval.max(Duration::from_secs(1)));
         let log_re = ready.log.as_deref().and_then(|l| regex::Regex::new(l).ok());
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -274,23 +270,8 @@ impl ManagedServer {
         client: Option<&reqwest::Client>,
         log_re: Option<&regex::Regex>,
     ) -> Option<String> {
-        if let Some(addr) = &ready.tcp
-            && tokio::net::TcpStream::connect(addr.as_str()).await.is_err()
-        {
-            return Some(format!("no TCP connection to {addr}"));
-        }
-        if let (Some(url), Some(client)) = (&ready.http, client) {
-            match client.get(url).send().await {
-                Ok(r) if r.status().as_u16() == ready.status => {}
-                Ok(r) => {
-                    return Some(format!(
-                        "{url} answered {}, not {}",
-                        r.status().as_u16(),
-                        ready.status
-                    ));
-                }
-                Err(_) => return Some(format!("no HTTP answer from {url}")),
-            }
+        if let Some(waiting) = unanswered(ready, client).await {
+            return Some(waiting);
         }
         if let Some(path) = &self.config.pid_file {
             let pid = std::fs::read_to_string(path)
@@ -316,6 +297,36 @@ impl ManagedServer {
             }
         }
         None
+    }
+
+    /// A watchdog for the load: resolves, with what it waited for, once the server's `tcp` /
+    /// `http` readiness checks have gone unanswered for `ready.watchdog` (never when there are
+    /// none, or the watchdog is off). A server that hangs is as broken as one that exits.
+    pub fn watchdog(&self) -> impl Future<Output = (String, String)> + Send + 'static {
+        let label = self.label.clone();
+        let ready = self.config.ready.clone();
+        async move {
+            if ready.watchdog.is_zero() || (ready.tcp.is_none() && ready.http.is_none()) {
+                return std::future::pending().await;
+            }
+            let every = ready.interval.max(Duration::from_secs(1));
+            let client = probe_client(every.min(ready.watchdog));
+            let mut answered = Instant::now();
+            loop {
+                tokio::time::sleep(every).await;
+                match unanswered(&ready, client.as_ref()).await {
+                    None => answered = Instant::now(),
+                    Some(waiting) if answered.elapsed() >= ready.watchdog => {
+                        let what = format!(
+                            "stopped answering during the load ({waiting} for {}s)",
+                            answered.elapsed().as_secs()
+                        );
+                        return (label, what);
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
     }
 
     /// The last lines the server wrote.
@@ -393,6 +404,43 @@ impl ManagedServer {
         guard::kill_all(&mut self.child, self.guard.is_some());
         let _ = killpg(self.group, Signal::SIGKILL);
     }
+}
+
+/// The HTTP client of readiness checks: no proxy, each check bounded by `timeout`.
+fn probe_client(timeout: Duration) -> Option<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(timeout)
+        .build()
+        .ok()
+}
+
+/// What the `tcp` and `http` readiness checks did not get, or `None` when both answered.
+async fn unanswered(
+    ready: &crate::suite::model::Ready,
+    client: Option<&reqwest::Client>,
+) -> Option<String> {
+    if let Some(addr) = &ready.tcp {
+        let timeout = ready.interval.max(Duration::from_secs(1));
+        let connect = tokio::net::TcpStream::connect(addr.as_str());
+        if !matches!(tokio::time::timeout(timeout, connect).await, Ok(Ok(_))) {
+            return Some(format!("no TCP connection to {addr}"));
+        }
+    }
+    if let (Some(url), Some(client)) = (&ready.http, client) {
+        match client.get(url).send().await {
+            Ok(r) if r.status().as_u16() == ready.status => {}
+            Ok(r) => {
+                return Some(format!(
+                    "{url} answered {}, not {}",
+                    r.status().as_u16(),
+                    ready.status
+                ));
+            }
+            Err(_) => return Some(format!("no HTTP answer from {url}")),
+        }
+    }
+    None
 }
 
 /// A command that runs `argv` under a [`guard`] in a new process group (directly where there

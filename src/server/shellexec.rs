@@ -1,7 +1,8 @@
 //! Taurus `shellexec`: shell commands at the stages of a suite.
 //!
-//! `prepare` runs before the servers start, `startup` when the load starts, `check` on every
-//! closed second while it runs, `shutdown` when it ends (with `TAURUS_EXIT_CODE` and
+//! `prepare` runs before the servers start, `startup` when the load starts, `check` every
+//! `check-interval` while it runs (beside the dispatcher, so a slow check never delays it; one
+//! round at a time), `shutdown` when it ends (with `TAURUS_EXIT_CODE` and
 //! `TAURUS_STOPPING_REASON`), `post-process` after the servers stopped. Every command runs
 //! under `/bin/sh -c` in the suite's artifacts directory (or its `cwd`), with
 //! `TAURUS_ARTIFACTS_DIR` set, its output in `out`/`err` or `<suite>/shellexec.log`, and
@@ -50,6 +51,8 @@ pub struct Shell {
     dir: PathBuf,
     running: Vec<Running>,
     counter: usize,
+    /// Tells status files of this shell from another's running at the same time.
+    tag: &'static str,
     /// Set after the load: `TAURUS_EXIT_CODE`, `TAURUS_STOPPING_REASON`.
     pub outcome_env: Vec<(String, String)>,
 }
@@ -62,20 +65,68 @@ impl Shell {
             dir: std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned()),
             running: Vec::new(),
             counter: 0,
+            tag: "shellexec",
             outcome_env: Vec::new(),
         }
     }
 
-    /// Runs a stage's commands in order; the first failure (not ignored) is the error.
-    pub async fn stage(&mut self, stage: Stage) -> Result<(), String> {
-        let commands: Vec<ShellCommand> = match stage {
+    /// A shell of this one's `check` commands only, to run beside the dispatcher.
+    pub fn checks(&self) -> Self {
+        let config = ShellExec {
+            check: self.config.check.clone(),
+            ..ShellExec::default()
+        };
+        Self {
+            config,
+            dir: self.dir.clone(),
+            running: Vec::new(),
+            counter: 0,
+            tag: "shellexec-check",
+            outcome_env: Vec::new(),
+        }
+    }
+
+    /// Runs the `check` commands every `every` until `stop` is set; the first failure ends
+    /// it. A round still running when `stop` comes is killed: the load it checked is over.
+    pub async fn check_until(
+        mut self,
+        every: Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), String> {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let result = loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(e) = self.stage(Stage::Check).await {
+                        break Err(e);
+                    }
+                }
+                () = async { drop(stop.wait_for(|s| *s).await) } => break Ok(()),
+            }
+        };
+        self.finish().await;
+        result
+    }
+
+    /// Whether a stage has commands.
+    pub fn has(&self, stage: Stage) -> bool {
+        !self.commands(stage).is_empty()
+    }
+
+    fn commands(&self, stage: Stage) -> &[ShellCommand] {
+        match stage {
             Stage::Prepare => &self.config.prepare,
             Stage::Startup => &self.config.startup,
             Stage::Check => &self.config.check,
             Stage::Shutdown => &self.config.shutdown,
             Stage::PostProcess => &self.config.post_process,
         }
-        .clone();
+    }
+
+    /// Runs a stage's commands in order; the first failure (not ignored) is the error.
+    pub async fn stage(&mut self, stage: Stage) -> Result<(), String> {
+        let commands = self.commands(stage).to_vec();
         for c in &commands {
             if let Err(why) = self.run(c).await
                 && !c.ignore_failure
@@ -92,7 +143,9 @@ impl Shell {
 
     async fn run(&mut self, c: &ShellCommand) -> Result<(), String> {
         self.counter += 1;
-        let status_file = self.dir.join(format!(".shellexec-{}.status", self.counter));
+        let status_file = self
+            .dir
+            .join(format!(".{}-{}.status", self.tag, self.counter));
         let _ = std::fs::remove_file(&status_file);
         let argv = ["/bin/sh".to_owned(), "-c".to_owned(), c.command.clone()];
         let (mut command, guarded) = super::guarded_command(&argv, true, Some(&status_file));
@@ -116,19 +169,22 @@ impl Shell {
             .env("TAURUS_ARTIFACTS_DIR", &self.dir)
             .envs(self.outcome_env.iter().map(|(k, v)| (k, v)))
             .envs(c.env.iter().map(|(k, v)| (k, v)));
-        let mut child = command
+        let child = command
             .spawn()
             .map_err(|e| format!("could not start: {e}"))?;
+        // Kept in `running` from the start: if this future is dropped midway, the shell's
+        // `Drop` still kills the command.
+        self.running.push(Running { child, guarded });
         if c.background {
-            self.running.push(Running { child, guarded });
             return Ok(());
         }
+        let index = self.running.len() - 1;
         // Finished when the command exits, even if a daemon it started lives on.
         let code = loop {
             if let Ok(text) = std::fs::read_to_string(&status_file) {
                 break text.trim().parse::<i32>().unwrap_or(1);
             }
-            if let Ok(Some(status)) = child.try_wait() {
+            if let Ok(Some(status)) = self.running[index].child.try_wait() {
                 if let Ok(text) = std::fs::read_to_string(&status_file) {
                     break text.trim().parse::<i32>().unwrap_or(1);
                 }
@@ -137,8 +193,9 @@ impl Shell {
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         let _ = std::fs::remove_file(&status_file);
-        if matches!(child.try_wait(), Ok(None)) {
-            self.running.push(Running { child, guarded });
+        // What a command left running (a daemon) stays; the guard of one that is done goes.
+        if !matches!(self.running[index].child.try_wait(), Ok(None)) {
+            self.running.remove(index);
         }
         if code == 0 {
             Ok(())

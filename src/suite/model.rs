@@ -292,6 +292,9 @@ pub struct Ready {
     pub timeout: Duration,
     #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
     pub interval: Duration,
+    /// How long the `tcp`/`http` checks may go unanswered during the load; zero: never checked.
+    #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
+    pub watchdog: Duration,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -344,7 +344,7 @@ pub struct RawCommand {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     rename_all = "kebab-case",
-    expecting = "a readiness map (tcp, http, log, timeout)"
+    expecting = "a readiness map (tcp, http, status, log, timeout, interval, watchdog)"
 )]
 #[schemars(deny_unknown_fields)]
 pub struct RawReady {
@@ -357,6 +357,9 @@ pub struct RawReady {
     pub log: Option<Located<String>>,
     pub timeout: Option<Located<DurationValue>>,
     pub interval: Option<Located<DurationValue>>,
+    /// During the load, how long the `tcp`/`http` checks may go unanswered before the suite
+    /// ends as an error (default 30s; 0 turns the watchdog off).
+    pub watchdog: Option<Located<DurationValue>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -19,6 +19,9 @@ use crate::suite::de::Located;
 use crate::suite::diagnostics::{Diagnostic, Diagnostics};
 use crate::suite::interpolate::references;
 use crate::suite::model::*;
+
+/// How long a server's readiness checks may go unanswered during the load.
+const DEFAULT_WATCHDOG: Duration = Duration::from_secs(30);
 use crate::suite::node::{Kind, Node, Span};
 use crate::suite::raw::*;
 use crate::suite::source::SourceMap;
@@ -1346,6 +1349,7 @@ impl Validator<'_> {
                     log,
                     timeout: dur(r.timeout.as_ref()).unwrap_or(Duration::from_secs(60)),
                     interval: dur(r.interval.as_ref()).unwrap_or(Duration::from_millis(250)),
+                    watchdog: dur(r.watchdog.as_ref()).unwrap_or(DEFAULT_WATCHDOG),
                 }
             }
         };
@@ -1456,8 +1460,21 @@ impl Validator<'_> {
                 metrics.push(metric.clone());
             }
         }
-        if listed.is_none() {
-            metrics = kind.all().into_iter().map(str::to_owned).collect();
+        match (kind.unsupported_on(std::env::consts::OS), listed) {
+            (None, None) => metrics = kind.all().into_iter().map(str::to_owned).collect(),
+            (None, Some(_)) => {}
+            // A `server` that lists nothing is simply not monitored here.
+            (Some(_), None) => metrics.clear(),
+            (Some(why), Some(_)) => {
+                self.push(
+                    Diagnostic::error(
+                        raw.map(|r| r.span),
+                        format!("`{name}` cannot be monitored on this platform: {why}"),
+                    )
+                    .with_hint("run on Linux, or scrape the server's own metrics with a `prometheus` source"),
+                );
+                metrics.clear();
+            }
         }
         let url = src
             .and_then(|s| s.url.as_ref())

@@ -2,14 +2,15 @@
 """A server under test for perfgate's tests, able to misbehave on demand.
 
 fakeserver.py --port P [--workers N] [--worker-name NAME] [--leak-mb-per-s R]
-              [--never-ready] [--crash-after S] [--ignore-term]
+              [--never-ready] [--crash-after S] [--hang-after S] [--ignore-term]
               [--daemon --pid-file FILE] [--tag TAG]
 
 The frontend answers every GET with 200 "ok" (unless --never-ready: it never listens). It
 starts N worker processes (`fakeserver.py worker --name NAME ...`, so `workers-match` and MMS's
 `model_service_worker` can find them); with --leak-mb-per-s the first worker grows its memory
 at that rate. --crash-after exits the frontend (status 3) after S seconds, leaving its workers
-behind. --ignore-term makes every process ignore SIGTERM. --daemon double-forks, leaves the
+behind. --hang-after stops answering after S seconds, with the port still open (connections
+are accepted by the kernel, requests never answered), as a deadlocked server does. --ignore-term makes every process ignore SIGTERM. --daemon double-forks, leaves the
 session, writes the frontend's pid to FILE and returns at once, as MMS's `--start` does.
 --tag is only there to mark the command line so tests can find every process.
 """
@@ -83,6 +84,10 @@ def frontend(args):
             if args.crash_after and time.monotonic() - started > args.crash_after:
                 print("fakeserver: crashing now", flush=True)
                 os._exit(3)
+            if args.hang_after and time.monotonic() - started > args.hang_after:
+                print("fakeserver: hanging now", flush=True)
+                while True:
+                    time.sleep(1)
     finally:
         for w in workers:
             w.terminate()
@@ -98,6 +103,7 @@ def main():
     p.add_argument("--leak-mb-per-s", type=float, default=0)
     p.add_argument("--never-ready", action="store_true")
     p.add_argument("--crash-after", type=float, default=0)
+    p.add_argument("--hang-after", type=float, default=0)
     p.add_argument("--ignore-term", action="store_true")
     p.add_argument("--daemon", action="store_true")
     p.add_argument("--pid-file")
