@@ -274,8 +274,14 @@ fn run_command(
             return Ok(ExitCode::Error);
         }
     };
+    write!(
+        stdout,
+        "{}",
+        crate::report::console::criteria_table(&report)
+    )?;
     writeln!(stdout, "reports: {}", artifacts_dir.display())?;
     use crate::report::model::{RunStatus, SuiteStatus};
+    // An error outranks a failed criterion: the criteria of a broken run prove nothing.
     Ok(match report.status {
         RunStatus::Interrupted => ExitCode::Interrupted,
         RunStatus::Terminated => ExitCode::Terminated,
@@ -286,6 +292,9 @@ fn run_command(
                 .any(|s| s.status != SuiteStatus::Completed) =>
         {
             ExitCode::Error
+        }
+        RunStatus::Completed if report.suites.iter().any(|s| s.criteria_failed()) => {
+            ExitCode::CriteriaFailed
         }
         RunStatus::Completed => ExitCode::Ok,
     })

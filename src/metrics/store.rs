@@ -338,6 +338,35 @@ impl Store {
         }
     }
 
+    /// Several labels' measurements merged over seconds `from..to` (a scenario's labels).
+    pub fn window_of(&self, labels: &[String], from: u64, to: u64) -> Snapshot {
+        let mut counts = Counts::default();
+        let mut histogram = new_histogram();
+        let to = to.min(self.seconds());
+        let indices: Vec<usize> = labels
+            .iter()
+            .filter_map(|l| self.labels.iter().position(|x| x == l))
+            .collect();
+        for s in from..to {
+            let row = &self.seconds[usize::try_from(s).unwrap_or(usize::MAX)];
+            for &index in &indices {
+                if let Some(Some(bucket)) = row.get(index) {
+                    bucket.merge_into(&mut counts, &mut histogram);
+                }
+            }
+        }
+        Snapshot {
+            counts,
+            histogram,
+            seconds: to.saturating_sub(from) as f64,
+        }
+    }
+
+    /// When the load ended, once it has.
+    pub fn end(&self) -> Option<Duration> {
+        self.end
+    }
+
     /// Everything recorded for `label`. Once the end is set, throughput is over the measured
     /// time: from the first second with a sample (after any warm-up) to the end of the load.
     pub fn cumulative(&self, label: &str) -> Snapshot {
@@ -434,6 +463,13 @@ impl Snapshot {
     pub fn percentile(&self, level: f64) -> Option<Duration> {
         (self.counts.hits > 0)
             .then(|| Duration::from_micros(self.histogram.value_at_quantile(level / 100.0)))
+    }
+
+    /// Sets the time throughput is divided by (the measured time of a cumulative snapshot).
+    pub fn set_seconds(&mut self, seconds: f64) {
+        if seconds > 0.0 {
+            self.seconds = seconds;
+        }
     }
 
     /// Samples per second over the merged seconds.

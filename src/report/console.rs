@@ -1,8 +1,9 @@
-//! The final per-label table printed after each suite.
+//! The tables printed on the console: per label after each suite, and the criteria of the
+//! whole run at the end.
 
 use std::fmt::Write as _;
 
-use super::model::{SuiteReport, SuiteStatus};
+use super::model::{RunReport, SuiteReport, SuiteStatus};
 
 /// `label | hits | fail | rps | avg | p50 | p90 | p99 | max` for every label, `""` shown as ALL.
 pub fn suite_table(suite: &SuiteReport) -> String {
@@ -63,6 +64,9 @@ pub fn suite_table(suite: &SuiteReport) -> String {
         }
         let _ = writeln!(out, "{}", line.trim_end());
     }
+    if let Some(name) = &suite.stopped_by {
+        let _ = writeln!(out, "  stopped early: criterion `{name}` triggered");
+    }
     if let Some(e) = &suite.error {
         let _ = writeln!(out, "  error: {}", e.message);
         if let Some(tail) = &e.log_tail {
@@ -76,6 +80,49 @@ pub fn suite_table(suite: &SuiteReport) -> String {
         if let Some(hint) = &e.hint {
             let _ = writeln!(out, "  hint: {hint}");
         }
+    }
+    out
+}
+
+/// `suite | criterion | result | observed` for every criterion of the run; empty without any.
+pub fn criteria_table(run: &RunReport) -> String {
+    let mut rows: Vec<[String; 4]> =
+        vec![["suite", "criterion", "result", "observed"].map(str::to_owned)];
+    for suite in &run.suites {
+        for c in &suite.criteria {
+            let result = match c.verdict {
+                crate::criteria::eval::Verdict::Passed => "passed",
+                crate::criteria::eval::Verdict::Failed => "FAILED",
+                crate::criteria::eval::Verdict::Notice => "notice",
+                crate::criteria::eval::Verdict::NoData => "NO DATA",
+            };
+            let observed = match c.window {
+                Some((from, to)) if c.observed.is_some() && c.logic != "cumulative" => {
+                    format!("{} (s {from}-{to})", c.observed_text)
+                }
+                _ => c.observed_text.clone(),
+            };
+            rows.push([
+                suite.name.clone(),
+                c.name.clone(),
+                result.to_owned(),
+                observed,
+            ]);
+        }
+    }
+    if rows.len() == 1 {
+        return String::new();
+    }
+    let widths: Vec<usize> = (0..4)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            let _ = write!(line, "{cell:<w$}  ", w = widths[c]);
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
     }
     out
 }

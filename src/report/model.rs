@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::criteria::eval::Verdict;
 use crate::metrics::{Snapshot, Store};
 
 pub const FORMAT_VERSION: u32 = 1;
@@ -50,6 +51,49 @@ pub struct SuiteReport {
     /// Monitoring series (`source/metric`), sorted by subject.
     #[serde(default)]
     pub monitoring: Vec<SeriesReport>,
+    /// Every criterion of the suite, judged (empty when the load never started).
+    #[serde(default)]
+    pub criteria: Vec<CriterionReport>,
+    /// The name of the `stop` criterion that ended the load early.
+    #[serde(default)]
+    pub stopped_by: Option<String>,
+}
+
+impl SuiteReport {
+    /// Whether a criterion failed (or had no data).
+    pub fn criteria_failed(&self) -> bool {
+        self.criteria.iter().any(|c| c.verdict.fails())
+    }
+}
+
+/// A judged criterion.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct CriterionReport {
+    /// As Taurus names it (`avg-rt of infer>150ms for 10s`): the JUnit testcase name.
+    pub name: String,
+    pub message: Option<String>,
+    /// `suite`, `execution 2`, `scenario infer`.
+    pub scope: String,
+    pub verdict: Verdict,
+    /// In the threshold's unit: seconds, percent, bytes or a number (1 or 0 for `expr`).
+    /// At the trigger; otherwise the value nearest to triggering; `None` without data.
+    pub observed: Option<f64>,
+    /// `observed` as people read it: `152ms`, `2.5%`, `no data`.
+    pub observed_text: String,
+    /// `>`, `<=`, ... or `expr`.
+    pub condition: String,
+    /// `150ms`, `1%`, or the expression.
+    pub threshold: String,
+    /// `for 10s`, `within 5s`, `over 30s`, or `cumulative`.
+    pub logic: String,
+    /// The window of `observed`: `[from, to)` in seconds since the load started.
+    pub window: Option<(u64, u64)>,
+    pub stop: bool,
+    pub fail: bool,
+    /// This criterion's trigger ended the load.
+    pub stopped_load: bool,
+    /// One sentence: what was observed where, against what.
+    pub detail: String,
 }
 
 /// One monitoring series: a reading per second (the mean when a second had several).
@@ -225,4 +269,104 @@ pub fn results_schema() -> serde_json::Value {
         .into_generator()
         .into_root_schema_for::<RunReport>();
     serde_json::to_value(schema).unwrap_or_default()
+}
+
+/// The report of a judged criterion (`judged: None`: the load never ran).
+pub fn criterion_report(
+    c: &crate::suite::model::Criterion,
+    judged: Option<&crate::criteria::eval::Judged>,
+    stopped_load: bool,
+) -> CriterionReport {
+    use crate::criteria::eval::{format_value, threshold_value};
+    use crate::suite::model::{Check, Scope};
+    let (condition, threshold, unit) = match &c.check {
+        Check::Threshold { op, threshold, .. } => (
+            op.symbol().to_owned(),
+            format_value(Some(*threshold), threshold_value(*threshold)),
+            Some(*threshold),
+        ),
+        Check::Expr { expr } => ("expr".to_owned(), expr.clone(), None),
+    };
+    let logic = c.window.map_or_else(
+        || "cumulative".to_owned(),
+        |w| {
+            format!(
+                "{} {}",
+                w.logic.name(),
+                humantime::format_duration(w.timeframe)
+            )
+        },
+    );
+    let scope = match &c.scope {
+        Scope::Suite => "suite".to_owned(),
+        Scope::Execution(i) => format!("execution {}", i + 1),
+        Scope::Scenario(s) => format!("scenario {s}"),
+    };
+    let Some(j) = judged else {
+        return CriterionReport {
+            name: c.name.clone(),
+            message: c.message.clone(),
+            scope,
+            verdict: Verdict::NoData,
+            observed: None,
+            observed_text: "not judged".to_owned(),
+            condition,
+            threshold,
+            logic,
+            window: None,
+            stop: c.stop,
+            fail: c.fail,
+            stopped_load: false,
+            detail: "not judged: the load did not run".to_owned(),
+        };
+    };
+    let observed_text = match (j.observed, &c.check) {
+        (None, _) => "no data".to_owned(),
+        (Some(v), Check::Expr { .. }) => if v != 0.0 { "true" } else { "false" }.to_owned(),
+        (Some(v), Check::Threshold { .. }) => format_value(unit, v),
+    };
+    let window = j
+        .window
+        .map(|(from, to)| format!(" in seconds {from}–{to} of the load"))
+        .unwrap_or_default();
+    let detail = match (&c.check, j.verdict) {
+        (_, Verdict::NoData) => format!(
+            "no data: {}",
+            j.note.as_deref().unwrap_or("nothing was measured")
+        ),
+        (Check::Expr { expr }, Verdict::Failed | Verdict::Notice) => {
+            format!("`{expr}` held{window}")
+        }
+        (Check::Expr { expr }, _) => format!("`{expr}` never held"),
+        (Check::Threshold { .. }, Verdict::Failed | Verdict::Notice) => format!(
+            "observed {observed_text} {condition} {threshold} ({logic}){window}{}",
+            if stopped_load {
+                "; the load was stopped"
+            } else {
+                ""
+            }
+        ),
+        (Check::Threshold { .. }, Verdict::Passed) => match c.window {
+            Some(_) => {
+                format!("never {condition} {threshold} ({logic}); nearest {observed_text}{window}")
+            }
+            None => format!("observed {observed_text}, not {condition} {threshold} (cumulative)"),
+        },
+    };
+    CriterionReport {
+        name: c.name.clone(),
+        message: c.message.clone(),
+        scope,
+        verdict: j.verdict,
+        observed: j.observed,
+        observed_text,
+        condition,
+        threshold,
+        logic,
+        window: j.window,
+        stop: c.stop,
+        fail: c.fail,
+        stopped_load,
+        detail,
+    }
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
+use crate::criteria::eval::Judge;
 use crate::load::{InFlight, LoadEvent, run_execution};
 use crate::metrics::Store;
 use crate::monitor;
@@ -30,6 +31,8 @@ use crate::suite::model::{Service, ShellExec};
 pub enum CancelReason {
     /// Every execution finished.
     Completed,
+    /// A `stop` criterion triggered (its name).
+    CriterionStop(String),
     /// A shellexec `startup` or `check` command failed.
     ShellFailed(String),
     /// A server under test exited or stopped answering during the load.
@@ -138,13 +141,6 @@ async fn run_suite(
 ) -> std::io::Result<(SuiteReport, CancelReason)> {
     let suite = &plan.suite;
     let dir = opts.artifacts_dir.join(&suite.name);
-    if !suite.criteria.is_empty() {
-        writeln!(
-            console,
-            "note: {}: criteria are not judged by this build yet; the measurements are complete",
-            suite.name,
-        )?;
-    }
     std::fs::create_dir_all(&dir)?;
     files::effective_yml(&dir.join("effective.yml"), &suite.effective)?;
     let started_at = now_rfc3339();
@@ -168,6 +164,8 @@ async fn run_suite(
         labels: Vec::new(),
         timeline: Vec::new(),
         monitoring: Vec::new(),
+        criteria: Vec::new(),
+        stopped_by: None,
     };
     // Every shellexec module's commands, stage by stage in declared order.
     let mut shell_config = ShellExec::default();
@@ -189,7 +187,7 @@ async fn run_suite(
         r = start_servers(suite, &dir, &mut shell, &mut servers) => r.map_err(Ok),
         reason = signals.recv() => Err(Err(reason)),
     };
-    let (reason, store) = match setup {
+    let (reason, mut store) = match setup {
         Ok(()) => {
             let (reason, store) =
                 drive(&plan, opts, &mut servers, &mut shell, signals, console).await;
@@ -245,6 +243,7 @@ async fn run_suite(
     report.duration_s = started.elapsed().as_secs_f64();
     match &reason {
         CancelReason::Completed => {}
+        CancelReason::CriterionStop(name) => report.stopped_by = Some(name.clone()),
         CancelReason::ShellFailed(e) => set_error(&mut report, shell_error(&dir, e.clone())),
         CancelReason::ServerFailed {
             label,
@@ -266,6 +265,25 @@ async fn run_suite(
             report.status = SuiteStatus::Interrupted
         }
     }
+    report.criteria = match &mut store {
+        Some(m) => {
+            let judged = m.judge.finish(&m.store, m.store.seconds());
+            suite
+                .criteria
+                .iter()
+                .zip(&judged)
+                .map(|(c, j)| {
+                    let stopped = report.stopped_by.as_deref() == Some(c.name.as_str());
+                    model::criterion_report(c, Some(j), stopped)
+                })
+                .collect()
+        }
+        None => suite
+            .criteria
+            .iter()
+            .map(|c| model::criterion_report(c, None, false))
+            .collect(),
+    };
     if let Some(store) = store {
         let (labels, timeline) = model::stats(&store.store);
         report.labels = labels;
@@ -304,6 +322,7 @@ fn shell_error(dir: &Path, message: String) -> SuiteError {
 fn taurus_exit_code(reason: &CancelReason) -> i32 {
     match reason {
         CancelReason::Completed => 0,
+        CancelReason::CriterionStop(_) => 3,
         CancelReason::ShellFailed(_) | CancelReason::ServerFailed { .. } => 1,
         CancelReason::Interrupted => 130,
         CancelReason::Terminated => 143,
@@ -313,6 +332,7 @@ fn taurus_exit_code(reason: &CancelReason) -> i32 {
 fn stopping_reason(reason: &CancelReason) -> String {
     match reason {
         CancelReason::Completed => String::new(),
+        CancelReason::CriterionStop(name) => format!("criterion `{name}` triggered"),
         CancelReason::ShellFailed(e) => e.clone(),
         CancelReason::ServerFailed { label, what, .. } => format!("server `{label}` {what}"),
         CancelReason::Interrupted => "interrupted (SIGINT)".to_owned(),
@@ -358,6 +378,7 @@ async fn start_servers(
 struct Measured {
     store: Store,
     logged: files::MetricsLog,
+    judge: Judge,
 }
 
 /// The dispatcher loop of one suite.
@@ -372,9 +393,17 @@ async fn drive(
     let dir = opts.artifacts_dir.join(&plan.suite.name);
     let mut store = Store::default();
     let mut logged = files::MetricsLog::new(&plan.suite.monitoring);
+    let mut judge = Judge::new(&plan.suite.criteria, |c| scope_labels(plan, c));
     if let Err(e) = shell.stage(Stage::Startup).await {
         let reason = CancelReason::ShellFailed(e);
-        return (reason, Measured { store, logged });
+        return (
+            reason,
+            Measured {
+                store,
+                logged,
+                judge,
+            },
+        );
     }
     let t0 = Instant::now();
     let (events_tx, mut events) = mpsc::channel(8192);
@@ -435,6 +464,13 @@ async fn drive(
                 store.record_concurrency(second.saturating_sub(1), "", in_flight.get());
                 // Late samples of the previous second may still arrive; close the one before.
                 store.close_before(second.saturating_sub(1));
+                // Criteria are judged on closed seconds; a `stop` one ends the load.
+                if let Some(&i) = judge.closed(&store, second.saturating_sub(1)).first() {
+                    let name = judge.criteria()[i].name.clone();
+                    writeln_or_ignore(console, &format!("{}: criterion `{name}` triggered: stopping the load", plan.suite.name));
+                    reason = reason.max(CancelReason::CriterionStop(name));
+                    break;
+                }
                 progress.line(console, &plan.suite.name, t0.elapsed(), &store);
                 if *PANIC_ON_PURPOSE {
                     panic!("PERFGATE_TEST_PANIC is set: the dispatcher panics on purpose");
@@ -490,7 +526,82 @@ async fn drive(
     while let Ok(reading) = readings.try_recv() {
         file_reading(&mut store, &mut logged, &reading);
     }
-    (reason, Measured { store, logged })
+    (
+        reason,
+        Measured {
+            store,
+            logged,
+            judge,
+        },
+    )
+}
+
+fn writeln_or_ignore(console: &mut (dyn Write + Send), line: &str) {
+    let _ = writeln!(console, "{line}");
+}
+
+/// The labels a scoped criterion without a label stands for: its scenario's requests.
+fn scope_labels(plan: &SuitePlan, c: &crate::suite::model::Criterion) -> Option<Vec<String>> {
+    use crate::suite::model::{Check, Scope};
+    if let Check::Threshold { label, .. } = &c.check
+        && !label.is_empty()
+    {
+        return None;
+    }
+    let scenario = match &c.scope {
+        Scope::Suite => return None,
+        Scope::Execution(i) => plan.suite.executions.get(*i)?.scenario.clone(),
+        Scope::Scenario(name) => name.clone(),
+    };
+    let mut labels = Vec::new();
+    let mut seen = Vec::new();
+    collect_labels(&plan.suite.scenarios, &scenario, &mut labels, &mut seen);
+    // Only when the scenario is not the whole suite's load does the scope narrow anything.
+    let everything = plan.suite.executions.iter().all(|e| e.scenario == scenario);
+    (!everything).then_some(labels)
+}
+
+fn collect_labels(
+    scenarios: &[crate::suite::model::Scenario],
+    name: &str,
+    labels: &mut Vec<String>,
+    seen: &mut Vec<String>,
+) {
+    use crate::suite::model::Step;
+    if seen.iter().any(|s| s == name) {
+        return;
+    }
+    seen.push(name.to_owned());
+    fn walk(
+        steps: &[Step],
+        scenarios: &[crate::suite::model::Scenario],
+        labels: &mut Vec<String>,
+        seen: &mut Vec<String>,
+    ) {
+        for step in steps {
+            match step {
+                Step::Request(r) => {
+                    if !labels.contains(&r.label) {
+                        labels.push(r.label.clone());
+                    }
+                }
+                Step::IncludeScenario { scenario } => {
+                    collect_labels(scenarios, scenario, labels, seen)
+                }
+                Step::Transaction { name, steps } => {
+                    if !labels.contains(name) {
+                        labels.push(name.clone());
+                    }
+                    walk(steps, scenarios, labels, seen);
+                }
+                Step::Loop { steps, .. } => walk(steps, scenarios, labels, seen),
+                Step::SetVariables { .. } => {}
+            }
+        }
+    }
+    if let Some(s) = scenarios.iter().find(|s| s.name == name) {
+        walk(&s.steps, scenarios, labels, seen);
+    }
 }
 
 fn file_reading(store: &mut Store, logged: &mut files::MetricsLog, reading: &monitor::Reading) {

@@ -1,0 +1,873 @@
+//! Judging criteria over the metrics store, live on every closed second and at the end.
+//!
+//! Taurus `passfail` semantics (DESIGN §5), with its known defects fixed:
+//! - Without a timeframe, a criterion is judged once, at the end, on cumulative values.
+//! - `for T`: triggers when the condition held at every measured second of a span of at least
+//!   `T` (a second with no data, such as between the readings of a 5 s monitoring source,
+//!   neither breaks the streak nor lengthens it; a measured second where it did not hold does).
+//! - `within T`: the aggregate over the last `T` seconds (fewer at the start) meets the
+//!   condition. `over T`: the same, only once a full `T` has passed.
+//! - Aggregates merge the window's data, weighted by samples; percentiles come from the merged
+//!   histogram, monitoring means are weighted by readings.
+//! - A trigger is sticky: the first one is kept, with its observed value and window.
+//! - A subject that got no data at all is "no data", which fails (never a silent pass); so
+//!   is an `over` criterion whose load never filled one window.
+//!
+//! This is plain synchronous code over a [`Store`]: time comes from the store's seconds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::criteria::grammar::{Kpi, Logic, Op, Subject, Threshold};
+use crate::metrics::{Snapshot, Store};
+use crate::suite::model::{Check, Criterion};
+
+/// How a criterion ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// The condition never held.
+    Passed,
+    /// The condition held (a failure condition): the suite fails.
+    Failed,
+    /// The condition held, but the criterion is `non-failed` (`fail: false`): a notice.
+    Notice,
+    /// Its subject got no data: fails, as nothing was shown to be fine.
+    NoData,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Passed => "passed",
+            Self::Failed => "failed",
+            Self::Notice => "notice",
+            Self::NoData => "no data",
+        }
+    }
+
+    /// Whether it fails the suite.
+    pub fn fails(self) -> bool {
+        matches!(self, Self::Failed | Self::NoData)
+    }
+}
+
+/// When and where a criterion's condition held first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trigger {
+    /// The window judged: seconds `from..to` of the load.
+    pub from: u64,
+    pub to: u64,
+    pub observed: f64,
+}
+
+/// The judgement of one criterion.
+#[derive(Clone, Debug)]
+pub struct Judged {
+    pub verdict: Verdict,
+    pub trigger: Option<Trigger>,
+    /// What was observed: at the trigger, else the value nearest to triggering (the worst
+    /// window), else the cumulative value. `None` without data.
+    pub observed: Option<f64>,
+    /// The window of `observed`.
+    pub window: Option<(u64, u64)>,
+    /// Why an expression could not be judged, or what had no data.
+    pub note: Option<String>,
+}
+
+/// Live state of one criterion.
+#[derive(Clone, Debug, Default)]
+struct State {
+    trigger: Option<Trigger>,
+    /// First second of the current `for` streak.
+    streak: Option<u64>,
+    /// The value nearest to triggering so far, and its window.
+    worst: Option<(f64, u64, u64)>,
+    /// The first reason it could not be observed.
+    note: Option<String>,
+}
+
+/// The criteria of one suite and their live state.
+#[derive(Debug)]
+pub struct Judge {
+    criteria: Vec<Criterion>,
+    /// Per criterion: the labels its scope stands for when it names none (`None`: all).
+    scopes: Vec<Option<Vec<String>>>,
+    states: Vec<State>,
+    /// Seconds before this one were judged.
+    next: u64,
+}
+
+impl Judge {
+    /// `scope_labels` gives the labels of a scoped criterion (its scenario's requests).
+    pub fn new(
+        criteria: &[Criterion],
+        scope_labels: impl Fn(&Criterion) -> Option<Vec<String>>,
+    ) -> Self {
+        Self {
+            scopes: criteria.iter().map(scope_labels).collect(),
+            states: vec![State::default(); criteria.len()],
+            criteria: criteria.to_vec(),
+            next: 0,
+        }
+    }
+
+    pub fn criteria(&self) -> &[Criterion] {
+        &self.criteria
+    }
+
+    /// Judges the windowed criteria at every second before `closed` not judged yet. Returns
+    /// the indices of the `stop` criteria that triggered now.
+    pub fn closed(&mut self, store: &Store, closed: u64) -> Vec<usize> {
+        let mut stops = Vec::new();
+        while self.next < closed {
+            let second = self.next;
+            self.next += 1;
+            for i in 0..self.criteria.len() {
+                let was = self.states[i].trigger.is_some();
+                self.judge_second(i, store, second);
+                if !was && self.states[i].trigger.is_some() && self.criteria[i].stop {
+                    stops.push(i);
+                }
+            }
+        }
+        stops
+    }
+
+    /// Whether criterion `i` has triggered.
+    pub fn triggered(&self, i: usize) -> bool {
+        self.states[i].trigger.is_some()
+    }
+
+    /// The end: judges the remaining seconds (up to `end`, exclusive), then the criteria
+    /// without a timeframe on cumulative values.
+    pub fn finish(&mut self, store: &Store, end: u64) -> Vec<Judged> {
+        self.closed(store, end);
+        let mut out = Vec::with_capacity(self.criteria.len());
+        for i in 0..self.criteria.len() {
+            let c = &self.criteria[i];
+            if c.window.is_none() {
+                let state = &mut self.states[i];
+                match observe(&c.check, self.scopes[i].as_deref(), store, None) {
+                    Ok(v) => {
+                        let to = store.seconds();
+                        state.worst = Some((v, 0, to));
+                        if holds(&c.check, v) {
+                            state.trigger = Some(Trigger {
+                                from: 0,
+                                to,
+                                observed: v,
+                            });
+                        }
+                    }
+                    Err(why) => state.note = Some(why),
+                }
+            }
+            let state = &self.states[i];
+            let verdict = match (&state.trigger, &state.worst) {
+                (Some(_), _) if c.fail => Verdict::Failed,
+                (Some(_), _) => Verdict::Notice,
+                (None, Some(_)) => Verdict::Passed,
+                (None, None) => Verdict::NoData,
+            };
+            let (observed, window) = match (&state.trigger, state.worst) {
+                (Some(t), _) => (Some(t.observed), Some((t.from, t.to))),
+                (None, Some((v, from, to))) => (Some(v), Some((from, to))),
+                (None, None) => (None, None),
+            };
+            out.push(Judged {
+                verdict,
+                trigger: state.trigger.clone(),
+                observed,
+                window,
+                note: state.note.clone(),
+            });
+        }
+        out
+    }
+
+    fn judge_second(&mut self, i: usize, store: &Store, second: u64) {
+        let c = &self.criteria[i];
+        let state = &mut self.states[i];
+        let Some(window) = c.window else { return };
+        if state.trigger.is_some() {
+            return;
+        }
+        let tf = window.timeframe.as_secs_f64().ceil().max(1.0) as u64;
+        let (from, to) = match window.logic {
+            Logic::For => (second, second + 1),
+            Logic::Within => ((second + 1).saturating_sub(tf), second + 1),
+            Logic::Over if second + 1 < tf => {
+                state.note.get_or_insert_with(|| {
+                    format!("the load was shorter than one full {tf}s window")
+                });
+                return;
+            }
+            Logic::Over => (second + 1 - tf, second + 1),
+        };
+        let value = match observe(&c.check, self.scopes[i].as_deref(), store, Some((from, to))) {
+            Ok(v) => v,
+            Err(why) => {
+                state.note.get_or_insert(why);
+                return;
+            }
+        };
+        let held = holds(&c.check, value);
+        if window.logic == Logic::For {
+            if !held {
+                state.streak = None;
+                note_worst(state, &c.check, value, second, second + 1);
+                return;
+            }
+            let start = *state.streak.get_or_insert(second);
+            note_worst(state, &c.check, value, start, second + 1);
+            if second + 1 - start >= tf {
+                state.trigger = Some(Trigger {
+                    from: start,
+                    to: second + 1,
+                    observed: value,
+                });
+            }
+            return;
+        }
+        note_worst(state, &c.check, value, from, to);
+        if held {
+            state.trigger = Some(Trigger {
+                from,
+                to,
+                observed: value,
+            });
+        }
+    }
+}
+
+/// Keeps the value nearest to triggering (for `>`: the largest).
+fn note_worst(state: &mut State, check: &Check, value: f64, from: u64, to: u64) {
+    let worse = match (state.worst, check) {
+        (None, _) => true,
+        (Some((old, ..)), Check::Threshold { op, .. }) => match op {
+            Op::Gt | Op::Ge => value > old,
+            Op::Lt | Op::Le => value < old,
+            Op::Eq | Op::Ne => true,
+        },
+        (Some(_), Check::Expr { .. }) => value > 0.5,
+    };
+    if worse {
+        state.worst = Some((value, from, to));
+    }
+}
+
+/// Whether the failure condition holds for `value`.
+fn holds(check: &Check, value: f64) -> bool {
+    match check {
+        Check::Expr { .. } => value != 0.0,
+        Check::Threshold { op, threshold, .. } => {
+            let t = threshold_value(*threshold);
+            match op {
+                Op::Gt => value > t,
+                Op::Ge => value >= t,
+                Op::Lt => value < t,
+                Op::Le => value <= t,
+                Op::Eq => value == t,
+                Op::Ne => value != t,
+            }
+        }
+    }
+}
+
+/// A threshold in the unit values are observed in: seconds, percent, bytes, a number.
+pub fn threshold_value(t: Threshold) -> f64 {
+    match t {
+        Threshold::Duration(d) => d.as_secs_f64(),
+        Threshold::Percent(p) => p,
+        Threshold::Bytes(b) => b as f64,
+        Threshold::Number(n) => n,
+    }
+}
+
+/// Writes `value` in the unit of `threshold`: `152ms`, `2.5%`, `1.2MB`, `17`.
+pub fn format_value(threshold: Option<Threshold>, value: f64) -> String {
+    match threshold {
+        Some(Threshold::Duration(_)) => format_seconds(value),
+        Some(Threshold::Percent(_)) => format!("{}%", round_sig(value)),
+        Some(Threshold::Bytes(_)) => format_bytes(value),
+        Some(Threshold::Number(_)) | None => round_sig(value),
+    }
+}
+
+fn format_seconds(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{}s", round_sig(s))
+    } else if s >= 0.001 {
+        format!("{}ms", round_sig(s * 1e3))
+    } else {
+        format!("{}µs", round_sig(s * 1e6))
+    }
+}
+
+fn format_bytes(b: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = b;
+    let mut unit = 0;
+    // Decimal, as thresholds read them (`512MB` is 512e6 bytes).
+    while v.abs() >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    format!("{}{}", round_sig(v), UNITS[unit])
+}
+
+/// At most 4 significant digits, no trailing zeros.
+fn round_sig(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let digits = (3 - v.abs().log10().floor() as i32).clamp(0, 6) as usize;
+    let text = format!("{v:.digits$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        text
+    }
+}
+
+/// The value of a check over seconds `from..to` (or everything, cumulative, for `None`).
+fn observe(
+    check: &Check,
+    scope: Option<&[String]>,
+    store: &Store,
+    window: Option<(u64, u64)>,
+) -> Result<f64, String> {
+    match check {
+        Check::Threshold {
+            subject,
+            label,
+            threshold,
+            ..
+        } => {
+            if let Subject::Monitoring { source, metric } = subject {
+                let name = format!("{source}/{metric}");
+                let (from, to) = window.unwrap_or((0, u64::MAX));
+                return store
+                    .metric_window(&name, from, to)
+                    .ok_or_else(|| format!("no readings of `{name}`"));
+            }
+            let snapshot = snapshot(store, label, scope, window);
+            kpi_value(subject, &snapshot, Some(*threshold)).ok_or_else(|| {
+                let of = if label.is_empty() {
+                    String::new()
+                } else {
+                    format!(" of `{label}`")
+                };
+                format!("no samples{of}")
+            })
+        }
+        Check::Expr { expr } => eval_expr(expr, store, scope, window),
+    }
+}
+
+fn snapshot(
+    store: &Store,
+    label: &str,
+    scope: Option<&[String]>,
+    window: Option<(u64, u64)>,
+) -> Snapshot {
+    match (label, scope, window) {
+        ("", Some(labels), Some((from, to))) => store.window_of(labels, from, to),
+        ("", Some(labels), None) => {
+            let mut s = store.window_of(labels, 0, store.seconds());
+            if let Some(end) = store.end() {
+                s.set_seconds(end.as_secs_f64());
+            }
+            s
+        }
+        (label, _, Some((from, to))) => store.window(label, from, to),
+        (label, _, None) => store.cumulative(label),
+    }
+}
+
+/// A request KPI of a snapshot in the unit its threshold uses; `None` without samples.
+fn kpi_value(subject: &Subject, s: &Snapshot, threshold: Option<Threshold>) -> Option<f64> {
+    let percent = matches!(threshold, Some(Threshold::Percent(_)));
+    let share = |n: u64, of: u64| -> Option<f64> {
+        if percent {
+            (of > 0).then(|| n as f64 * 100.0 / of as f64)
+        } else {
+            (of > 0).then_some(n as f64)
+        }
+    };
+    let secs = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
+    match subject {
+        Subject::Kpi { kpi } => match kpi {
+            Kpi::Hits => (s.hits() + s.dropped() > 0).then_some(s.hits() as f64),
+            Kpi::Succ => share(s.succ(), s.hits()),
+            Kpi::Fail => share(s.fail(), s.hits()),
+            Kpi::Dropped => share(s.dropped(), s.hits() + s.dropped()),
+            Kpi::Bytes => (s.hits() > 0).then_some(s.bytes() as f64),
+            Kpi::AvgRt => secs(s.avg_rt()),
+            Kpi::AvgLt => secs(s.avg_lt()),
+            Kpi::AvgCt => secs(s.avg_ct()),
+            Kpi::StdevRt => secs(s.stdev_rt()),
+            Kpi::Concurrency => (s.hits() + s.concurrency() > 0).then_some(s.concurrency() as f64),
+            Kpi::Throughput => (s.hits() > 0).then(|| s.throughput()).flatten(),
+        },
+        Subject::Percentile { level } => secs(s.percentile(*level)),
+        Subject::ResponseCode { pattern } => share(s.rc(pattern), s.hits()),
+        Subject::Monitoring { .. } => None,
+    }
+}
+
+/// Evaluates an `expr:` criterion; 1.0 when it holds. KPI functions give floats (compare
+/// with `<`, `>`, or `== 100.0`: evalexpr tells 100 from 100.0), times in milliseconds: `p(99, "infer")`, `avg_rt()`, `fail("infer")`, `rc("5??")`,
+/// `metric("server/total_workers")`.
+fn eval_expr(
+    expr: &str,
+    store: &Store,
+    scope: Option<&[String]>,
+    window: Option<(u64, u64)>,
+) -> Result<f64, String> {
+    use evalexpr::{ContextWithMutableFunctions, EvalexprError, Function, HashMapContext, Value};
+
+    // The functions own what they read: snapshots per label and monitoring values.
+    let mut labels: Vec<String> = store.labels().map(str::to_owned).collect();
+    if labels.is_empty() {
+        labels.push(String::new());
+    }
+    let mut snapshots: HashMap<String, Snapshot> = labels
+        .iter()
+        .map(|l| (l.clone(), snapshot(store, l, None, window)))
+        .collect();
+    if scope.is_some() {
+        snapshots.insert(String::new(), snapshot(store, "", scope, window));
+    }
+    let metrics: HashMap<String, Option<f64>> = store
+        .metric_subjects()
+        .map(|m| {
+            let (from, to) = window.unwrap_or((0, u64::MAX));
+            (m.to_owned(), store.metric_window(m, from, to))
+        })
+        .collect();
+    let data = Arc::new((snapshots, metrics));
+
+    fn args(v: &Value) -> Vec<Value> {
+        match v {
+            Value::Tuple(t) => t.clone(),
+            Value::Empty => Vec::new(),
+            v => vec![v.clone()],
+        }
+    }
+    fn no_data(what: String) -> EvalexprError {
+        EvalexprError::CustomMessage(format!("no data for {what}"))
+    }
+    let mut ctx = HashMapContext::new();
+    let kpis: [(&str, Subject, bool); 11] = [
+        ("avg_rt", Subject::Kpi { kpi: Kpi::AvgRt }, true),
+        ("avg_lt", Subject::Kpi { kpi: Kpi::AvgLt }, true),
+        ("avg_ct", Subject::Kpi { kpi: Kpi::AvgCt }, true),
+        ("stdev_rt", Subject::Kpi { kpi: Kpi::StdevRt }, true),
+        ("hits", Subject::Kpi { kpi: Kpi::Hits }, false),
+        ("succ", Subject::Kpi { kpi: Kpi::Succ }, false),
+        ("fail", Subject::Kpi { kpi: Kpi::Fail }, false),
+        ("bytes", Subject::Kpi { kpi: Kpi::Bytes }, false),
+        (
+            "throughput",
+            Subject::Kpi {
+                kpi: Kpi::Throughput,
+            },
+            false,
+        ),
+        (
+            "concurrency",
+            Subject::Kpi {
+                kpi: Kpi::Concurrency,
+            },
+            false,
+        ),
+        ("dropped", Subject::Kpi { kpi: Kpi::Dropped }, false),
+    ];
+    let set = |ctx: &mut HashMapContext, name: &str, f: Function| {
+        ctx.set_function(name.to_owned(), f)
+            .map_err(|e| e.to_string())
+    };
+    for (name, subject, is_time) in kpis {
+        let data = Arc::clone(&data);
+        let fname = name.to_owned();
+        set(
+            &mut ctx,
+            name,
+            Function::new(move |arg| {
+                let a = args(arg);
+                let label = match a.first() {
+                    Some(v) => v.as_string()?,
+                    None => String::new(),
+                };
+                let s = data
+                    .0
+                    .get(&label)
+                    .ok_or_else(|| no_data(format!("{fname}(\"{label}\")")))?;
+                let v = kpi_value(&subject, s, None)
+                    .ok_or_else(|| no_data(format!("{fname}(\"{label}\")")))?;
+                Ok(Value::Float(if is_time { v * 1e3 } else { v }))
+            }),
+        )?;
+    }
+    {
+        let data = Arc::clone(&data);
+        set(
+            &mut ctx,
+            "p",
+            Function::new(move |arg| {
+                let a = args(arg);
+                let level = a
+                    .first()
+                    .ok_or_else(|| {
+                        EvalexprError::CustomMessage("p(level, label) needs a level".into())
+                    })?
+                    .as_number()?;
+                let label = match a.get(1) {
+                    Some(v) => v.as_string()?,
+                    None => String::new(),
+                };
+                let s = data
+                    .0
+                    .get(&label)
+                    .ok_or_else(|| no_data(format!("p({level}, \"{label}\")")))?;
+                let v = s
+                    .percentile(level)
+                    .ok_or_else(|| no_data(format!("p({level}, \"{label}\")")))?;
+                Ok(Value::Float(v.as_secs_f64() * 1e3))
+            }),
+        )?;
+    }
+    {
+        let data = Arc::clone(&data);
+        set(
+            &mut ctx,
+            "rc",
+            Function::new(move |arg| {
+                let a = args(arg);
+                let pattern = a
+                    .first()
+                    .ok_or_else(|| {
+                        EvalexprError::CustomMessage("rc(code, label) needs a code".into())
+                    })?
+                    .as_string()?;
+                let label = match a.get(1) {
+                    Some(v) => v.as_string()?,
+                    None => String::new(),
+                };
+                let s = data
+                    .0
+                    .get(&label)
+                    .ok_or_else(|| no_data(format!("rc(\"{pattern}\", \"{label}\")")))?;
+                Ok(Value::Float(s.rc(&pattern) as f64))
+            }),
+        )?;
+    }
+    {
+        let data = Arc::clone(&data);
+        set(
+            &mut ctx,
+            "metric",
+            Function::new(move |arg| {
+                let name = arg.as_string()?;
+                let v = data
+                    .1
+                    .get(&name)
+                    .copied()
+                    .flatten()
+                    .ok_or_else(|| no_data(format!("metric(\"{name}\")")))?;
+                Ok(Value::Float(v))
+            }),
+        )?;
+    }
+    match evalexpr::eval_boolean_with_context(expr, &ctx) {
+        Ok(b) => Ok(if b { 1.0 } else { 0.0 }),
+        Err(EvalexprError::CustomMessage(m)) => Err(m),
+        Err(e) => Err(format!("the expression could not be evaluated: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::criteria::grammar::{parse_short, parse_subject, parse_threshold};
+    use crate::metrics::{Outcome, Sample};
+    use crate::suite::model::{Scope, Window};
+
+    /// A criterion from its short form, as validation compiles it.
+    fn crit(text: &str) -> Criterion {
+        let p = parse_short(text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+        let subject = parse_subject(&p.subject.text).expect("subject");
+        let threshold = parse_threshold(&subject, &p.threshold.text).expect("threshold");
+        let window = p.logic.as_ref().map(|l| Window {
+            logic: Logic::parse(&l.text).expect("logic"),
+            timeframe: crate::suite::units::parse_duration(&p.timeframe.as_ref().expect("tf").text)
+                .expect("duration"),
+        });
+        Criterion {
+            name: text.to_owned(),
+            message: None,
+            check: Check::Threshold {
+                subject,
+                label: p.label.map(|l| l.text).unwrap_or_default(),
+                op: Op::parse(&p.op.text).expect("op"),
+                threshold,
+            },
+            window,
+            stop: p.action.as_ref().is_none_or(|a| a.text == "stop"),
+            fail: p.outcome.as_ref().is_none_or(|o| o.text == "failed"),
+            scope: Scope::Suite,
+        }
+    }
+
+    fn expr(text: &str) -> Criterion {
+        Criterion {
+            name: text.to_owned(),
+            message: None,
+            check: Check::Expr {
+                expr: text.to_owned(),
+            },
+            window: None,
+            stop: false,
+            fail: true,
+            scope: Scope::Suite,
+        }
+    }
+
+    /// `n` samples of `label` in `second`, each taking `ms`, failing when `ok` is false.
+    fn add(store: &mut Store, second: u64, label: &str, ms: u64, n: u64, ok: bool) {
+        for _ in 0..n {
+            store.record(&Sample {
+                label: label.to_owned(),
+                second,
+                rt: Duration::from_millis(ms),
+                lt: Duration::from_millis(ms / 2),
+                ct: None,
+                bytes: 100,
+                outcome: Outcome::Response {
+                    status: if ok { 200 } else { 503 },
+                    success: ok,
+                    message: None,
+                },
+            });
+        }
+    }
+
+    /// A store where label `a` has one latency per second (10 samples each).
+    fn latencies(ms: &[u64]) -> Store {
+        let mut s = Store::default();
+        for (t, &m) in ms.iter().enumerate() {
+            if m > 0 {
+                add(&mut s, t as u64, "a", m, 10, true);
+            }
+        }
+        s.set_end(Duration::from_secs(ms.len() as u64));
+        s
+    }
+
+    /// Judges `c` second by second; returns the verdict and the trigger window.
+    fn judge(c: Criterion, store: &Store) -> (Verdict, Option<(u64, u64)>) {
+        let mut j = Judge::new(&[c], |_| None);
+        j.closed(store, store.seconds());
+        let r = j.finish(store, store.seconds()).remove(0);
+        (r.verdict, r.trigger.map(|t| (t.from, t.to)))
+    }
+
+    #[test]
+    fn semantics_table() {
+        use Verdict::*;
+        // (criterion, per-second avg latency of `a` in ms (0: no samples), verdict, window)
+        type Case<'a> = (&'a str, &'a [u64], Verdict, Option<(u64, u64)>);
+        let cases: &[Case] = &[
+            // for: three seconds in a row above 100 ms
+            (
+                "avg-rt of a>100ms for 3s",
+                &[50, 150, 150, 150, 50],
+                Failed,
+                Some((1, 4)),
+            ),
+            // for: a break in the streak resets it
+            (
+                "avg-rt of a>100ms for 3s",
+                &[150, 150, 50, 150, 150, 50],
+                Passed,
+                None,
+            ),
+            // for: a second without samples neither breaks nor counts
+            (
+                "avg-rt of a>100ms for 3s",
+                &[150, 0, 150, 50],
+                Failed,
+                Some((0, 3)),
+            ),
+            ("avg-rt of a>100ms for 3s", &[150, 0, 50, 150], Passed, None),
+            // within: a partial window at the start is judged
+            (
+                "avg-rt of a>100ms within 10s",
+                &[300, 50],
+                Failed,
+                Some((0, 1)),
+            ),
+            // within: weighted by samples over the window (mean 100 = not above)
+            ("avg-rt of a>100ms within 2s", &[50, 150, 50], Passed, None),
+            (
+                "avg-rt of a>90ms within 2s",
+                &[50, 150, 50],
+                Failed,
+                Some((0, 2)),
+            ),
+            // over: needs a full window; two seconds of a 3 s window do not count
+            ("avg-rt of a>100ms over 3s", &[300, 300], NoData, None),
+            (
+                "avg-rt of a>100ms over 3s",
+                &[300, 300, 300],
+                Failed,
+                Some((0, 3)),
+            ),
+            // cumulative at the end, no timeframe
+            ("avg-rt of a>100ms", &[50, 50, 500], Failed, Some((0, 3))),
+            ("avg-rt of a>300ms", &[50, 50, 500], Passed, None),
+            // non-failed: a notice
+            (
+                "avg-rt of a>100ms, continue as non-failed",
+                &[500],
+                Notice,
+                Some((0, 1)),
+            ),
+            // no data: a label that got no sample fails
+            ("avg-rt of b>100ms", &[50], NoData, None),
+            ("avg-rt of b>100ms for 2s", &[50, 50], NoData, None),
+            // != and <
+            ("avg-rt of a!=50ms", &[50, 50], Passed, None),
+            (
+                "avg-rt of a<60ms within 1s",
+                &[70, 50],
+                Failed,
+                Some((1, 2)),
+            ),
+            // percentiles at any level
+            ("p99.9 of a>100ms", &[50, 150], Failed, Some((0, 2))),
+            ("p50>120ms over 2s", &[50, 150, 150], Failed, Some((1, 3))),
+            ("p75>120ms over 2s", &[50, 150, 150], Failed, Some((0, 2))),
+            ("p75>160ms over 2s", &[50, 150, 150], Passed, None),
+        ];
+        for (text, ms, verdict, window) in cases {
+            let got = judge(crit(text), &latencies(ms));
+            assert_eq!(got, (*verdict, *window), "{text} on {ms:?}");
+        }
+    }
+
+    #[test]
+    fn sticky_triggers_keep_the_first_window() {
+        let store = latencies(&[300, 50, 50, 300]);
+        let (verdict, window) = judge(crit("avg-rt of a>100ms within 1s"), &store);
+        assert_eq!((verdict, window), (Verdict::Failed, Some((0, 1))));
+    }
+
+    #[test]
+    fn stop_criteria_are_reported_once_when_they_trigger() {
+        let store = latencies(&[50, 300, 300, 300]);
+        let mut j = Judge::new(
+            &[
+                crit("avg-rt of a>100ms for 2s, stop as failed"),
+                crit("avg-rt of a>100ms for 1s, continue as failed"),
+            ],
+            |_| None,
+        );
+        assert!(j.closed(&store, 2).is_empty());
+        assert!(j.triggered(1), "continue triggers without stopping");
+        assert_eq!(j.closed(&store, 3), vec![0]);
+        assert!(j.closed(&store, 4).is_empty(), "sticky: not reported again");
+    }
+
+    #[test]
+    fn label_scoped_vs_overall_and_shares() {
+        let mut s = Store::default();
+        add(&mut s, 0, "ok", 10, 90, true);
+        add(&mut s, 0, "bad", 10, 10, false);
+        s.set_end(Duration::from_secs(1));
+        assert_eq!(judge(crit("fail>5%"), &s).0, Verdict::Failed);
+        assert_eq!(judge(crit("fail>15%"), &s).0, Verdict::Passed);
+        assert_eq!(judge(crit("fail of ok>0%"), &s).0, Verdict::Passed);
+        assert_eq!(judge(crit("fail of bad>99%"), &s).0, Verdict::Failed);
+        assert_eq!(judge(crit("rc503>9"), &s).0, Verdict::Failed);
+        assert_eq!(judge(crit("rc5??>10%"), &s).0, Verdict::Passed);
+        assert_eq!(judge(crit("hits of ok<90"), &s).0, Verdict::Passed);
+        // A scoped criterion without a label reads its scenario's labels only.
+        let mut j = Judge::new(&[crit("fail>5%")], |_| Some(vec!["ok".to_owned()]));
+        j.closed(&s, 1);
+        assert_eq!(j.finish(&s, 1)[0].verdict, Verdict::Passed);
+    }
+
+    #[test]
+    fn monitoring_criteria() {
+        let mut s = latencies(&[10, 10, 10, 10]);
+        for (t, v) in [(0, 100.0), (1, 600.0), (2, 700.0), (3, 200.0)] {
+            s.record_metric(t, "srv/sum_workers_memory_rss", v * 1e6);
+        }
+        let c = "srv/sum_workers_memory_rss>512MB for 2s";
+        assert_eq!(judge(crit(c), &s), (Verdict::Failed, Some((1, 3))));
+        let c = "srv/sum_workers_memory_rss>512MB for 3s";
+        assert_eq!(judge(crit(c), &s).0, Verdict::Passed);
+        // Cumulative: the mean of every reading.
+        assert_eq!(
+            judge(crit("srv/sum_workers_memory_rss>400MB"), &s).0,
+            Verdict::Passed
+        );
+        assert_eq!(judge(crit("srv/total_workers>1"), &s).0, Verdict::NoData);
+        // A reading every other second still makes a `for` streak.
+        let mut sparse = latencies(&[10, 10, 10, 10, 10]);
+        for t in [0, 2, 4] {
+            sparse.record_metric(t, "srv/cpu", 95.0);
+        }
+        assert_eq!(
+            judge(crit("srv/cpu>90 for 5s"), &sparse),
+            (Verdict::Failed, Some((0, 5)))
+        );
+    }
+
+    #[test]
+    fn expressions() {
+        let mut s = Store::default();
+        add(&mut s, 0, "infer", 10, 99, true);
+        add(&mut s, 0, "infer", 500, 1, true);
+        s.record_metric(0, "srv/total_workers", 4.0);
+        s.set_end(Duration::from_secs(1));
+        let run = |e: &str| {
+            let mut j = Judge::new(&[expr(e)], |_| None);
+            j.closed(&s, 1);
+            j.finish(&s, 1).remove(0)
+        };
+        assert_eq!(
+            run(r#"p(99.9, "infer") > 3 * p(50, "infer")"#).verdict,
+            Verdict::Failed
+        );
+        assert_eq!(run(r#"avg_rt("infer") > 100"#).verdict, Verdict::Passed);
+        assert_eq!(
+            run(r#"hits() < 100 || metric("srv/total_workers") < 4"#).verdict,
+            Verdict::Passed
+        );
+        let missing = run(r#"p(99, "nothing") > 1"#);
+        assert_eq!(missing.verdict, Verdict::NoData);
+        assert!(
+            missing
+                .note
+                .unwrap_or_default()
+                .contains("no data for p(99, \"nothing\")")
+        );
+    }
+
+    #[test]
+    fn values_are_written_in_the_threshold_unit() {
+        let d = Some(Threshold::Duration(Duration::ZERO));
+        assert_eq!(format_value(d, 0.1523), "152.3ms");
+        assert_eq!(format_value(d, 2.5), "2.5s");
+        assert_eq!(format_value(Some(Threshold::Percent(1.0)), 2.5), "2.5%");
+        assert_eq!(format_value(Some(Threshold::Bytes(1)), 1.5e6), "1.5MB");
+        assert_eq!(format_value(None, 17.0), "17");
+    }
+}
