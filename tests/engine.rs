@@ -146,6 +146,7 @@ fn suite(dir: &std::path::Path, yaml: &str, port: u16) -> SuitePlan {
 async fn run(plan: SuitePlan, dir: &std::path::Path) -> RunReport {
     let opts = RunOptions {
         artifacts_dir: dir.join("reports"),
+        destinations: Default::default(),
         progress: false,
         fail_fast: false,
         seed: 7,

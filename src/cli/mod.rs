@@ -68,6 +68,17 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Re-render junit.xml, report.html, summary.md and the per-suite files from a results.json.
+    Report {
+        /// A results.json written by `perfgate run`.
+        #[arg(value_name = "RESULTS.json")]
+        results: PathBuf,
+        /// Where the reports go (default: the directory of RESULTS.json).
+        #[arg(short = 'a', long = "artifacts-dir", value_name = "DIR")]
+        artifacts_dir: Option<PathBuf>,
+        #[command(flatten)]
+        outputs: OutputArgs,
+    },
     /// Run the reference model server (KServe v2 REST, Prometheus /metrics).
     DemoServer(DemoArgs),
     /// Print the JSON Schema of the suite format (or of results.json).
@@ -113,6 +124,36 @@ pub struct RunArgs {
     /// Seed for think times and arrivals (default: from the clock; recorded in results.json).
     #[arg(long)]
     pub seed: Option<u64>,
+    #[command(flatten)]
+    pub outputs: OutputArgs,
+}
+
+/// Where the run-level reports go (default: in the artifacts directory).
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Write the run's JUnit XML here (default: <artifacts>/junit.xml).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write the HTML report here (default: <artifacts>/report.html).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Write results.json here (default: <artifacts>/results.json).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write the Markdown summary here, e.g. "$GITHUB_STEP_SUMMARY" (default: <artifacts>/summary.md).
+    #[arg(long = "summary-md", value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
+}
+
+impl OutputArgs {
+    fn destinations(&self) -> crate::report::Destinations {
+        crate::report::Destinations {
+            junit: self.junit.clone(),
+            html: self.html.clone(),
+            json: self.json.clone(),
+            summary_md: self.summary_md.clone(),
+        }
+    }
 }
 
 /// `perfgate demo-server` options.
@@ -186,6 +227,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Validate(args) => validate(&args, &mut stdout, &mut stderr),
         Command::List { suites, format } => list(&suites, format, &mut stdout, &mut stderr),
         Command::Schema { output, results } => schema(output, results, &mut stdout, &mut stderr),
+        Command::Report {
+            results,
+            artifacts_dir,
+            outputs,
+        } => report(&results, artifacts_dir, &outputs, &mut stdout, &mut stderr),
         Command::DemoServer(args) => {
             drop(stdout);
             demo_server(args, &mut stderr)
@@ -226,6 +272,7 @@ fn run_command(
         .collect();
     let opts = crate::run::RunOptions {
         artifacts_dir: artifacts_dir.clone(),
+        destinations: args.outputs.destinations(),
         progress: !args.no_progress && !args.quiet,
         fail_fast: args.fail_fast,
         seed,
@@ -280,24 +327,90 @@ fn run_command(
         crate::report::console::criteria_table(&report)
     )?;
     writeln!(stdout, "reports: {}", artifacts_dir.display())?;
+    Ok(exit_code(&report))
+}
+
+/// `perfgate report RESULTS.json`: every report again, from saved results.
+fn report(
+    results: &std::path::Path,
+    artifacts_dir: Option<PathBuf>,
+    outputs: &OutputArgs,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> std::io::Result<ExitCode> {
+    let text = match std::fs::read_to_string(results) {
+        Ok(t) => t,
+        Err(e) => {
+            writeln!(stderr, "error: cannot read `{}`: {e}", results.display())?;
+            return Ok(ExitCode::Error);
+        }
+    };
+    let run: crate::report::RunReport = match serde_json::from_str(&text) {
+        Ok(r) => r,
+        Err(e) => {
+            writeln!(
+                stderr,
+                "error: `{}` line {}: not a perfgate results.json: {e}\n  hint: pass the results.json that `perfgate run` wrote in its artifacts directory",
+                results.display(),
+                e.line()
+            )?;
+            return Ok(ExitCode::Error);
+        }
+    };
+    if run.format_version > crate::report::model::FORMAT_VERSION {
+        writeln!(
+            stderr,
+            "error: `{}` has format version {}; this perfgate reads up to {}\n  hint: re-render it with a newer perfgate",
+            results.display(),
+            run.format_version,
+            crate::report::model::FORMAT_VERSION
+        )?;
+        return Ok(ExitCode::Error);
+    }
+    let dir = artifacts_dir.unwrap_or_else(|| {
+        results
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf)
+    });
+    let mut destinations = outputs.destinations();
+    // Re-rendering in place must not rewrite the results it reads from elsewhere.
+    destinations
+        .json
+        .get_or_insert_with(|| dir.join("results.json"));
+    if let Err(e) = crate::report::write_all(&run, &dir, &destinations) {
+        writeln!(
+            stderr,
+            "error: failed to write reports in `{}`: {e}",
+            dir.display()
+        )?;
+        return Ok(ExitCode::Error);
+    }
+    write!(stdout, "{}", crate::report::console::criteria_table(&run))?;
+    writeln!(stdout, "reports: {}", dir.display())?;
+    Ok(exit_code(&run))
+}
+
+/// The exit code of a run. An error outranks a failed criterion: the criteria of a broken
+/// run prove nothing.
+fn exit_code(run: &crate::report::RunReport) -> ExitCode {
     use crate::report::model::{RunStatus, SuiteStatus};
-    // An error outranks a failed criterion: the criteria of a broken run prove nothing.
-    Ok(match report.status {
+    match run.status {
         RunStatus::Interrupted => ExitCode::Interrupted,
         RunStatus::Terminated => ExitCode::Terminated,
         RunStatus::Completed
-            if report
+            if run
                 .suites
                 .iter()
                 .any(|s| s.status != SuiteStatus::Completed) =>
         {
             ExitCode::Error
         }
-        RunStatus::Completed if report.suites.iter().any(|s| s.criteria_failed()) => {
+        RunStatus::Completed if run.suites.iter().any(|s| s.criteria_failed()) => {
             ExitCode::CriteriaFailed
         }
         RunStatus::Completed => ExitCode::Ok,
-    })
+    }
 }
 
 fn demo_server(args: DemoArgs, stderr: &mut dyn Write) -> std::io::Result<ExitCode> {

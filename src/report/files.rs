@@ -132,16 +132,18 @@ pub fn timeline_csv(path: &Path, rows: &[TimelineRow]) -> std::io::Result<()> {
 }
 
 /// `effective.yml`: the merged, interpolated suite that ran.
-pub fn effective_yml(path: &Path, effective: &serde_json::Value) -> std::io::Result<()> {
+/// Writes `effective.yml`; returns the YAML.
+pub fn effective_yml(path: &Path, effective: &serde_json::Value) -> std::io::Result<String> {
     let text =
         serde_saphyr::to_string(effective).map_err(|e| std::io::Error::other(e.to_string()))?;
     write_atomically(
         path,
         format!(
-            "# The suite as perfgate ran it: every layer merged, variables substituted.\n{text}"
+            "# The suite as perfgate ran it: every layer merged, variables substituted, secrets redacted.\n{text}"
         )
         .as_bytes(),
-    )
+    )?;
+    Ok(text)
 }
 
 /// The readings of the monitoring sources with `logging: true`, for `metrics.csv`.

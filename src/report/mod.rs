@@ -1,11 +1,76 @@
 //! Reports: every format renders the one serialisable [`RunReport`].
 //!
 //! [`model`] builds the report from the metrics store; [`files`] writes `results.json`,
-//! `final_stats.csv` (Taurus dump-csv columns), `timeline.csv` and `effective.yml`, each
-//! atomically; [`console`] renders the final table. Nothing here measures or runs anything.
+//! `final_stats.csv` (Taurus dump-csv columns), `timeline.csv` and `effective.yml`; [`junit`]
+//! the JUnit XML, [`html`] the HTML report, [`summary`] `summary.md`, [`dump`] the Jenkins
+//! Performance Plugin XML. [`write_all`] writes every run-level and per-suite report, each
+//! atomically, from a `RunReport` alone, so `perfgate report` re-renders them from
+//! `results.json`. [`redact`] keeps secrets out of all of them. Nothing here measures or
+//! runs anything.
 
 pub mod console;
+pub mod dump;
 pub mod files;
+pub mod html;
+pub mod junit;
 pub mod model;
+pub mod redact;
+pub mod summary;
+
+use std::path::{Path, PathBuf};
 
 pub use model::RunReport;
+
+/// Where the run-level reports go; `None`: the default name in the artifacts directory.
+#[derive(Clone, Debug, Default)]
+pub struct Destinations {
+    pub junit: Option<PathBuf>,
+    pub html: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+    pub summary_md: Option<PathBuf>,
+}
+
+/// Writes every report of `run` under `dir`: `results.json`, `junit.xml`, `report.html`,
+/// `summary.md`, and per suite `xunit.xml` (or its `junit-xml` `filename`) and the
+/// `final-stats` dumps it asks for.
+pub fn write_all(run: &RunReport, dir: &Path, to: &Destinations) -> std::io::Result<()> {
+    let at = |given: &Option<PathBuf>, name: &str| given.clone().unwrap_or_else(|| dir.join(name));
+    files::results_json(&at(&to.json, "results.json"), run)?;
+    let xml = |report: &quick_junit::Report| {
+        report
+            .to_string()
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    };
+    files::write_atomically(
+        &at(&to.junit, "junit.xml"),
+        xml(&junit::run_report(run))?.as_bytes(),
+    )?;
+    for suite in &run.suites {
+        let suite_dir = dir.join(&suite.name);
+        let name = suite
+            .outputs
+            .junit_filename
+            .as_deref()
+            .unwrap_or("xunit.xml");
+        files::write_atomically(
+            &suite_dir.join(name),
+            xml(&junit::suite_report(suite))?.as_bytes(),
+        )?;
+        if let Some(csv) = &suite.outputs.dump_csv {
+            files::final_stats_csv(&suite_dir.join(csv), &suite.labels)?;
+        }
+        if let Some(xml_path) = &suite.outputs.dump_xml {
+            files::write_atomically(
+                &suite_dir.join(xml_path),
+                dump::final_stats_xml(suite).as_bytes(),
+            )?;
+        }
+    }
+    files::write_atomically(
+        &at(&to.summary_md, "summary.md"),
+        summary::markdown(run).as_bytes(),
+    )?;
+    let page = html::render(run).map_err(std::io::Error::other)?;
+    files::write_atomically(&at(&to.html, "report.html"), page.as_bytes())?;
+    Ok(())
+}

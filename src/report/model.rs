@@ -42,6 +42,9 @@ pub struct SuiteReport {
     /// Seeds think times and arrivals; rerun with the same seed for the same schedule.
     pub seed: u64,
     pub started_at: String,
+    /// When the load started (second 0 of the timeline and of criteria windows), RFC 3339.
+    #[serde(default)]
+    pub load_started_at: Option<String>,
     pub duration_s: f64,
     pub executions: Vec<ExecutionReport>,
     /// Per label, `""` (all labels) first.
@@ -57,6 +60,25 @@ pub struct SuiteReport {
     /// The name of the `stop` criterion that ended the load early.
     #[serde(default)]
     pub stopped_by: Option<String>,
+    /// What the suite's `reporting` asks of the report files.
+    #[serde(default)]
+    pub outputs: SuiteOutputs,
+    /// The suite as it ran (`effective.yml`), with secrets redacted.
+    #[serde(default)]
+    pub effective_yaml: String,
+}
+
+/// The report files a suite's `reporting` modules ask for.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct SuiteOutputs {
+    /// `junit-xml` `filename`, relative to the suite's directory (default `xunit.xml`).
+    pub junit_filename: Option<String>,
+    /// `junit-xml` `data-source: sample-labels`: a testcase per label instead of per criterion.
+    pub junit_sample_labels: bool,
+    /// `final-stats` `dump-csv`, relative to the suite's directory.
+    pub dump_csv: Option<String>,
+    /// `final-stats` `dump-xml`, relative to the suite's directory.
+    pub dump_xml: Option<String>,
 }
 
 impl SuiteReport {
@@ -195,6 +217,9 @@ pub struct TimelineRow {
     pub p50_ms: Option<f64>,
     pub p90_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+    /// Response code ("200", "Exception") → count in this second.
+    #[serde(default)]
+    pub rc: BTreeMap<String, u64>,
 }
 
 fn ms(d: Option<std::time::Duration>) -> Option<f64> {
@@ -257,6 +282,7 @@ pub fn stats(store: &Store) -> (Vec<LabelStats>, Vec<TimelineRow>) {
                 p50_ms: ms(s.percentile(50.0)),
                 p90_ms: ms(s.percentile(90.0)),
                 p99_ms: ms(s.percentile(99.0)),
+                rc: s.codes().clone(),
             });
         }
     }

@@ -22,6 +22,7 @@ use crate::report::files;
 use crate::report::model::{
     self, ExecutionReport, RunReport, RunStatus, SuiteError, SuiteReport, SuiteStatus,
 };
+use crate::report::redact::Redactor;
 use crate::server::shellexec::{Shell, Stage};
 use crate::server::{ManagedServer, ServerError};
 use crate::suite::model::{Service, ShellExec};
@@ -55,6 +56,8 @@ static PANIC_ON_PURPOSE: std::sync::LazyLock<bool> =
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     pub artifacts_dir: PathBuf,
+    /// Run-level report paths given on the command line.
+    pub destinations: crate::report::Destinations,
     /// A progress line every 10 s (and a live line on a terminal).
     pub progress: bool,
     /// Stop after the first suite that does not complete.
@@ -92,13 +95,13 @@ pub async fn run_suites(
             _ => {}
         }
         // Written after every suite: a crash later still leaves what was measured.
-        files::results_json(&opts.artifacts_dir.join("results.json"), &report)?;
+        crate::report::write_all(&report, &opts.artifacts_dir, &opts.destinations)?;
         if report.status != RunStatus::Completed || (failed && opts.fail_fast) {
             break;
         }
     }
     report.duration_s = started.elapsed().as_secs_f64();
-    files::results_json(&opts.artifacts_dir.join("results.json"), &report)?;
+    crate::report::write_all(&report, &opts.artifacts_dir, &opts.destinations)?;
     Ok(report)
 }
 
@@ -142,7 +145,11 @@ async fn run_suite(
     let suite = &plan.suite;
     let dir = opts.artifacts_dir.join(&suite.name);
     std::fs::create_dir_all(&dir)?;
-    files::effective_yml(&dir.join("effective.yml"), &suite.effective)?;
+    // Secrets never reach a report: headers such as Authorization, and settings.secrets.
+    let redactor = Redactor::new(&suite.settings.secrets, &suite.settings.env);
+    let mut effective = suite.effective.clone();
+    redactor.config(&mut effective);
+    let effective_yaml = files::effective_yml(&dir.join("effective.yml"), &effective)?;
     let started_at = now_rfc3339();
     let started = Instant::now();
     let mut report = SuiteReport {
@@ -166,6 +173,9 @@ async fn run_suite(
         monitoring: Vec::new(),
         criteria: Vec::new(),
         stopped_by: None,
+        outputs: outputs(suite),
+        effective_yaml,
+        load_started_at: None,
     };
     // Every shellexec module's commands, stage by stage in declared order.
     let mut shell_config = ShellExec::default();
@@ -285,6 +295,7 @@ async fn run_suite(
             .collect(),
     };
     if let Some(store) = store {
+        report.load_started_at = Some(store.started_at.clone());
         let (labels, timeline) = model::stats(&store.store);
         report.labels = labels;
         report.timeline = timeline;
@@ -295,7 +306,7 @@ async fn run_suite(
             files::metrics_csv(&dir.join("metrics.csv"), &store.logged)?;
         }
     }
-    Ok((report, reason))
+    Ok((redactor.report(report), reason))
 }
 
 /// The first error of a suite is the one reported; the suite is an error from then on.
@@ -376,6 +387,8 @@ async fn start_servers(
 
 /// What one suite's load measured.
 struct Measured {
+    /// When the load started (second 0).
+    started_at: String,
     store: Store,
     logged: files::MetricsLog,
     judge: Judge,
@@ -399,6 +412,7 @@ async fn drive(
         return (
             reason,
             Measured {
+                started_at: now_rfc3339(),
                 store,
                 logged,
                 judge,
@@ -406,6 +420,7 @@ async fn drive(
         );
     }
     let t0 = Instant::now();
+    let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let (events_tx, mut events) = mpsc::channel(8192);
     let (stop_tx, stop) = watch::channel(false);
     let in_flight = InFlight::default();
@@ -529,6 +544,7 @@ async fn drive(
     (
         reason,
         Measured {
+            started_at,
             store,
             logged,
             judge,
@@ -716,4 +732,29 @@ pub fn default_artifacts_dir() -> PathBuf {
         .to_string()
         .replace(':', "-");
     Path::new("reports").join(stamp.trim_end_matches('Z'))
+}
+
+/// What the suite's `reporting` modules ask of the report files.
+fn outputs(suite: &crate::suite::model::Suite) -> model::SuiteOutputs {
+    use crate::suite::model::{JunitDataSource, Reporter};
+    let mut out = model::SuiteOutputs::default();
+    for r in &suite.reporters {
+        match r {
+            Reporter::JunitXml {
+                filename,
+                data_source,
+            } => {
+                out.junit_filename.clone_from(filename);
+                out.junit_sample_labels = matches!(data_source, JunitDataSource::SampleLabels);
+            }
+            Reporter::FinalStats {
+                dump_csv, dump_xml, ..
+            } => {
+                out.dump_csv.clone_from(dump_csv);
+                out.dump_xml.clone_from(dump_xml);
+            }
+            _ => {}
+        }
+    }
+    out
 }

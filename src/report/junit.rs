@@ -1,0 +1,195 @@
+//! JUnit XML (quick-junit): `junit.xml` for the run, `xunit.xml` per suite.
+//!
+//! One `<testsuite>` per suite file; one `<testcase>` per criterion, named as Taurus names it
+//! (`avg-rt of infer>150ms for 10s`), classname the suite. A triggered criterion (or one with
+//! no data) is a `<failure>` giving the observed value, the threshold, the logic and the
+//! window's start and end; a server or engine failure is an `<error>` with the log tail; a suite
+//! without criteria is one skipped testcase. With `data-source: sample-labels` the per-suite
+//! file has a testcase per label instead, failed when any of its samples failed. quick-junit
+//! escapes every string, so labels and log lines are text, never markup.
+
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+
+use super::model::{CriterionReport, RunReport, SuiteReport, SuiteStatus};
+use crate::criteria::eval::Verdict;
+
+/// The run-level report: every suite, criteria as testcases.
+pub fn run_report(run: &RunReport) -> Report {
+    let mut report = Report::new("perfgate");
+    if let Some(ts) = timestamp(&run.started_at) {
+        report.set_timestamp(ts);
+    }
+    report.set_time(secs(run.duration_s));
+    for suite in &run.suites {
+        report.add_test_suite(test_suite(suite, false));
+    }
+    report
+}
+
+/// A suite's own report (`xunit.xml`), honouring its `data-source`.
+pub fn suite_report(suite: &SuiteReport) -> Report {
+    let mut report = Report::new(suite.name.as_str());
+    if let Some(ts) = timestamp(&suite.started_at) {
+        report.set_timestamp(ts);
+    }
+    report.set_time(secs(suite.duration_s));
+    report.add_test_suite(test_suite(suite, suite.outputs.junit_sample_labels));
+    report
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s).unwrap_or_default()
+}
+
+fn timestamp(rfc3339: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_rfc3339(rfc3339).ok()
+}
+
+/// Wall-clock time of second `s` of the suite's load.
+pub fn wall_time(suite: &SuiteReport, s: u64) -> Option<String> {
+    let t0 = timestamp(suite.load_started_at.as_deref()?)?;
+    let t = t0 + chrono::Duration::seconds(i64::try_from(s).ok()?);
+    Some(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+fn test_suite(suite: &SuiteReport, sample_labels: bool) -> TestSuite {
+    let mut ts = TestSuite::new(suite.name.as_str());
+    if let Some(t) = timestamp(&suite.started_at) {
+        ts.set_timestamp(t);
+    }
+    ts.set_time(secs(suite.duration_s));
+    ts.add_property(("path", suite.path.as_str()));
+    ts.add_property(("seed", suite.seed.to_string().as_str()));
+    if let Some(name) = &suite.stopped_by {
+        ts.add_property(("stopped-by", name.as_str()));
+    }
+    if let Some(case) = error_case(suite) {
+        ts.add_test_case(case);
+    }
+    if sample_labels {
+        for label in suite.labels.iter().filter(|l| !l.label.is_empty()) {
+            let status = if label.fail == 0 {
+                TestCaseStatus::success()
+            } else {
+                let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                st.set_message(format!("{} of {} samples failed", label.fail, label.hits));
+                st.set_type("failed samples");
+                let errors: Vec<String> = label
+                    .errors
+                    .iter()
+                    .map(|(message, n)| format!("{n} × {message}"))
+                    .collect();
+                st.set_description(errors.join("\n"));
+                st
+            };
+            let mut case = TestCase::new(label.label.as_str(), status);
+            case.set_classname(suite.name.as_str());
+            ts.add_test_case(case);
+        }
+    } else {
+        for c in &suite.criteria {
+            ts.add_test_case(criterion_case(suite, c));
+        }
+    }
+    if ts.test_cases.is_empty() {
+        let mut st = TestCaseStatus::skipped();
+        st.set_message("this suite has no criteria");
+        let mut case = TestCase::new("no criteria", st);
+        case.set_classname(suite.name.as_str());
+        ts.add_test_case(case);
+    }
+    ts
+}
+
+fn error_case(suite: &SuiteReport) -> Option<TestCase> {
+    let (message, description, ty) = match (&suite.error, suite.status) {
+        (Some(e), _) => {
+            let mut description = String::new();
+            if let Some(tail) = &e.log_tail {
+                description.push_str(tail);
+                description.push('\n');
+            }
+            if let Some(log) = &e.log {
+                description.push_str(&format!("log: {log}\n"));
+            }
+            if let Some(hint) = &e.hint {
+                description.push_str(&format!("hint: {hint}\n"));
+            }
+            (e.message.clone(), description, "error")
+        }
+        (None, SuiteStatus::Interrupted) => (
+            "the run was interrupted; what was measured until then is reported".to_owned(),
+            String::new(),
+            "interrupted",
+        ),
+        (None, _) => return None,
+    };
+    let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
+    st.set_message(message);
+    st.set_type(ty);
+    if !description.is_empty() {
+        st.set_description(description);
+    }
+    let mut case = TestCase::new(format!("{} run", suite.name), st);
+    case.set_classname(suite.name.as_str());
+    case.set_time(secs(suite.duration_s));
+    Some(case)
+}
+
+fn criterion_case(suite: &SuiteReport, c: &CriterionReport) -> TestCase {
+    let status = match c.verdict {
+        Verdict::Passed | Verdict::Notice => TestCaseStatus::success(),
+        Verdict::NoData if c.observed_text == "not judged" => {
+            let mut st = TestCaseStatus::skipped();
+            st.set_message(c.detail.as_str());
+            st
+        }
+        Verdict::Failed | Verdict::NoData => {
+            let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            let message = match &c.message {
+                Some(m) => format!("{m}: {}", c.detail),
+                None => c.detail.clone(),
+            };
+            st.set_message(message);
+            st.set_type(if c.verdict == Verdict::NoData {
+                "no data"
+            } else {
+                "criterion"
+            });
+            st.set_description(description(suite, c));
+            st
+        }
+    };
+    let mut case = TestCase::new(c.name.as_str(), status);
+    case.set_classname(suite.name.as_str());
+    if c.verdict == Verdict::Notice {
+        case.set_system_out(format!("notice (non-failed): {}", c.detail));
+    }
+    case
+}
+
+/// Every fact of a failed criterion, a line each.
+fn description(suite: &SuiteReport, c: &CriterionReport) -> String {
+    let mut lines = vec![
+        format!("criterion: {}", c.name),
+        format!("observed: {}", c.observed_text),
+        format!("condition: {} {}", c.condition, c.threshold),
+        format!("logic: {}", c.logic),
+    ];
+    if let Some((from, to)) = c.window {
+        let at = |s| {
+            wall_time(suite, s)
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default()
+        };
+        lines.push(format!("window start: second {from}{}", at(from)));
+        lines.push(format!("window end: second {to}{}", at(to)));
+    }
+    lines.push(format!("scope: {}", c.scope));
+    if c.stopped_load {
+        lines.push("action: stopped the load".to_owned());
+    }
+    lines.join("\n")
+}

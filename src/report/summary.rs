@@ -1,0 +1,114 @@
+//! `summary.md`: the verdict and criteria as Markdown, for `$GITHUB_STEP_SUMMARY`.
+
+use std::fmt::Write as _;
+
+use super::model::{RunReport, RunStatus, SuiteStatus};
+use crate::criteria::eval::Verdict;
+
+/// The whole run: a verdict line, a table of suites, a table of criteria.
+pub fn markdown(run: &RunReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "## perfgate: {}\n", verdict(run));
+    let _ = writeln!(
+        out,
+        "| suite | status | requests | errors | p99 | criteria |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---|");
+    for s in &run.suites {
+        let all = s.labels.iter().find(|l| l.label.is_empty());
+        let hits = all.map_or(0, |l| l.hits);
+        let errors = all.map_or("-".to_owned(), |l| {
+            if l.hits == 0 {
+                "-".to_owned()
+            } else {
+                format!("{:.2}%", 100.0 * l.fail as f64 / l.hits as f64)
+            }
+        });
+        let p99 = all
+            .and_then(|l| l.percentiles_ms.get("99.0"))
+            .map_or("-".to_owned(), |v| format!("{v:.1} ms"));
+        let failed = s.criteria.iter().filter(|c| c.verdict.fails()).count();
+        let criteria = if s.criteria.is_empty() {
+            "none".to_owned()
+        } else {
+            format!("{} of {} failed", failed, s.criteria.len())
+        };
+        let status = match (s.status, s.criteria_failed()) {
+            (SuiteStatus::Error, _) => "❌ error",
+            (SuiteStatus::Interrupted, _) => "⚠️ interrupted",
+            (SuiteStatus::Completed, true) => "❌ failed",
+            (SuiteStatus::Completed, false) => "✅ passed",
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {status} | {hits} | {errors} | {p99} | {criteria} |",
+            cell(&s.name)
+        );
+    }
+    let criteria: Vec<_> = run
+        .suites
+        .iter()
+        .flat_map(|s| s.criteria.iter().map(move |c| (s, c)))
+        .collect();
+    if !criteria.is_empty() {
+        let _ = writeln!(out, "\n| suite | criterion | result | observed |");
+        let _ = writeln!(out, "|---|---|---|---|");
+        for (s, c) in criteria {
+            let result = match c.verdict {
+                Verdict::Passed => "✅ passed",
+                Verdict::Failed => "❌ failed",
+                Verdict::Notice => "ℹ️ notice",
+                Verdict::NoData => "❌ no data",
+            };
+            let _ = writeln!(
+                out,
+                "| {} | `{}` | {result} | {} |",
+                cell(&s.name),
+                c.name.replace('`', "'").replace('|', "\\|"),
+                cell(&c.detail)
+            );
+        }
+    }
+    for s in run.suites.iter().filter(|s| s.error.is_some()) {
+        if let Some(e) = &s.error {
+            let _ = writeln!(out, "\n**{}**: {}", cell(&s.name), cell(&e.message));
+        }
+    }
+    out
+}
+
+/// One word for the whole run.
+pub fn verdict(run: &RunReport) -> &'static str {
+    match run.status {
+        RunStatus::Interrupted | RunStatus::Terminated => "interrupted",
+        RunStatus::Completed
+            if run
+                .suites
+                .iter()
+                .any(|s| s.status != SuiteStatus::Completed) =>
+        {
+            "error"
+        }
+        RunStatus::Completed if run.suites.iter().any(|s| s.criteria_failed()) => "failed",
+        RunStatus::Completed => "passed",
+    }
+}
+
+/// Text safe in a Markdown table cell: no markup, no HTML, no line breaks.
+fn cell(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '|' | '\\' | '`' | '*' | '_' | '[' | ']' | '#' | '!' => {
+                out.push('\\');
+                out.push(ch);
+            }
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
