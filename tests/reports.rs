@@ -1,0 +1,443 @@
+//! Verdicts end to end against demo-server: criteria that pass (exit 0), a `stop` criterion
+//! that ends the load early (exit 3), a server crash (exit 1, `<error>`); the JUnit files
+//! parse back with quick-junit and match snapshots with timings redacted; untrusted labels are
+//! escaped and secrets redacted everywhere; `perfgate report` re-renders the same files; and
+//! the HTML report opens in headless Chromium with no console errors.
+
+#![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn perfgate_in(dir: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("TMPDIR", dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A demo-server suite: `server_args` after the port, `criteria` as YAML list items.
+fn suite(server_args: &str, hold: &str, criteria: &[&str]) -> String {
+    let criteria: String = criteria.iter().map(|c| format!("      - {c}\n")).collect();
+    format!(
+        r#"settings: {{ports: [PORT]}}
+services:
+  - module: server
+    label: model-server
+    command: ["${{PERFGATE}}", "demo-server", "--port", "${{PORT}}"{server_args}]
+    ready: {{http: "http://127.0.0.1:${{PORT}}/v2/health/ready", timeout: 10s}}
+    monitoring: {{metrics: [total_processes]}}
+execution: [{{scenario: s, concurrency: 2, throughput: 50, hold-for: {hold}}}]
+scenarios:
+  s:
+    default-address: "http://127.0.0.1:${{PORT}}"
+    requests:
+      - url: /v2/models/mlp/infer
+        label: infer
+        method: POST
+        body: {{inputs: [{{name: input, shape: [1, 4], datatype: FP32, data: [1, 2, 3, 4]}}]}}
+reporting:
+  - module: passfail
+    criteria:
+{criteria}  - module: junit-xml
+"#
+    )
+}
+
+fn read(path: impl AsRef<Path>) -> String {
+    std::fs::read_to_string(path.as_ref())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.as_ref().display()))
+}
+
+fn junit(path: impl AsRef<Path>) -> quick_junit::Report {
+    quick_junit::Report::deserialize_from_str(&read(path)).unwrap()
+}
+
+/// JUnit text with what changes from run to run (times, timestamps, seeds, paths) redacted.
+fn redacted(xml: &str) -> String {
+    let rules = [
+        (r#"time="[0-9.]+""#, r#"time="[time]""#),
+        (r#"timestamp="[^"]+""#, r#"timestamp="[timestamp]""#),
+        (
+            r#"name="seed" value="\d+""#,
+            r#"name="seed" value="[seed]""#,
+        ),
+        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "[wall time]"),
+        (r"observed: [0-9.]+(µs|ms|s)", "observed: [latency]"),
+        (r"observed [0-9.]+(µs|ms|s)", "observed [latency]"),
+        (r"second \d+", "second [n]"),
+        (
+            r"\d+ listening on http://127.0.0.1:\d+",
+            "[pid] listening on http://127.0.0.1:[port]",
+        ),
+        (r"seconds \d+–\d+", "seconds [from]–[to]"),
+    ];
+    let mut out = xml.to_owned();
+    for (pattern, with) in rules {
+        out = regex::Regex::new(pattern)
+            .unwrap()
+            .replace_all(&out, with)
+            .into_owned();
+    }
+    out
+}
+
+#[test]
+fn criteria_that_pass_exit_0_and_junit_parses_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = suite(
+        "",
+        "3s",
+        &[
+            "avg-rt of infer>5s",
+            "fail of infer>50%",
+            "p99.9 of infer>10s within 2s",
+            "model-server/total_processes>50 for 2s",
+            "'expr: p(99, \"infer\") > 1000000'",
+        ],
+    )
+    .replace("'expr: ", "{expr: '")
+    .replace("1000000'", "1000000'}");
+    std::fs::write(dir.path().join("pass.yaml"), text).unwrap();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["run", "pass.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("suite  criterion"), "final table: {out}");
+    let report = junit(dir.path().join("out/junit.xml"));
+    assert_eq!(report.tests, 5);
+    assert_eq!(report.failures, 0);
+    assert_eq!(report.errors, 0);
+    let suite = &report.test_suites[0];
+    assert_eq!(suite.name.as_str(), "pass");
+    assert!(
+        suite
+            .test_cases
+            .iter()
+            .all(|c| c.classname.as_ref().map(|n| n.as_str()) == Some("pass"))
+    );
+    insta::assert_snapshot!(
+        "junit_pass",
+        redacted(&read(dir.path().join("out/junit.xml")))
+    );
+    let xunit = junit(dir.path().join("out/pass/xunit.xml"));
+    assert_eq!(xunit.tests, 5);
+    let summary = read(dir.path().join("out/summary.md"));
+    assert!(summary.starts_with("## perfgate: passed"), "{summary}");
+}
+
+#[test]
+fn a_stop_criterion_ends_the_load_early_with_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = suite(
+        r#", "--latency", "20ms""#,
+        "60s",
+        &["avg-rt of infer>5ms for 2s, stop as failed", "fail>50%"],
+    );
+    std::fs::write(dir.path().join("slow.yaml"), text).unwrap();
+    let started = Instant::now();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["run", "slow.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "stopped well before hold-for: {:?}",
+        started.elapsed()
+    );
+    assert!(out.contains("triggered: stopping the load"), "{out}");
+    let report = junit(dir.path().join("out/junit.xml"));
+    assert_eq!((report.tests, report.failures, report.errors), (2, 1, 0));
+    let xml = read(dir.path().join("out/junit.xml"));
+    for fact in [
+        "observed: ",
+        "condition: &gt; 5ms",
+        "logic: for 2s",
+        "window start: second",
+        "window end: second",
+    ] {
+        assert!(xml.contains(fact), "{fact} in {xml}");
+    }
+    insta::assert_snapshot!("junit_stop", redacted(&xml));
+    let results: serde_json::Value =
+        serde_json::from_str(&read(dir.path().join("out/results.json"))).unwrap();
+    assert_eq!(
+        results["suites"][0]["stopped_by"],
+        "avg-rt of infer>5ms for 2s"
+    );
+    assert_eq!(results["suites"][0]["criteria"][0]["verdict"], "failed");
+    assert_eq!(results["suites"][0]["criteria"][1]["verdict"], "passed");
+}
+
+#[test]
+fn a_server_crash_is_an_error_testcase_with_the_log_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"settings: {ports: [PORT]}
+services:
+  - module: server
+    label: fragile
+    command: [sh, -c, 'echo "fragile: about to fall over"; "$0" demo-server --port "$1" & sleep 1.5; kill $!; exit 3', "${PERFGATE}", "${PORT}"]
+    ready: {tcp: "127.0.0.1:${PORT}", timeout: 10s}
+execution: [{scenario: s, concurrency: 1, throughput: 20, hold-for: 30s}]
+scenarios:
+  s: {default-address: "http://127.0.0.1:${PORT}", requests: [/v2/health/ready]}
+reporting:
+  - module: passfail
+    criteria: [fail>50%]
+"#;
+    std::fs::write(dir.path().join("crash.yaml"), text).unwrap();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["run", "crash.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 1, "{out}");
+    let report = junit(dir.path().join("out/junit.xml"));
+    assert_eq!(report.errors, 1, "{out}");
+    let xml = read(dir.path().join("out/crash/xunit.xml"));
+    assert!(
+        xml.contains(
+            "<error message=\"server `fragile` exited during the load with exit status: 3\""
+        ),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("fragile: about to fall over"),
+        "log tail: {xml}"
+    );
+    insta::assert_snapshot!(
+        "junit_crash",
+        redacted(&read(dir.path().join("out/junit.xml")))
+    );
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn untrusted_text_is_escaped_secrets_are_redacted_and_reports_re_render() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"settings:
+  ports: [PORT]
+  env: {TOKEN: "tok-9f8e7d6c"}
+  secrets: [TOKEN]
+services:
+  - module: server
+    label: model-server
+    command: ["${PERFGATE}", "demo-server", "--port", "${PORT}"]
+    ready: {http: "http://127.0.0.1:${PORT}/v2/health/ready", timeout: 10s}
+execution: [{scenario: s, concurrency: 1, throughput: 20, hold-for: 2s}]
+scenarios:
+  s:
+    default-address: "http://127.0.0.1:${PORT}"
+    headers: {Authorization: "Bearer abc.def.ghi", X-Api-Key: "key-1234567"}
+    requests:
+      - url: "/v2/health/ready?token=${TOKEN}"
+        label: "<script>alert(1)</script>"
+        headers: {Cookie: "session=s-42424242", X-Token: "${TOKEN}"}
+reporting:
+  - module: passfail
+    criteria: ['avg-rt of "<script>alert(1)</script>">10s']
+  - module: final-stats
+    dump-xml: final_stats.xml
+"#;
+    std::fs::write(dir.path().join("xss.yaml"), text).unwrap();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["run", "xss.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let html = read(dir.path().join("out/report.html"));
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;&#x2F;script&gt;")
+            || html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "escaped label"
+    );
+    assert!(
+        !html.contains("<script>alert(1)"),
+        "no live markup from a label"
+    );
+    assert!(!html.contains("<script"), "the report has no script at all");
+    for xml in [
+        "out/junit.xml",
+        "out/xss/xunit.xml",
+        "out/xss/final_stats.xml",
+    ] {
+        let text = read(dir.path().join(xml));
+        assert!(!text.contains("<script>"), "{xml}: {text}");
+    }
+    quick_junit::Report::deserialize_from_str(&read(dir.path().join("out/junit.xml"))).unwrap();
+    for path in files(&dir.path().join("out")) {
+        let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+        for secret in ["tok-9f8e7d6c", "abc.def.ghi", "key-1234567", "s-42424242"] {
+            assert!(!text.contains(secret), "{} leaks {secret}", path.display());
+        }
+    }
+    let effective = read(dir.path().join("out/xss/effective.yml"));
+    assert!(
+        effective.contains("Authorization: \"***\"")
+            || effective.contains("Authorization: '***'")
+            || effective.contains("Authorization: ***"),
+        "{effective}"
+    );
+    // `perfgate report` renders the same files from results.json alone.
+    let (code, out) = perfgate_in(dir.path(), &["report", "out/results.json", "-a", "again"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        read(dir.path().join("again/junit.xml")),
+        read(dir.path().join("out/junit.xml"))
+    );
+    assert_eq!(
+        read(dir.path().join("again/xss/final_stats.xml")),
+        read(dir.path().join("out/xss/final_stats.xml"))
+    );
+    assert_eq!(
+        read(dir.path().join("again/report.html")),
+        read(dir.path().join("out/report.html"))
+    );
+    // A file that is not results.json is a clear error.
+    std::fs::write(dir.path().join("bad.json"), "{\"suites\": 3}").unwrap();
+    let (code, out) = perfgate_in(dir.path(), &["report", "bad.json"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("bad.json") && out.contains("not a perfgate results.json"),
+        "{out}"
+    );
+}
+
+/// Chromium's console messages (any level) while loading `url`, and the DOM it built.
+fn chromium(url: &str, profile: &Path, extra: &[String]) -> (Vec<String>, String) {
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(url)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let console = stderr
+        .lines()
+        .filter(|l| l.contains(":CONSOLE"))
+        .map(str::to_owned)
+        .collect();
+    (console, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn the_html_report_renders_in_headless_chromium() {
+    let found = Command::new("chromium").arg("--version").output().is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install chromium (apt-get install chromium)"
+        );
+        eprintln!("skipped: no chromium on this machine (CI installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let text = suite(
+        r#", "--latency", "15ms""#,
+        "30s",
+        &[
+            "avg-rt of infer>5ms for 2s, stop as failed",
+            "p99 of infer>1s",
+        ],
+    );
+    std::fs::write(dir.path().join("page.yaml"), text).unwrap();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["run", "page.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 3, "{out}");
+    let report = dir.path().join("out/report.html");
+    let url = format!("file://{}", report.display());
+
+    // The detector works: a page with console errors is caught.
+    let bad = dir.path().join("bad.html");
+    std::fs::write(
+        &bad,
+        "<!DOCTYPE html><script>console.error('x'); nope();</script>",
+    )
+    .unwrap();
+    let (console, _) = chromium(
+        &format!("file://{}", bad.display()),
+        &dir.path().join("profile-bad"),
+        &["--dump-dom".to_owned()],
+    );
+    assert!(!console.is_empty(), "console errors are seen");
+
+    let (console, dom) = chromium(
+        &url,
+        &dir.path().join("profile"),
+        &["--dump-dom".to_owned()],
+    );
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    assert!(dom.contains("perfgate: failed"), "verdict banner");
+    assert!(
+        dom.contains(r#"<table class="criteria">"#),
+        "criteria table"
+    );
+    assert!(
+        dom.contains("avg-rt of infer&gt;5ms for 2s"),
+        "criterion row"
+    );
+    assert!(dom.matches(r#"<svg class="chart""#).count() >= 4, "charts");
+    assert!(
+        dom.contains(r#"class="mark""#),
+        "the triggered window is shaded"
+    );
+
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join("report.png");
+    let _ = std::fs::remove_file(&shot);
+    chromium(
+        &url,
+        &dir.path().join("profile-shot"),
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1200,2000".to_owned(),
+        ],
+    );
+    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        size > 10_000,
+        "a screenshot at {} ({size} bytes)",
+        shot.display()
+    );
+}
