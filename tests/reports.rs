@@ -264,6 +264,9 @@ reporting:
     criteria: ['avg-rt of "<script>alert(1)</script>">10s']
   - module: final-stats
     dump-xml: final_stats.xml
+  - module: junit-xml
+    filename: labels.xml
+    data-source: sample-labels
 "#;
     std::fs::write(dir.path().join("xss.yaml"), text).unwrap();
     let (code, out) = perfgate_in(
@@ -282,9 +285,18 @@ reporting:
         "no live markup from a label"
     );
     assert!(!html.contains("<script"), "the report has no script at all");
+    // `data-source: sample-labels`: a testcase per label, in the file `filename` names.
+    let labels = junit(dir.path().join("out/xss/labels.xml"));
+    let names: Vec<&str> = labels.test_suites[0]
+        .test_cases
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(names, ["<script>alert(1)</script>"]);
+    assert!(!dir.path().join("out/xss/xunit.xml").exists());
     for xml in [
         "out/junit.xml",
-        "out/xss/xunit.xml",
+        "out/xss/labels.xml",
         "out/xss/final_stats.xml",
     ] {
         let text = read(dir.path().join(xml));

@@ -137,6 +137,29 @@ impl Judge {
         stops
     }
 
+    /// For the progress line: the first triggered criterion, or how many are fine so far.
+    pub fn summary(&self) -> Option<String> {
+        if self.criteria.is_empty() {
+            return None;
+        }
+        let triggered: Vec<&Criterion> = self
+            .criteria
+            .iter()
+            .zip(&self.states)
+            .filter(|(_, s)| s.trigger.is_some())
+            .map(|(c, _)| c)
+            .collect();
+        Some(match triggered.first() {
+            None => format!("criteria: {} ok so far", self.criteria.len()),
+            Some(c) if triggered.len() == 1 => format!("criterion triggered: {}", c.name),
+            Some(c) => format!(
+                "criteria triggered: {} and {} more",
+                c.name,
+                triggered.len() - 1
+            ),
+        })
+    }
+
     /// Whether criterion `i` has triggered.
     pub fn triggered(&self, i: usize) -> bool {
         self.states[i].trigger.is_some()

@@ -486,7 +486,7 @@ async fn drive(
                     reason = reason.max(CancelReason::CriterionStop(name));
                     break;
                 }
-                progress.line(console, &plan.suite.name, t0.elapsed(), &store);
+                progress.line(console, &plan.suite.name, t0.elapsed(), &store, judge.summary());
                 if *PANIC_ON_PURPOSE {
                     panic!("PERFGATE_TEST_PANIC is set: the dispatcher panics on purpose");
                 }
@@ -691,7 +691,14 @@ impl Progress {
         Self { enabled, bar }
     }
 
-    fn line(&self, console: &mut dyn Write, suite: &str, elapsed: Duration, store: &Store) {
+    fn line(
+        &self,
+        console: &mut dyn Write,
+        suite: &str,
+        elapsed: Duration,
+        store: &Store,
+        criteria: Option<String>,
+    ) {
         let secs = elapsed.as_secs();
         if !self.enabled || (self.bar.is_none() && !secs.is_multiple_of(10)) {
             return;
@@ -701,12 +708,16 @@ impl Progress {
         let p99 = all.percentile(99.0).map_or("-".to_owned(), |d| {
             format!("{:.1}ms", d.as_secs_f64() * 1000.0)
         });
-        let status = format!(
+        let mut status = format!(
             "{} req/s  p99 {p99}  errors {}  dropped {}",
             last.hits(),
             all.fail(),
             all.dropped()
         );
+        if let Some(c) = criteria {
+            status.push_str("  ");
+            status.push_str(&c);
+        }
         match &self.bar {
             Some(bar) => {
                 bar.set_position(secs);
