@@ -350,6 +350,15 @@ services:
 execution: [{{scenario: s, concurrency: 2, throughput: 20, hold-for: 3s}}]
 scenarios:
   s: {{default-address: "http://127.0.0.1:${{PORT}}", requests: [/]}}
+reporting:
+  - module: passfail
+    criteria:
+      - class: bzt.modules.monitoring.MonitoringCriteria
+        subject: ServerLocalClient/total_workers
+        condition: '<'
+        threshold: 2
+        timeframe: 1s
+      - ServerLocalClient/frontend_memory_rss>1KB, continue as failed
 "#,
         helper = helper().display(),
         pid = dir.path().join(".model_server.pid").display(),
@@ -359,9 +368,13 @@ scenarios:
         dir.path(),
         &["run", "mms.yaml", "--no-progress", "-a", "out"],
     );
-    assert_eq!(code, 0, "{out}");
+    // The MMS-style monitoring criterion passes; the cumulative one fails (exit 3), and the
+    // post-process command saw that verdict.
+    assert_eq!(code, 3, "{out}");
     let r = results(dir.path());
     assert_eq!(r["suites"][0]["labels"][0]["fail"], 0, "{out}");
+    assert_eq!(r["suites"][0]["criteria"][0]["verdict"], "passed", "{out}");
+    assert_eq!(r["suites"][0]["criteria"][1]["verdict"], "failed", "{out}");
     let workers = series(&r, "ServerLocalClient/total_workers");
     assert!(
         !workers.is_empty() && workers.iter().all(|w| *w == 2.0),
@@ -370,7 +383,7 @@ scenarios:
     assert!(series(&r, "ServerLocalClient/frontend_memory_rss")[0] > 1e6);
     assert!(series(&r, "ServerLocalClient/mem")[0] > 0.0);
     let stopped = std::fs::read_to_string(dir.path().join("out/mms/stopped.txt")).unwrap();
-    assert_eq!(stopped.trim(), "stopped at exit code 0");
+    assert_eq!(stopped.trim(), "stopped at exit code 3");
     let csv = std::fs::read_to_string(dir.path().join("out/mms/metrics.csv")).unwrap();
     assert!(csv.starts_with("ts,total_workers,sum_workers_memory_rss,frontend_memory_rss,mem\n"));
     assert_none_left(&tag);

@@ -213,12 +213,18 @@ async fn run_suite(
             (reason, None)
         }
     };
+    // The load is over: the criteria are judged now, so shutdown commands see the verdict.
+    let judged = store
+        .as_mut()
+        .map(|m| m.judge.finish(&m.store, m.store.seconds()));
     if store.is_some() {
+        let failed = judged.iter().flatten().any(|j| j.verdict.fails());
+        let code = match taurus_exit_code(&reason) {
+            0 if failed => 3,
+            code => code,
+        };
         shell.outcome_env = vec![
-            (
-                "TAURUS_EXIT_CODE".to_owned(),
-                taurus_exit_code(&reason).to_string(),
-            ),
+            ("TAURUS_EXIT_CODE".to_owned(), code.to_string()),
             (
                 "TAURUS_STOPPING_REASON".to_owned(),
                 stopping_reason(&reason),
@@ -275,19 +281,16 @@ async fn run_suite(
             report.status = SuiteStatus::Interrupted
         }
     }
-    report.criteria = match &mut store {
-        Some(m) => {
-            let judged = m.judge.finish(&m.store, m.store.seconds());
-            suite
-                .criteria
-                .iter()
-                .zip(&judged)
-                .map(|(c, j)| {
-                    let stopped = report.stopped_by.as_deref() == Some(c.name.as_str());
-                    model::criterion_report(c, Some(j), stopped)
-                })
-                .collect()
-        }
+    report.criteria = match &judged {
+        Some(judged) => suite
+            .criteria
+            .iter()
+            .zip(judged)
+            .map(|(c, j)| {
+                let stopped = report.stopped_by.as_deref() == Some(c.name.as_str());
+                model::criterion_report(c, Some(j), stopped)
+            })
+            .collect(),
         None => suite
             .criteria
             .iter()
