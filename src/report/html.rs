@@ -3,11 +3,11 @@
 //!
 //! The page is a tera template (`templates/report.html.tera`, embedded) with autoescaping on:
 //! every label, URL, message and log line from the suite or the server is text, never markup.
-//! Charts are SVG drawn here; the only text in them goes through [`escape`]. Each point has a
-//! `<title>`, so hovering shows its value; the windows of triggered criteria are shaded.
+//! Charts are laid out here ([`Chart`]: coordinates, ticks, hover texts) and drawn as SVG by
+//! the template, so their text is escaped like the rest. Each point has a `<title>`, so
+//! hovering shows its value; the windows of triggered criteria are shaded.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use serde::Serialize;
 
@@ -16,11 +16,19 @@ use crate::criteria::eval::Verdict;
 
 const TEMPLATE: &str = include_str!("../../templates/report.html.tera");
 
+#[derive(Debug, thiserror::Error)]
+pub enum HtmlError {
+    #[error("the report template does not parse")]
+    Template(#[source] tera::Error),
+    #[error("failed to render the report")]
+    Render(#[source] tera::Error),
+}
+
 /// Renders the whole run.
-pub fn render(run: &RunReport) -> Result<String, String> {
+pub fn render(run: &RunReport) -> Result<String, HtmlError> {
     let mut tera = tera::Tera::default();
     tera.add_raw_template("report.html", TEMPLATE)
-        .map_err(|e| format!("the report template: {e}"))?;
+        .map_err(HtmlError::Template)?;
     let page = Page {
         verdict: super::summary::verdict(run),
         tool: &run.tool,
@@ -28,10 +36,9 @@ pub fn render(run: &RunReport) -> Result<String, String> {
         duration: format!("{:.1}s", run.duration_s),
         suites: run.suites.iter().map(suite_view).collect(),
     };
-    let context =
-        tera::Context::from_serialize(&page).map_err(|e| format!("the report data: {e}"))?;
+    let context = tera::Context::from_serialize(&page).map_err(HtmlError::Render)?;
     tera.render("report.html", &context)
-        .map_err(|e| format!("rendering the report: {e:?}"))
+        .map_err(HtmlError::Render)
 }
 
 #[derive(Serialize)]
@@ -58,8 +65,7 @@ struct SuiteView<'a> {
     error: Option<&'a super::model::SuiteError>,
     criteria: Vec<CriterionView<'a>>,
     labels: Vec<Vec<String>>,
-    /// Pre-rendered SVG (escaped here).
-    charts: Vec<String>,
+    charts: Vec<Chart>,
     errors: Vec<(String, u64)>,
     effective_yaml: &'a str,
 }
@@ -197,7 +203,7 @@ struct Mark {
     text: String,
 }
 
-fn charts(s: &SuiteReport) -> Vec<String> {
+fn charts(s: &SuiteReport) -> Vec<Chart> {
     let overall: Vec<_> = s.timeline.iter().filter(|r| r.label.is_empty()).collect();
     let triggered: Vec<_> = s
         .criteria
@@ -207,7 +213,7 @@ fn charts(s: &SuiteReport) -> Vec<String> {
         .collect();
     let request_marks: Vec<Mark> = triggered
         .iter()
-        .filter(|(c, _)| !c.name.contains('/'))
+        .filter(|(c, _)| !c.subject.contains('/'))
         .map(|(c, (from, to))| Mark {
             from: *from as f64,
             to: *to as f64,
@@ -275,7 +281,7 @@ fn charts(s: &SuiteReport) -> Vec<String> {
     for m in &s.monitoring {
         let marks: Vec<Mark> = triggered
             .iter()
-            .filter(|(c, _)| c.name.contains(m.subject.as_str()))
+            .filter(|(c, _)| c.subject == m.subject)
             .map(|(c, (from, to))| Mark {
                 from: *from as f64,
                 to: *to as f64,
@@ -324,13 +330,64 @@ const BOTTOM: f64 = 52.0;
 /// Points drawn per series at most; longer runs are thinned evenly.
 const MAX_POINTS: usize = 600;
 
-/// An SVG line chart with axes, units, a legend, a `<title>` per point and shaded marks.
+/// A line chart, laid out: the template draws it as SVG (and escapes its text).
+#[derive(Debug, Serialize)]
+struct Chart {
+    title: String,
+    unit: String,
+    width: f64,
+    height: f64,
+    /// The plot area.
+    left: f64,
+    top: f64,
+    right: f64,
+    bottom: f64,
+    y_ticks: Vec<Tick>,
+    x_ticks: Vec<Tick>,
+    series: Vec<Line>,
+    marks: Vec<Shade>,
+    empty: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Tick {
+    at: String,
+    text: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Line {
+    name: String,
+    color: &'static str,
+    /// `x,y x,y ...` for a polyline.
+    points: String,
+    dots: Vec<Dot>,
+    legend_x: f64,
+}
+
+/// A point with its hover text.
+#[derive(Debug, Serialize)]
+struct Dot {
+    x: String,
+    y: String,
+    title: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Shade {
+    x: String,
+    width: String,
+    title: String,
+}
+
+/// Lays out a line chart: axes with round ticks, one line per series (thinned to
+/// [`MAX_POINTS`]), a hover text per point, shaded marks.
 fn line_chart(
     title: &str,
     unit: &str,
     series: &[(&str, Vec<(f64, f64)>)],
     marks: &[Mark],
-) -> String {
+) -> Chart {
     let all = series.iter().flat_map(|(_, p)| p.iter());
     let x_max = all
         .clone()
@@ -338,128 +395,82 @@ fn line_chart(
         .chain(marks.iter().map(|m| m.to))
         .fold(1.0_f64, f64::max);
     let y_max = nice(all.map(|p| p.1).fold(0.0_f64, f64::max));
-    let pw = W - LEFT - RIGHT;
-    let ph = H - TOP - BOTTOM;
-    let x = |v: f64| LEFT + v / x_max * pw;
-    let y = |v: f64| TOP + ph - v / y_max * ph;
-    let mut svg = String::new();
-    let _ = write!(
-        svg,
-        r#"<svg class="chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{t}"><title>{t}</title>"#,
-        t = escape(title)
-    );
-    let _ = write!(
-        svg,
-        r#"<text x="{LEFT}" y="18" class="chart-title">{}</text>"#,
-        escape(title)
-    );
-    for m in marks {
-        let (x0, x1) = (x(m.from), x(m.to.max(m.from + 0.2)));
-        let _ = write!(
-            svg,
-            r##"<rect class="mark" x="{x0:.1}" y="{TOP}" width="{:.1}" height="{ph}" fill="#d62728" fill-opacity="0.15"><title>triggered: {}</title></rect>"##,
-            x1 - x0,
-            escape(&m.text)
-        );
-    }
-    // Axes and grid.
-    for i in 0..=4 {
-        let v = y_max * f64::from(i) / 4.0;
-        let py = y(v);
-        let _ = write!(
-            svg,
-            r##"<line x1="{LEFT}" x2="{:.1}" y1="{py:.1}" y2="{py:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end" class="tick">{}</text>"##,
-            W - RIGHT,
-            LEFT - 6.0,
-            py + 4.0,
-            number(v)
-        );
-    }
+    let (right, bottom) = (W - RIGHT, H - BOTTOM);
+    let x = |v: f64| LEFT + v / x_max * (right - LEFT);
+    let y = |v: f64| bottom - v / y_max * (bottom - TOP);
+    let px = |v: f64| format!("{v:.1}");
+    let y_ticks = (0..=4)
+        .map(|i| {
+            let v = y_max * f64::from(i) / 4.0;
+            Tick {
+                at: px(y(v)),
+                text: number(v),
+            }
+        })
+        .collect();
     let step = nice(x_max / 8.0).max(1.0);
-    let mut t = 0.0;
-    while t <= x_max {
-        let px = x(t);
-        let _ = write!(
-            svg,
-            r##"<line x1="{px:.1}" x2="{px:.1}" y1="{:.1}" y2="{:.1}" stroke="#999"/><text x="{px:.1}" y="{:.1}" text-anchor="middle" class="tick">{}</text>"##,
-            TOP + ph,
-            TOP + ph + 4.0,
-            TOP + ph + 16.0,
-            number(t)
-        );
-        t += step;
-    }
-    let _ = write!(
-        svg,
-        r##"<line x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{:.1}" stroke="#333"/><line x1="{LEFT}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#333"/>"##,
-        TOP + ph,
-        W - RIGHT,
-        TOP + ph,
-        TOP + ph
-    );
-    let _ = write!(
-        svg,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" class="axis">seconds since the load started</text>"#,
-        LEFT + pw / 2.0,
-        TOP + ph + 32.0
-    );
-    let _ = write!(
-        svg,
-        r#"<text x="14" y="{:.1}" text-anchor="middle" transform="rotate(-90 14 {:.1})" class="axis">{}</text>"#,
-        TOP + ph / 2.0,
-        TOP + ph / 2.0,
-        escape(unit)
-    );
-    // Series, thinned, each point with its value on hover.
+    let x_ticks = (0..)
+        .map(|i| f64::from(i) * step)
+        .take_while(|t| *t <= x_max)
+        .map(|t| Tick {
+            at: px(x(t)),
+            text: number(t),
+        })
+        .collect();
     let mut legend_x = LEFT;
+    let mut lines = Vec::new();
     for (i, (name, points)) in series.iter().enumerate() {
         if points.is_empty() {
             continue;
         }
-        let color = COLORS[i % COLORS.len()];
         let stride = points.len().div_ceil(MAX_POINTS).max(1);
         let shown: Vec<&(f64, f64)> = points.iter().step_by(stride).collect();
-        let path: Vec<String> = shown
-            .iter()
-            .map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v)))
-            .collect();
-        let _ = write!(
-            svg,
-            r#"<polyline class="series" fill="none" stroke="{color}" stroke-width="1.6" points="{}"/>"#,
-            path.join(" ")
-        );
-        for (t, v) in &shown {
-            let _ = write!(
-                svg,
-                r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}" fill-opacity="0.01" class="pt"><title>{} at {}s: {} {}</title></circle>"#,
-                x(*t),
-                y(*v),
-                escape(name),
-                number(*t),
-                number(*v),
-                escape(unit)
-            );
-        }
-        let _ = write!(
-            svg,
-            r#"<rect x="{legend_x:.1}" y="{:.1}" width="10" height="10" fill="{color}"/><text x="{:.1}" y="{:.1}" class="legend">{}</text>"#,
-            H - 12.0,
-            legend_x + 14.0,
-            H - 3.0,
-            escape(name)
-        );
+        lines.push(Line {
+            name: (*name).to_owned(),
+            color: COLORS[i % COLORS.len()],
+            points: shown
+                .iter()
+                .map(|(t, v)| format!("{},{}", px(x(*t)), px(y(*v))))
+                .collect::<Vec<_>>()
+                .join(" "),
+            dots: shown
+                .iter()
+                .map(|(t, v)| Dot {
+                    x: px(x(*t)),
+                    y: px(y(*v)),
+                    title: format!("{name} at {}s: {} {unit}", number(*t), number(*v)),
+                })
+                .collect(),
+            legend_x: (legend_x * 10.0).round() / 10.0,
+        });
         legend_x += 24.0 + 7.0 * name.chars().count() as f64;
     }
-    if series.iter().all(|(_, p)| p.is_empty()) {
-        let _ = write!(
-            svg,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" class="axis">no data</text>"#,
-            LEFT + pw / 2.0,
-            TOP + ph / 2.0
-        );
+    let marks = marks
+        .iter()
+        .map(|m| {
+            let (x0, x1) = (x(m.from), x(m.to.max(m.from + 0.2)));
+            Shade {
+                x: px(x0),
+                width: px(x1 - x0),
+                title: format!("triggered: {}", m.text),
+            }
+        })
+        .collect();
+    Chart {
+        title: title.to_owned(),
+        unit: unit.to_owned(),
+        width: W,
+        height: H,
+        left: LEFT,
+        top: TOP,
+        right,
+        bottom,
+        y_ticks,
+        x_ticks,
+        empty: lines.is_empty(),
+        series: lines,
+        marks,
     }
-    svg.push_str("</svg>");
-    svg
 }
 
 /// A round upper bound for an axis: 1, 2, 2.5 or 5 times a power of ten.
@@ -490,42 +501,41 @@ fn number(v: f64) -> String {
     }
 }
 
-/// Text for HTML and SVG: `<`, `>`, `&`, quotes become entities.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn chart_text_is_escaped() {
-        let svg = line_chart(
-            "<script>alert(1)</script>",
-            "ms",
-            &[("<b>x</b>", vec![(0.0, 1.0), (1.0, 2.0)])],
-            &[Mark {
-                from: 0.0,
-                to: 1.0,
-                text: "avg-rt of \"<i>\">1ms".to_owned(),
-            }],
+    fn untrusted_text_in_charts_is_escaped_by_the_template() {
+        let run: RunReport = serde_json::from_value(serde_json::json!({
+            "format_version": 1, "tool": "perfgate", "started_at": "2026-01-01T00:00:00Z",
+            "duration_s": 1.0, "status": "completed",
+            "suites": [{
+                "name": "<b>suite</b>", "path": "x.yaml", "status": "completed", "error": null,
+                "seed": 1, "started_at": "2026-01-01T00:00:00Z", "duration_s": 1.0,
+                "executions": [], "labels": [], "timeline": [],
+                "monitoring": [{"subject": "<i>src</i>/m", "min": 1.0, "max": 1.0, "mean": 1.0,
+                                "last": 1.0, "points": [[0, 1.0]]}],
+                "criteria": [{"name": "<script>x</script>/m>0", "message": null, "scope": "suite",
+                              "subject": "<i>src</i>/m", "verdict": "failed", "observed": 1.0, "observed_text": "1",
+                              "condition": ">", "threshold": "0", "logic": "cumulative",
+                              "window": [0, 1], "stop": true, "fail": true,
+                              "stopped_load": false, "detail": "<u>d</u>"}]
+            }]
+        }))
+        .expect("a valid report");
+        let page = render(&run).expect("renders");
+        for raw in ["<b>suite", "<i>src", "<script>", "<u>d"] {
+            assert!(!page.contains(raw), "{raw} is escaped");
+        }
+        assert!(
+            page.contains("&lt;i&gt;src&lt;&#x2F;i&gt;&#x2F;m"),
+            "the chart title as text"
         );
-        assert!(!svg.contains("<script>"), "{svg}");
-        assert!(!svg.contains("<b>"), "{svg}");
-        assert!(!svg.contains("<i>"), "{svg}");
-        assert!(svg.contains("&lt;script&gt;"));
+        assert!(
+            page.contains(r#"<rect class="mark""#),
+            "the triggered window is shaded"
+        );
     }
 
     #[test]

@@ -60,17 +60,26 @@ pub fn write_all(run: &RunReport, dir: &Path, to: &Destinations) -> std::io::Res
             files::final_stats_csv(&suite_dir.join(csv), &suite.labels)?;
         }
         if let Some(xml_path) = &suite.outputs.dump_xml {
-            files::write_atomically(
-                &suite_dir.join(xml_path),
-                dump::final_stats_xml(suite).as_bytes(),
-            )?;
+            files::write_atomically(&suite_dir.join(xml_path), &dump::final_stats_xml(suite)?)?;
         }
     }
     files::write_atomically(
         &at(&to.summary_md, "summary.md"),
         summary::markdown(run).as_bytes(),
     )?;
-    let page = html::render(run).map_err(std::io::Error::other)?;
+    let page = html::render(run).map_err(|e| std::io::Error::other(chain(&e)))?;
     files::write_atomically(&at(&to.html, "report.html"), page.as_bytes())?;
     Ok(())
+}
+
+/// An error and its causes on one line: "failed to render the report: ...: ...".
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

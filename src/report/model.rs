@@ -96,6 +96,10 @@ pub struct CriterionReport {
     pub message: Option<String>,
     /// `suite`, `execution 2`, `scenario infer`.
     pub scope: String,
+    /// What it judges: `avg-rt`, `p99.9`, `rc5??`, a monitoring series `source/metric`, or
+    /// `expr`.
+    #[serde(default)]
+    pub subject: String,
     pub verdict: Verdict,
     /// In the threshold's unit: seconds, percent, bytes or a number (1 or 0 for `expr`).
     /// At the trigger; otherwise the value nearest to triggering; `None` without data.
@@ -305,6 +309,10 @@ pub fn criterion_report(
 ) -> CriterionReport {
     use crate::criteria::eval::{format_value, threshold_value};
     use crate::suite::model::{Check, Scope};
+    let subject = match &c.check {
+        Check::Threshold { subject, .. } => subject.to_string(),
+        Check::Expr { .. } => "expr".to_owned(),
+    };
     let (condition, threshold, unit) = match &c.check {
         Check::Threshold { op, threshold, .. } => (
             op.symbol().to_owned(),
@@ -333,6 +341,7 @@ pub fn criterion_report(
             name: c.name.clone(),
             message: c.message.clone(),
             scope,
+            subject,
             verdict: Verdict::NoData,
             observed: None,
             observed_text: "not judged".to_owned(),
@@ -383,6 +392,7 @@ pub fn criterion_report(
         name: c.name.clone(),
         message: c.message.clone(),
         scope,
+        subject,
         verdict: j.verdict,
         observed: j.observed,
         observed_text,
