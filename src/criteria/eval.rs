@@ -3,8 +3,9 @@
 //! Taurus `passfail` semantics (DESIGN §5), with its known defects fixed:
 //! - Without a timeframe, a criterion is judged once, at the end, on cumulative values.
 //! - `for T`: triggers when the condition held at every measured second of a span of at least
-//!   `T` (a second with no data, such as between the readings of a 5 s monitoring source,
-//!   neither breaks the streak nor lengthens it; a measured second where it did not hold does).
+//!   `T`, the span running from the streak's first measured second to its latest. A second
+//!   with no data (such as between the readings of a 5 s monitoring source) does not break the
+//!   streak; a measured second where the condition did not hold does.
 //! - `within T`: the aggregate over the last `T` seconds (fewer at the start) meets the
 //!   condition. `over T`: the same, only once a full `T` has passed.
 //! - Aggregates merge the window's data, weighted by samples; percentiles come from the merged
@@ -720,7 +721,7 @@ mod tests {
                 Passed,
                 None,
             ),
-            // for: a second without samples neither breaks nor counts
+            // for: a second without samples does not break the streak
             (
                 "avg-rt of a>100ms for 3s",
                 &[150, 0, 150, 50],
