@@ -8,25 +8,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-fn perfgate_in(dir: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_perfgate"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env("TMPDIR", dir)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
+mod helpers;
+use helpers::perfgate_in;
+use std::time::{Duration, Instant};
 
 /// A demo-server suite: `server_args` after the port, `criteria` as YAML list items.
 fn suite(server_args: &str, hold: &str, criteria: &[&str]) -> String {
@@ -113,9 +98,28 @@ fn criteria_that_pass_exit_0_and_junit_parses_back() {
     std::fs::write(dir.path().join("pass.yaml"), text).unwrap();
     let (code, out) = perfgate_in(
         dir.path(),
-        &["run", "pass.yaml", "--no-progress", "-a", "out"],
+        &[
+            "run",
+            "pass.yaml",
+            "--no-progress",
+            "-a",
+            "out",
+            "--summary-md",
+            "step-summary.md",
+            "--junit",
+            "ci/junit.xml",
+        ],
     );
     assert_eq!(code, 0, "{out}");
+    // --summary-md and --junit put those reports where CI wants them instead.
+    assert!(read(dir.path().join("step-summary.md")).starts_with("## perfgate: passed"));
+    assert!(!dir.path().join("out/summary.md").exists());
+    assert!(!dir.path().join("out/junit.xml").exists());
+    std::fs::rename(
+        dir.path().join("ci/junit.xml"),
+        dir.path().join("out/junit.xml"),
+    )
+    .unwrap();
     assert!(out.contains("suite  criterion"), "final table: {out}");
     let report = junit(dir.path().join("out/junit.xml"));
     assert_eq!(report.tests, 5);
@@ -135,8 +139,6 @@ fn criteria_that_pass_exit_0_and_junit_parses_back() {
     );
     let xunit = junit(dir.path().join("out/pass/xunit.xml"));
     assert_eq!(xunit.tests, 5);
-    let summary = read(dir.path().join("out/summary.md"));
-    assert!(summary.starts_with("## perfgate: passed"), "{summary}");
 }
 
 #[test]

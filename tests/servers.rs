@@ -7,28 +7,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+mod helpers;
+use helpers::perfgate_in;
 use std::time::{Duration, Instant};
 
 fn helper() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/fakeserver.py")
-}
-
-fn perfgate_in(dir: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_perfgate"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env("TMPDIR", dir)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 /// Live (not zombie) processes whose command line contains `tag`.

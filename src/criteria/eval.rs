@@ -476,119 +476,17 @@ fn eval_expr(
         .collect();
     let data = Arc::new((snapshots, metrics));
 
-    fn args(v: &Value) -> Vec<Value> {
-        match v {
-            Value::Tuple(t) => t.clone(),
-            Value::Empty => Vec::new(),
-            v => vec![v.clone()],
-        }
-    }
-    fn no_data(what: String) -> EvalexprError {
-        EvalexprError::CustomMessage(format!("no data for {what}"))
-    }
     let mut ctx = HashMapContext::new();
-    let kpis: [(&str, Subject, bool); 11] = [
-        ("avg_rt", Subject::Kpi { kpi: Kpi::AvgRt }, true),
-        ("avg_lt", Subject::Kpi { kpi: Kpi::AvgLt }, true),
-        ("avg_ct", Subject::Kpi { kpi: Kpi::AvgCt }, true),
-        ("stdev_rt", Subject::Kpi { kpi: Kpi::StdevRt }, true),
-        ("hits", Subject::Kpi { kpi: Kpi::Hits }, false),
-        ("succ", Subject::Kpi { kpi: Kpi::Succ }, false),
-        ("fail", Subject::Kpi { kpi: Kpi::Fail }, false),
-        ("bytes", Subject::Kpi { kpi: Kpi::Bytes }, false),
-        (
-            "throughput",
-            Subject::Kpi {
-                kpi: Kpi::Throughput,
-            },
-            false,
-        ),
-        (
-            "concurrency",
-            Subject::Kpi {
-                kpi: Kpi::Concurrency,
-            },
-            false,
-        ),
-        ("dropped", Subject::Kpi { kpi: Kpi::Dropped }, false),
-    ];
     let set = |ctx: &mut HashMapContext, name: &str, f: Function| {
         ctx.set_function(name.to_owned(), f)
             .map_err(|e| e.to_string())
     };
-    for (name, subject, is_time) in kpis {
+    for (name, kind) in expr_functions() {
         let data = Arc::clone(&data);
-        let fname = name.to_owned();
         set(
             &mut ctx,
             name,
-            Function::new(move |arg| {
-                let a = args(arg);
-                let label = match a.first() {
-                    Some(v) => v.as_string()?,
-                    None => String::new(),
-                };
-                let s = data
-                    .0
-                    .get(&label)
-                    .ok_or_else(|| no_data(format!("{fname}(\"{label}\")")))?;
-                let v = kpi_value(&subject, s, None)
-                    .ok_or_else(|| no_data(format!("{fname}(\"{label}\")")))?;
-                Ok(Value::Float(if is_time { v * 1e3 } else { v }))
-            }),
-        )?;
-    }
-    {
-        let data = Arc::clone(&data);
-        set(
-            &mut ctx,
-            "p",
-            Function::new(move |arg| {
-                let a = args(arg);
-                let level = a
-                    .first()
-                    .ok_or_else(|| {
-                        EvalexprError::CustomMessage("p(level, label) needs a level".into())
-                    })?
-                    .as_number()?;
-                let label = match a.get(1) {
-                    Some(v) => v.as_string()?,
-                    None => String::new(),
-                };
-                let s = data
-                    .0
-                    .get(&label)
-                    .ok_or_else(|| no_data(format!("p({level}, \"{label}\")")))?;
-                let v = s
-                    .percentile(level)
-                    .ok_or_else(|| no_data(format!("p({level}, \"{label}\")")))?;
-                Ok(Value::Float(v.as_secs_f64() * 1e3))
-            }),
-        )?;
-    }
-    {
-        let data = Arc::clone(&data);
-        set(
-            &mut ctx,
-            "rc",
-            Function::new(move |arg| {
-                let a = args(arg);
-                let pattern = a
-                    .first()
-                    .ok_or_else(|| {
-                        EvalexprError::CustomMessage("rc(code, label) needs a code".into())
-                    })?
-                    .as_string()?;
-                let label = match a.get(1) {
-                    Some(v) => v.as_string()?,
-                    None => String::new(),
-                };
-                let s = data
-                    .0
-                    .get(&label)
-                    .ok_or_else(|| no_data(format!("rc(\"{pattern}\", \"{label}\")")))?;
-                Ok(Value::Float(s.rc(&pattern) as f64))
-            }),
+            Function::new(move |arg| call(name, &kind, arg, &data.0).map(Value::Float)),
         )?;
     }
     {
@@ -603,7 +501,7 @@ fn eval_expr(
                     .get(&name)
                     .copied()
                     .flatten()
-                    .ok_or_else(|| no_data(format!("metric(\"{name}\")")))?;
+                    .ok_or_else(|| no_data(&format!("metric(\"{name}\")")))?;
                 Ok(Value::Float(v))
             }),
         )?;
@@ -613,6 +511,107 @@ fn eval_expr(
         Err(EvalexprError::CustomMessage(m)) => Err(m),
         Err(e) => Err(format!("the expression could not be evaluated: {e}")),
     }
+}
+
+/// Every function an `expr:` criterion may call besides evalexpr's own (validation checks
+/// expressions against this list).
+pub const EXPR_FUNCTIONS: &[&str] = &[
+    "p",
+    "avg_rt",
+    "avg_lt",
+    "avg_ct",
+    "stdev_rt",
+    "hits",
+    "succ",
+    "fail",
+    "bytes",
+    "throughput",
+    "concurrency",
+    "dropped",
+    "rc",
+    "metric",
+];
+
+/// What an `expr:` KPI function reads from a label's snapshot.
+#[derive(Clone, Debug)]
+enum ExprFn {
+    /// `avg_rt("label")`, `hits()`: a KPI; `true` for times, given in milliseconds.
+    Kpi(Kpi, bool),
+    /// `p(99.9, "label")`: a percentile in milliseconds.
+    Percentile,
+    /// `rc("5??", "label")`: the count of matching response codes.
+    ResponseCode,
+}
+
+/// The KPI functions of `expr:` criteria: [`EXPR_FUNCTIONS`] but `metric`.
+fn expr_functions() -> Vec<(&'static str, ExprFn)> {
+    let mut all: Vec<(&'static str, ExprFn)> = [
+        ("avg_rt", Kpi::AvgRt, true),
+        ("avg_lt", Kpi::AvgLt, true),
+        ("avg_ct", Kpi::AvgCt, true),
+        ("stdev_rt", Kpi::StdevRt, true),
+        ("hits", Kpi::Hits, false),
+        ("succ", Kpi::Succ, false),
+        ("fail", Kpi::Fail, false),
+        ("bytes", Kpi::Bytes, false),
+        ("throughput", Kpi::Throughput, false),
+        ("concurrency", Kpi::Concurrency, false),
+        ("dropped", Kpi::Dropped, false),
+    ]
+    .into_iter()
+    .map(|(name, kpi, ms)| (name, ExprFn::Kpi(kpi, ms)))
+    .collect();
+    all.push(("p", ExprFn::Percentile));
+    all.push(("rc", ExprFn::ResponseCode));
+    all
+}
+
+fn no_data(what: &str) -> evalexpr::EvalexprError {
+    evalexpr::EvalexprError::CustomMessage(format!("no data for {what}"))
+}
+
+/// Calls a KPI function: `[level or code,] [label]`, the label `""` (all) when left out.
+fn call(
+    name: &str,
+    kind: &ExprFn,
+    arg: &evalexpr::Value,
+    snapshots: &HashMap<String, Snapshot>,
+) -> evalexpr::EvalexprResult<f64> {
+    use evalexpr::{EvalexprError, Value};
+    let args = match arg {
+        Value::Tuple(t) => t.clone(),
+        Value::Empty => Vec::new(),
+        v => vec![v.clone()],
+    };
+    let (param, rest) = match kind {
+        ExprFn::Kpi(..) => (None, &args[..]),
+        ExprFn::Percentile | ExprFn::ResponseCode => {
+            let first = args.first().ok_or_else(|| {
+                EvalexprError::CustomMessage(format!("{name}() needs a first argument"))
+            })?;
+            (Some(first), &args[1..])
+        }
+    };
+    let label = match rest.first() {
+        Some(v) => v.as_string()?,
+        None => String::new(),
+    };
+    let shown = match param {
+        Some(p) => format!("{name}({p}, \"{label}\")"),
+        None => format!("{name}(\"{label}\")"),
+    };
+    let s = snapshots.get(&label).ok_or_else(|| no_data(&shown))?;
+    let value = match (kind, param) {
+        (ExprFn::Kpi(kpi, ms), _) => {
+            kpi_value(&Subject::Kpi { kpi: *kpi }, s, None).map(|v| if *ms { v * 1e3 } else { v })
+        }
+        (ExprFn::Percentile, Some(level)) => s
+            .percentile(level.as_number()?)
+            .map(|d| d.as_secs_f64() * 1e3),
+        (ExprFn::ResponseCode, Some(code)) => Some(s.rc(&code.as_string()?) as f64),
+        (_, None) => None,
+    };
+    value.ok_or_else(|| no_data(&shown))
 }
 
 #[cfg(test)]
@@ -806,6 +805,16 @@ mod tests {
         assert!(j.triggered(1), "continue triggers without stopping");
         assert_eq!(j.closed(&store, 3), vec![0]);
         assert!(j.closed(&store, 4).is_empty(), "sticky: not reported again");
+        assert_eq!(
+            j.summary().as_deref(),
+            Some("criteria triggered: avg-rt of a>100ms for 2s, stop as failed and 1 more")
+        );
+        assert_eq!(
+            Judge::new(&[crit("fail>1%")], |_| None)
+                .summary()
+                .as_deref(),
+            Some("criteria: 1 ok so far")
+        );
     }
 
     #[test]
@@ -883,6 +892,16 @@ mod tests {
                 .unwrap_or_default()
                 .contains("no data for p(99, \"nothing\")")
         );
+    }
+
+    #[test]
+    fn validation_and_evaluation_know_the_same_functions() {
+        let mut registered: Vec<&str> = expr_functions().into_iter().map(|(n, _)| n).collect();
+        registered.push("metric");
+        registered.sort_unstable();
+        let mut listed = EXPR_FUNCTIONS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(registered, listed);
     }
 
     #[test]

@@ -318,34 +318,18 @@ impl Store {
 
     /// `label`'s measurements merged over seconds `from..to` (empty when none).
     pub fn window(&self, label: &str, from: u64, to: u64) -> Snapshot {
-        let mut counts = Counts::default();
-        let mut histogram = new_histogram();
-        let mut seconds = 0.0;
-        if let Some(index) = self.labels.iter().position(|l| l == label) {
-            let to = to.min(self.seconds());
-            for s in from..to {
-                let row = &self.seconds[usize::try_from(s).unwrap_or(usize::MAX)];
-                if let Some(Some(bucket)) = row.get(index) {
-                    bucket.merge_into(&mut counts, &mut histogram);
-                }
-                seconds += 1.0;
-            }
-        }
-        Snapshot {
-            counts,
-            histogram,
-            seconds,
-        }
+        self.window_of(&[label], from, to)
     }
 
-    /// Several labels' measurements merged over seconds `from..to` (a scenario's labels).
-    pub fn window_of(&self, labels: &[String], from: u64, to: u64) -> Snapshot {
+    /// Several labels' measurements merged over seconds `from..to` (a scenario's labels);
+    /// empty, with no time, when none of them was seen.
+    pub fn window_of<S: AsRef<str>>(&self, labels: &[S], from: u64, to: u64) -> Snapshot {
         let mut counts = Counts::default();
         let mut histogram = new_histogram();
         let to = to.min(self.seconds());
         let indices: Vec<usize> = labels
             .iter()
-            .filter_map(|l| self.labels.iter().position(|x| x == l))
+            .filter_map(|l| self.labels.iter().position(|x| x == l.as_ref()))
             .collect();
         for s in from..to {
             let row = &self.seconds[usize::try_from(s).unwrap_or(usize::MAX)];
@@ -355,10 +339,15 @@ impl Store {
                 }
             }
         }
+        let seconds = if indices.is_empty() {
+            0.0
+        } else {
+            to.saturating_sub(from) as f64
+        };
         Snapshot {
             counts,
             histogram,
-            seconds: to.saturating_sub(from) as f64,
+            seconds,
         }
     }
 

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use crate::criteria::eval::EXPR_FUNCTIONS as KPI_FUNCTIONS;
 use crate::criteria::grammar::{
     self, Logic, Op, Subject, Threshold, parse_short, parse_subject, parse_threshold, subject_names,
 };
@@ -85,22 +86,6 @@ const FOREIGN_TOOLS: &[&str] = &[
 const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
 const SIGNALS: &[&str] = &[
     "SIGTERM", "SIGINT", "SIGKILL", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2",
-];
-const KPI_FUNCTIONS: &[&str] = &[
-    "p",
-    "avg_rt",
-    "avg_lt",
-    "avg_ct",
-    "stdev_rt",
-    "hits",
-    "succ",
-    "fail",
-    "bytes",
-    "throughput",
-    "concurrency",
-    "dropped",
-    "rc",
-    "metric",
 ];
 const EVALEXPR_BUILTINS: &[&str] = &[
     "min",
