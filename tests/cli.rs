@@ -64,7 +64,7 @@ fn committed_results_schema_matches_the_types() {
 }
 
 #[test]
-fn suites_and_compat_requests_conform_to_the_schema() {
+fn suites_and_compat_fixtures_conform_to_the_schema() {
     let schema: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(root().join("schemas/suite.schema.json")).unwrap(),
     )
@@ -74,8 +74,18 @@ fn suites_and_compat_requests_conform_to_the_schema() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    files.push(root().join("../shared/compat/taurus/dsl-blazedemo.yml"));
-    files.push(root().join("../shared/compat/taurus/timers.yml"));
+    // Every Taurus- and MMS-style fixture of our own, layers included.
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                out.push(path);
+            }
+        }
+    }
+    walk(&root().join("tests/fixtures/compat"), &mut files);
     for path in files {
         for doc in parse_documents(&std::fs::read_to_string(&path).unwrap(), FileId(0)).unwrap() {
             let json = doc.to_json();

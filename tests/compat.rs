@@ -1,18 +1,27 @@
-//! Every file of `../shared/compat` loads and merges; this table states, file by file, whether
-//! it validates or which deliberate errors it gets, and why.
+//! perfgate reads Taurus and Multi Model Server (MMS) suites. Two tables state, file by file,
+//! whether a suite validates or which deliberate errors it gets, and why:
+//!
+//! - [`OWN`]: our own fixtures under `tests/fixtures/compat/`, written in both styles. They run
+//!   on every `cargo test`.
+//! - [`CORPUS`]: real suites copied from Taurus and MMS, which live outside this repository.
+//!   Those tests run only when `PERFGATE_COMPAT_DIR` names the corpus (`.ci/run` sets it and
+//!   passes `--ignored`); otherwise cargo reports them as ignored, never as passed.
+
+#![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
 use std::path::{Path, PathBuf};
 
 use perfgate::suite::diagnostics::Diagnostic;
-use perfgate::suite::discover::Discovery;
+use perfgate::suite::discover::{DEFAULT_PATTERN, Discovery, discover};
 use perfgate::suite::load::{LoadOptions, load};
 
 const JMX: &str = "JMX plans are not supported yet";
 const AGENT: &str = "Taurus `server-agent` monitoring is not supported";
 const SCRIPT: &str = "scenario scripts are not supported";
 const NO_EXECUTION: &str = "has no `execution`: there is nothing to run";
+const CORPUS_NEEDED: &str = "needs the Taurus/MMS corpus: set PERFGATE_COMPAT_DIR (.ci/run does)";
 
-/// (file under compat/, global config, env, expected error messages, why).
+/// (file, global config, env, expected error messages, why).
 type Row = (
     &'static str,
     Option<&'static str>,
@@ -21,7 +30,94 @@ type Row = (
     &'static str,
 );
 
-const TABLE: &[Row] = &[
+const OWN: &[Row] = &[
+    (
+        "taurus/requests.yml",
+        None,
+        None,
+        &[],
+        "requests, JSONPath and body assertions, extractors, query strings, JSON bodies",
+    ),
+    (
+        "taurus/timers_and_stepping.yml",
+        None,
+        None,
+        &[],
+        "stepped ramp-up with a throughput cap, every think-time distribution; `locations` only warns",
+    ),
+    (
+        "taurus/included.yml",
+        None,
+        None,
+        &[],
+        "`included-configs` brings settings.env and reporting",
+    ),
+    (
+        "taurus/multi_docs.yml",
+        None,
+        None,
+        &[],
+        "three YAML documents merged",
+    ),
+    (
+        "taurus/passfail.yml",
+        None,
+        None,
+        &[],
+        "the passfail short and long forms",
+    ),
+    (
+        "taurus/env_vars.yml",
+        None,
+        None,
+        &[],
+        "settings.env referring to itself; a null entry is the empty string",
+    ),
+    (
+        "taurus/variables_in_numbers.yml",
+        None,
+        None,
+        &[],
+        "`${VAR}` in number and duration fields, numeric header values and thresholds",
+    ),
+    (
+        "taurus/scripts.yml",
+        None,
+        None,
+        &[SCRIPT, SCRIPT],
+        "Selenium and Locust scripts need their own tools",
+    ),
+    (
+        "mms/tests/infer_single/infer_single.yaml",
+        Some("mms/global_config.yaml"),
+        Some("xlarge"),
+        &[],
+        "MMS: ServerLocalClient, MonitoringCriteria, thresholds from environments/xlarge.yaml",
+    ),
+    (
+        "mms/tests/scale_workers/scale_workers.yaml",
+        Some("mms/global_config.yaml"),
+        Some("xlarge"),
+        &[],
+        "MMS: worker counts; a URL variable from the environment",
+    ),
+    (
+        "mms/tests/jmx_plan/jmx_plan.yaml",
+        Some("mms/global_config.yaml"),
+        Some("xlarge"),
+        &[JMX],
+        "MMS scenarios in JMeter plans",
+    ),
+    (
+        "mms-flat/health.yaml",
+        Some("mms-flat/common/global_config.yaml"),
+        None,
+        &["`ServerLocalClient` does not collect `orphans`"],
+        "the flat MMS layout; a criterion on a metric its source does not collect is refused",
+    ),
+];
+
+const CORPUS: &[Row] = &[
     (
         "taurus/all-executors.yml",
         None,
@@ -84,11 +180,10 @@ const TABLE: &[Row] = &[
         None,
         &[
             NO_EXECUTION,
-            "undefined variable `${BZT_ENV_TEST_UNSET}`",
             "undefined variable `${TEMP}`",
             "unknown key `toplevel`",
         ],
-        "a Taurus unit-test fixture: a null env entry unsets, OS variables are not implicit, no execution",
+        "a Taurus unit-test fixture: a null env entry is empty, OS variables are not implicit, no execution",
     ),
     (
         "taurus/jenkins.yml",
@@ -369,17 +464,31 @@ const TABLE: &[Row] = &[
     ),
 ];
 
-fn compat() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/compat")
+fn own() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/compat")
 }
 
-#[test]
-fn every_compat_file_loads_merges_and_gets_its_outcome() {
+/// The corpus named by `PERFGATE_COMPAT_DIR`; a test that needs it and runs without it fails
+/// saying so (it runs only with `--ignored`).
+fn corpus() -> PathBuf {
+    let dir = std::env::var_os("PERFGATE_COMPAT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("{CORPUS_NEEDED}"));
+    assert!(
+        dir.is_dir(),
+        "PERFGATE_COMPAT_DIR=`{}` is not a directory",
+        dir.display()
+    );
+    dir
+}
+
+/// Loads every row of `table` under `root`; returns what did not go as the table says.
+fn check_table(root: &Path, table: &[Row]) -> Vec<String> {
     let mut problems = Vec::new();
-    for (file, global, env, expected, why) in TABLE {
+    for (file, global, env, expected, why) in table {
         let discovery = Discovery {
-            suites: vec![compat().join(file)],
-            global_configs: global.iter().map(|g| compat().join(g)).collect(),
+            suites: vec![root.join(file)],
+            global_configs: global.iter().map(|g| root.join(g)).collect(),
         };
         let opts = LoadOptions {
             env: env.map(str::to_owned),
@@ -410,49 +519,90 @@ fn every_compat_file_loads_merges_and_gets_its_outcome() {
                 "{file} ({why}):\n  missing {unmatched:?}\n  unexpected {unexpected:?}"
             ));
         }
-        assert_eq!(
-            loaded.suites.len(),
-            usize::from(expected.is_empty()),
-            "{file}"
-        );
+        if loaded.suites.len() != usize::from(expected.is_empty()) {
+            problems.push(format!(
+                "{file}: {} valid suites, expected {}",
+                loaded.suites.len(),
+                usize::from(expected.is_empty())
+            ));
+        }
     }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    problems
 }
 
-#[test]
-fn the_table_covers_every_compat_file() {
-    fn walk(dir: &Path, out: &mut Vec<String>) {
+/// Every suite file under `root` (not `.jmx`, docs or layers) has a row in `table`.
+fn uncovered(root: &Path, table: &[Row]) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
-                walk(&path, out);
+                walk(root, &path, out);
             } else {
-                out.push(path.strip_prefix(compat()).unwrap().display().to_string());
+                out.push(path.strip_prefix(root).unwrap().display().to_string());
             }
         }
     }
     let mut files = Vec::new();
-    walk(&compat(), &mut files);
+    walk(root, root, &mut files);
     let layer = |f: &str| f.contains("environments/") || f.ends_with("global_config.yaml");
-    for file in files
-        .iter()
+    files
+        .into_iter()
         .filter(|f| !f.ends_with(".jmx") && !f.ends_with(".md") && !layer(f))
-    {
-        assert!(
-            TABLE.iter().any(|(t, ..)| t == file),
-            "{file} is not in the compat table"
-        );
-    }
+        .filter(|f| table.iter().all(|(t, ..)| t != f))
+        .collect()
+}
+
+#[test]
+fn every_own_compat_fixture_gets_its_outcome() {
+    let problems = check_table(&own(), OWN);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_own_table_covers_every_fixture() {
+    let missing: Vec<String> = uncovered(&own(), OWN)
+        .into_iter()
+        // Included by included.yml: a layer, not a suite.
+        .filter(|f| f != "taurus/base.yml")
+        .collect();
+    assert!(missing.is_empty(), "not in the OWN table: {missing:?}");
+}
+
+/// Searching the fixture folders finds the suites of both MMS layouts, their
+/// `global_config.yaml` layers, and no `environments/` file or included layer as a suite.
+#[test]
+fn discovery_finds_both_mms_layouts_and_their_global_configs() {
+    let root = own();
+    let inputs = [
+        root.join("mms").display().to_string(),
+        root.join("mms-flat").display().to_string(),
+    ];
+    let found = discover(&inputs, DEFAULT_PATTERN, &[]).unwrap();
+    let rel = |p: &PathBuf| p.strip_prefix(&root).unwrap().display().to_string();
+    assert_eq!(
+        found.suites.iter().map(rel).collect::<Vec<_>>(),
+        [
+            "mms/tests/infer_single/infer_single.yaml",
+            "mms/tests/jmx_plan/jmx_plan.yaml",
+            "mms/tests/scale_workers/scale_workers.yaml",
+            "mms-flat/health.yaml",
+        ]
+    );
+    assert_eq!(
+        found.global_configs.iter().map(rel).collect::<Vec<_>>(),
+        [
+            "mms/global_config.yaml",
+            "mms-flat/common/global_config.yaml"
+        ]
+    );
 }
 
 /// Without `-e`, MMS thresholds are undefined, and the message says which environment has them.
 #[test]
 fn mms_without_its_environment_says_where_the_values_are() {
     let discovery = Discovery {
-        suites: vec![
-            compat().join("mms/master/inference_single_worker/inference_single_worker.yaml"),
-        ],
-        global_configs: vec![compat().join("mms/master/global_config.yaml")],
+        suites: vec![own().join("mms/tests/infer_single/infer_single.yaml")],
+        global_configs: vec![own().join("mms/global_config.yaml")],
     };
     let loaded = load(&discovery, &LoadOptions::default());
     let undefined: Vec<&Diagnostic> = loaded
@@ -468,30 +618,73 @@ fn mms_without_its_environment_says_where_the_values_are() {
     }));
 }
 
-/// The MMS criteria are compiled too (not only parsed): with the environment they yield the
+/// The MMS criteria are compiled (not only parsed): with the environment they carry the
 /// thresholds of environments/xlarge.yaml.
 #[test]
 fn mms_criteria_compile_with_environment_values() {
     let discovery = Discovery {
-        suites: vec![
-            compat().join("mms/master/inference_single_worker/inference_single_worker.yaml"),
-        ],
-        global_configs: vec![compat().join("mms/master/global_config.yaml")],
+        suites: vec![own().join("mms/tests/infer_single/infer_single.yaml")],
+        global_configs: vec![own().join("mms/global_config.yaml")],
     };
     let opts = LoadOptions {
         env: Some("xlarge".into()),
         ..LoadOptions::default()
     };
     let loaded = load(&discovery, &opts);
-    let errors: Vec<String> = loaded
+    let errors: Vec<&Diagnostic> = loaded.diagnostics.iter().filter(|d| d.is_error()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let names: Vec<&str> = loaded.suites[0]
+        .criteria
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "succ of Inference<100%",
+            "avg-rt of Inference>290ms",
+            "ServerLocalClient/total_processes>3 for 1s",
+            "ServerLocalClient/sum_all_file_descriptors>90 for 1s",
+            "ServerLocalClient/sum_all_memory_rss>290000000 for 5s",
+        ]
+    );
+    assert!(loaded.suites[0].criteria.iter().all(|c| c.stop && c.fail));
+}
+
+#[test]
+#[ignore = "needs the Taurus/MMS corpus: set PERFGATE_COMPAT_DIR (.ci/run does)"]
+fn every_corpus_file_loads_merges_and_gets_its_outcome() {
+    let problems = check_table(&corpus(), CORPUS);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+#[ignore = "needs the Taurus/MMS corpus: set PERFGATE_COMPAT_DIR (.ci/run does)"]
+fn the_corpus_table_covers_every_corpus_file() {
+    let missing = uncovered(&corpus(), CORPUS);
+    assert!(missing.is_empty(), "not in the CORPUS table: {missing:?}");
+}
+
+/// The real MMS suite without `-e`: the five undefined thresholds name their environment.
+#[test]
+#[ignore = "needs the Taurus/MMS corpus: set PERFGATE_COMPAT_DIR (.ci/run does)"]
+fn corpus_mms_without_its_environment_says_where_the_values_are() {
+    let discovery = Discovery {
+        suites: vec![
+            corpus().join("mms/master/inference_single_worker/inference_single_worker.yaml"),
+        ],
+        global_configs: vec![corpus().join("mms/master/global_config.yaml")],
+    };
+    let loaded = load(&discovery, &LoadOptions::default());
+    let undefined = loaded
         .diagnostics
         .iter()
-        .filter(|d| d.is_error())
-        .map(|d| d.message.clone())
-        .collect();
-    // Only the JMX scenario is wrong: the five criteria (two short, three monitoring) are fine.
-    assert_eq!(
-        errors,
-        ["JMX plans are not supported yet: `inference_single_worker.jmx`"]
-    );
+        .filter(|d| d.message.starts_with("undefined variable"))
+        .filter(|d| {
+            d.hint
+                .as_deref()
+                .is_some_and(|h| h.contains("run with `-e xlarge`"))
+        })
+        .count();
+    assert_eq!(undefined, 5, "{:?}", loaded.diagnostics);
 }

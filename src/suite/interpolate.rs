@@ -63,7 +63,8 @@ pub const BUILTIN_NAMES: &[&str] = &["ARTIFACTS_DIR", "TAURUS_ARTIFACTS_DIR", "P
 
 impl Variables {
     /// Resolves `settings.env` of a merged config: each value is interpolated with the OS
-    /// environment and the entries declared before it. A `null` value unsets the name.
+    /// environment and the entries declared before it. A `null` value is the empty string
+    /// (as Taurus exports it: defined, but empty).
     pub fn from_settings(root: &Node, os_env: &dyn Fn(&str) -> Option<String>) -> Self {
         let mut vars = Self::default();
         let Some(env) = root
@@ -82,7 +83,7 @@ impl Variables {
                     vars.values.insert(entry.key.clone(), value);
                 }
                 None => {
-                    vars.values.remove(&entry.key);
+                    vars.values.insert(entry.key.clone(), String::new());
                 }
             }
         }
@@ -255,8 +256,9 @@ mod tests {
             ),
             // OS variables alone are not substituted (only declared names are)
             ("x: ${HOME}", "/x", "${HOME}".into()),
-            // null unsets; the reference stays for validation to report
-            ("settings: {env: {U: null}}\nx: ${U}", "/x", "${U}".into()),
+            // null is the empty string
+            ("settings: {env: {U: null}}\nx: a${U}b", "/x", "ab".into()),
+            ("settings: {env: {U: ~}}\nx: ${U}", "/x", "".into()),
             // a whole-value reference takes the YAML type of its value
             ("settings: {env: {N: 10}}\nx: ${N}", "/x", 10.into()),
             ("settings: {env: {N: '10'}}\nx: ${N}", "/x", 10.into()),

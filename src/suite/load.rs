@@ -265,7 +265,7 @@ fn load_suite(
     });
     interpolate(&mut root, &vars);
 
-    let ctx = DeContext::new(ignorable_key);
+    let ctx = DeContext::new(crate::suite::raw::ignorable_key);
     let raw: Option<RawSuite> = from_node(&root, &ctx);
     diags.extend(ctx.into_diagnostics());
     let raw = raw?;
@@ -577,38 +577,4 @@ fn suite_names(paths: &[PathBuf]) -> Vec<String> {
             }
         })
         .collect()
-}
-
-/// Taurus and JMeter keys that cannot change results here: a warning, not an error.
-fn ignorable_key(struct_name: &str, key: &str) -> Option<&'static str> {
-    match (struct_name, key) {
-        (
-            "RawScenario",
-            "store-cache" | "use-dns-cache-mgr" | "retrieve-resources" | "concurrent-pool-size",
-        ) => Some("a JMeter cache/resource option with no effect on perfgate's HTTP engine"),
-        ("RawScenario", "properties") => {
-            Some("JMeter properties do not apply here; use `settings.env`")
-        }
-        ("RawScenario", "browser") => {
-            Some("browser scenarios need Selenium; perfgate sends HTTP requests")
-        }
-        ("RawScenario", "simulation") => Some("an option of the Gatling executor"),
-        ("RawRequest", "include-timers") => {
-            Some("a JMeter transaction option; transactions here time their requests")
-        }
-        ("RawExecution", "locations" | "locations-weighted" | "provisioning") => {
-            Some("cloud locations do not apply: perfgate generates load from this machine")
-        }
-        ("RawExecution", "runner" | "write-xml-jtl" | "files") => {
-            Some("an option of another Taurus executor")
-        }
-        (
-            "RawSettings",
-            "default-executor" | "aggregator" | "verbose" | "check-updates" | "proxy",
-        ) => Some("a Taurus setting that does not apply to perfgate"),
-        ("RawSuite", "version" | "provisioning" | "cli-aliases") => {
-            Some("a Taurus setting that does not apply to perfgate")
-        }
-        _ => None,
-    }
 }

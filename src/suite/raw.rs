@@ -714,12 +714,175 @@ impl<T: JsonSchema> JsonSchema for OneOrList<T> {
     }
 }
 
+/// Taurus and JMeter keys that cannot change results here, per raw type: a warning, not an
+/// error, when loading; allowed (and described as ignored) by the JSON Schema.
+const IGNORABLE_KEYS: &[(&str, &[&str], &str)] = &[
+    (
+        "RawScenario",
+        &[
+            "store-cache",
+            "use-dns-cache-mgr",
+            "retrieve-resources",
+            "concurrent-pool-size",
+        ],
+        "a JMeter cache/resource option with no effect on perfgate's HTTP engine",
+    ),
+    (
+        "RawScenario",
+        &["properties"],
+        "JMeter properties do not apply here; use `settings.env`",
+    ),
+    (
+        "RawScenario",
+        &["browser"],
+        "browser scenarios need Selenium; perfgate sends HTTP requests",
+    ),
+    (
+        "RawScenario",
+        &["simulation"],
+        "an option of the Gatling executor",
+    ),
+    (
+        "RawRequest",
+        &["include-timers"],
+        "a JMeter transaction option; transactions here time their requests",
+    ),
+    (
+        "RawExecution",
+        &["locations", "locations-weighted", "provisioning"],
+        "cloud locations do not apply: perfgate generates load from this machine",
+    ),
+    (
+        "RawExecution",
+        &["runner", "write-xml-jtl", "files"],
+        "an option of another Taurus executor",
+    ),
+    (
+        "RawSettings",
+        &[
+            "default-executor",
+            "aggregator",
+            "verbose",
+            "check-updates",
+            "proxy",
+        ],
+        "a Taurus setting that does not apply to perfgate",
+    ),
+    (
+        "RawSuite",
+        &["version", "provisioning", "cli-aliases"],
+        "a Taurus setting that does not apply to perfgate",
+    ),
+];
+
+/// Why `key` of the raw type `struct_name` is ignored, if it is one of [`IGNORABLE_KEYS`].
+pub(crate) fn ignorable_key(struct_name: &str, key: &str) -> Option<&'static str> {
+    IGNORABLE_KEYS
+        .iter()
+        .find(|(s, keys, _)| *s == struct_name && keys.contains(&key))
+        .map(|(_, _, why)| *why)
+}
+
+/// A whole-value `${NAME}` reference, accepted wherever a number or a patterned string is.
+const VARIABLE_PATTERN: &str = "^\\$\\{[^}]+\\}$";
+
 /// The JSON Schema of the suite format, as committed in `schemas/suite.schema.json`.
+///
+/// It accepts every suite the validator accepts: keys that only warn, `${VAR}` in number and
+/// duration fields (filled in from `settings.env` before validation), numeric thresholds and
+/// header values.
 pub fn suite_schema() -> serde_json::Value {
     let schema = schemars::generate::SchemaSettings::draft07()
         .into_generator()
         .into_root_schema_for::<RawSuite>();
-    serde_json::to_value(schema).unwrap_or_default()
+    let mut value = serde_json::to_value(schema).unwrap_or_default();
+    allow_variables(&mut value);
+    if let Some(defs) = value
+        .get_mut("definitions")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for (name, keys, why) in IGNORABLE_KEYS {
+            let Some(props) = defs
+                .get_mut(*name)
+                .and_then(|d| d.get_mut("properties"))
+                .and_then(serde_json::Value::as_object_mut)
+            else {
+                continue;
+            };
+            for key in *keys {
+                props.insert(
+                    (*key).to_owned(),
+                    serde_json::json!({"description": format!("Ignored (a warning): {why}.")}),
+                );
+            }
+        }
+    }
+    if let Some(root_props) = value
+        .get_mut("properties")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for (name, keys, why) in IGNORABLE_KEYS {
+            if *name == "RawSuite" {
+                for key in *keys {
+                    root_props.insert(
+                        (*key).to_owned(),
+                        serde_json::json!({"description": format!("Ignored (a warning): {why}.")}),
+                    );
+                }
+            }
+        }
+    }
+    value
+}
+
+/// Lets every number, and every string with a pattern, also be a `${NAME}` reference; lets
+/// every string-only value (thresholds, header values) also be a number or a boolean, as YAML
+/// authors write them.
+fn allow_variables(schema: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+    match schema {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                // The names of properties are not schemas; their values are.
+                if key == "properties" || key == "definitions" {
+                    if let Value::Object(props) = child {
+                        props.values_mut().for_each(allow_variables);
+                    }
+                } else if key != "enum" && key != "const" && key != "required" {
+                    allow_variables(child);
+                }
+            }
+            let types: Vec<&str> = match map.get("type") {
+                Some(Value::String(t)) => vec![t.as_str()],
+                Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+                _ => return,
+            };
+            let numeric = types.iter().any(|t| *t == "integer" || *t == "number");
+            let patterned = types.contains(&"string") && map.contains_key("pattern");
+            let plain_string = types.contains(&"string")
+                && !numeric
+                && !patterned
+                && !map.contains_key("enum")
+                && !map.contains_key("format");
+            if plain_string {
+                let mut widened: Vec<Value> = types.iter().map(|t| json!(t)).collect();
+                widened.extend([json!("number"), json!("boolean")]);
+                map.insert("type".into(), Value::Array(widened));
+            } else if numeric || patterned {
+                let description = map.remove("description");
+                let original = Value::Object(std::mem::take(map));
+                map.insert(
+                    "anyOf".into(),
+                    json!([original, {"type": "string", "pattern": VARIABLE_PATTERN}]),
+                );
+                if let Some(d) = description {
+                    map.insert("description".into(), d);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(allow_variables),
+        _ => {}
+    }
 }
 
 /// Expands shorthand forms in place, so the raw types see one shape per thing:
