@@ -524,9 +524,20 @@ scenarios:
         server.port,
     );
     let report = run(plan, dir.path()).await;
+    // Never more than the schedule; on a starved machine a few late ones may miss the end.
     let n = server.received().len();
-    assert!((190..=210).contains(&n), "expected about 200, got {n}");
-    // Seconds 0 and 1 of the ramp carry about 25 and 75 requests.
-    let first = &report.suites[0].timeline[0];
-    assert!((15..=35).contains(&first.hits), "first second {first:?}");
+    assert!((180..=210).contains(&n), "expected about 200, got {n}");
+    // Seconds 0 and 1 of the ramp carry about 25 and 75 requests (a flat cap: 100 and 100).
+    // A stalled scheduler shifts a few between them, never the ratio's direction.
+    let overall: Vec<_> = report.suites[0]
+        .timeline
+        .iter()
+        .filter(|row| row.label.is_empty())
+        .collect();
+    let (first, second) = (overall[0], overall[1]);
+    assert!((10..=45).contains(&first.hits), "first second {first:?}");
+    assert!(
+        2 * first.hits < second.hits,
+        "the ramp rises: {first:?} then {second:?}"
+    );
 }

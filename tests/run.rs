@@ -7,6 +7,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod helpers;
+
 fn perfgate_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_perfgate"))
         .args(args)
@@ -114,12 +116,13 @@ fn a_server_that_dies_during_the_load_ends_the_suite() {
 services:
   - module: server
     label: fragile
-    command: [sh, -c, '"${PERFGATE}" demo-server --port ${PORT} & echo $$ $! > pids; sleep 1; echo "segfault in worker" >&2; exit 3']
+    command: [sh, -c, 'python3 "$0" --port ${PORT} --crash-after 20 & echo $$ $! > pids; wait $!; echo "segfault in worker" >&2; exit 3', FAKESERVER]
     ready: {http: "http://127.0.0.1:${PORT}/v2/health/ready", timeout: 10s}
 execution: [{scenario: s, concurrency: 2, hold-for: 20s}]
 scenarios:
   s: {default-address: "http://127.0.0.1:${PORT}", requests: [/v2/health/live]}
-"#,
+"#
+        .replace("FAKESERVER", &helpers::fakeserver().display().to_string()),
     )
     .unwrap();
     let started = Instant::now();
@@ -223,6 +226,28 @@ scenarios:
     }
 }
 
+/// Requests the demo server whose port is written in `dir/port` has answered so far (its
+/// `demo_requests_total` counter), 0 before it answers.
+fn served(dir: &Path) -> u64 {
+    use std::io::{Read, Write};
+    let Ok(port) = std::fs::read_to_string(dir.join("port")) else {
+        return 0;
+    };
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port.trim().parse().unwrap()))
+    else {
+        return 0;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    text.lines()
+        .filter_map(|l| l.strip_prefix("demo_requests_total{code=\"200\"} "))
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
 /// Starts a long suite against the demo server, sends `signal` once requests flow, and
 /// checks the exit code, that what was measured is written, and that the server is gone.
 fn interrupted_by(signal: nix::sys::signal::Signal, code: i32, status: &str) {
@@ -233,7 +258,7 @@ fn interrupted_by(signal: nix::sys::signal::Signal, code: i32, status: &str) {
 services:
   - module: server
     label: model
-    command: [sh, -c, 'echo $$ > pids; exec "${PERFGATE}" demo-server --port ${PORT}']
+    command: [sh, -c, 'echo $$ > pids; echo ${PORT} > port; exec "${PERFGATE}" demo-server --port ${PORT}']
     ready: {http: "http://127.0.0.1:${PORT}/v2/health/ready", timeout: 10s}
 execution: [{scenario: s, concurrency: 2, hold-for: 60s}]
 scenarios:
@@ -248,12 +273,15 @@ scenarios:
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // The server is up once it has written its pid; give the load a moment more.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while pids(dir.path(), "pids").is_empty() && Instant::now() < deadline {
+    // Signal once the load flows: the server has answered 200 requests (its own count).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while served(dir.path()) < 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the load never reached the server"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_millis(1500));
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
     nix::sys::signal::kill(pid, signal).unwrap();
     let started = Instant::now();

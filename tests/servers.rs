@@ -13,7 +13,7 @@ use helpers::perfgate_in;
 use std::time::{Duration, Instant};
 
 fn helper() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/fakeserver.py")
+    helpers::fakeserver()
 }
 
 /// Live (not zombie) processes whose command line contains `tag`.
@@ -150,12 +150,7 @@ fn a_readiness_timeout_is_a_suite_error_and_kills_the_workers() {
 fn a_crash_during_the_load_is_a_suite_error_and_its_orphans_go() {
     let dir = tempfile::tempdir().unwrap();
     let tag = unique_tag("crash");
-    let suite = server_suite(
-        &tag,
-        ", --workers, \"2\", --crash-after, \"1.5\"",
-        "",
-        "20s",
-    );
+    let suite = server_suite(&tag, ", --workers, \"2\", --crash-after, \"10\"", "", "20s");
     std::fs::write(dir.path().join("crash.yaml"), suite).unwrap();
     let started = Instant::now();
     let (code, out) = perfgate_in(
@@ -179,7 +174,7 @@ fn a_server_that_stops_answering_during_the_load_is_a_suite_error() {
 services:
   - module: server
     label: srv
-    command: [python3, "{helper}", --port, "${{PORT}}", --tag, {tag}, --workers, "1", --hang-after, "1.5"]
+    command: [python3, "{helper}", --port, "${{PORT}}", --tag, {tag}, --workers, "1", --hang-after, "10"]
     ready: {{tcp: "127.0.0.1:${{PORT}}", http: "http://127.0.0.1:${{PORT}}/", timeout: 3s, interval: 100ms, watchdog: 2s}}
   - module: shellexec
     check: ["echo check >> checks.txt"]
@@ -201,7 +196,10 @@ scenarios:
         "ends early: {out}"
     );
     assert!(
-        out.contains("server `srv` stopped answering during the load (no HTTP answer from"),
+        // The backlog may still take connections (no HTTP answer) or be full (no TCP
+        // connection): both are a server that stopped answering.
+        out.contains("server `srv` stopped answering during the load (no HTTP answer from")
+            || out.contains("server `srv` stopped answering during the load (no TCP connection to"),
         "{out}"
     );
     assert!(out.contains("fakeserver: hanging now"), "log tail: {out}");
@@ -284,7 +282,7 @@ fn a_server_that_ignores_sigterm_is_killed_after_the_grace_period() {
     assert_eq!(code, 0, "{out}");
     let took = started.elapsed();
     assert!(
-        took > Duration::from_secs(3) && took < Duration::from_secs(10),
+        took > Duration::from_secs(3) && took < Duration::from_secs(30),
         "waits the grace, then kills: {took:?}"
     );
     assert_none_left(&tag);

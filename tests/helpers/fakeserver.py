@@ -2,15 +2,17 @@
 """A server under test for perfgate's tests, able to misbehave on demand.
 
 fakeserver.py --port P [--workers N] [--worker-name NAME] [--leak-mb-per-s R]
-              [--never-ready] [--crash-after S] [--hang-after S] [--ignore-term]
+              [--never-ready] [--crash-after N] [--hang-after N] [--ignore-term]
               [--daemon --pid-file FILE] [--tag TAG]
 
 The frontend answers every GET with 200 "ok" (unless --never-ready: it never listens). It
 starts N worker processes (`fakeserver.py worker --name NAME ...`, so `workers-match` and MMS's
 `model_service_worker` can find them); with --leak-mb-per-s the first worker grows its memory
-at that rate. --crash-after exits the frontend (status 3) after S seconds, leaving its workers
-behind. --hang-after stops answering after S seconds, with the port still open (connections
-are accepted by the kernel, requests never answered), as a deadlocked server does. --ignore-term makes every process ignore SIGTERM. --daemon double-forks, leaves the
+at that rate. --crash-after exits the frontend (status 3) on the (N+1)th request, leaving its
+workers behind. --hang-after stops answering from the (N+1)th request on, with the port still
+open (connections are accepted by the kernel, requests never answered), as a deadlocked server
+does. Both count requests, not seconds, so they happen during the load however slow the
+machine is. --ignore-term makes every process ignore SIGTERM. --daemon double-forks, leaves the
 session, writes the frontend's pid to FILE and returns at once, as MMS's `--start` does.
 --tag is only there to mark the command line so tests can find every process.
 """
@@ -21,7 +23,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+
+# Requests answered so far, and whether the server has started hanging.
+state = {"requests": 0, "hanging": False, "crash_after": 0, "hang_after": 0}
+lock = threading.Lock()
 
 
 def worker(args):
@@ -41,6 +48,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):
+        with lock:
+            state["requests"] += 1
+            n = state["requests"]
+        if state["crash_after"] and n > state["crash_after"]:
+            print("fakeserver: crashing now", flush=True)
+            os._exit(3)
+        if state["hang_after"] and n > state["hang_after"]:
+            with lock:
+                first = not state["hanging"]
+                state["hanging"] = True
+            if first:
+                print("fakeserver: hanging now", flush=True)
+            while True:
+                time.sleep(1)
         body = b"ok"
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -70,7 +91,8 @@ def frontend(args):
             argv.append("--ignore-term")
         workers.append(subprocess.Popen(argv))
     print(f"fakeserver: {args.workers} workers started", flush=True)
-    started = time.monotonic()
+    state["crash_after"] = args.crash_after
+    state["hang_after"] = args.hang_after
     if args.never_ready:
         print("fakeserver: loading, never ready", flush=True)
         while True:
@@ -80,14 +102,11 @@ def frontend(args):
     print(f"fakeserver: listening on {args.port}", flush=True)
     try:
         while True:
-            server.handle_request()
-            if args.crash_after and time.monotonic() - started > args.crash_after:
-                print("fakeserver: crashing now", flush=True)
-                os._exit(3)
-            if args.hang_after and time.monotonic() - started > args.hang_after:
-                print("fakeserver: hanging now", flush=True)
+            if state["hanging"]:
+                # Accept nothing more: new connections wait in the kernel's backlog.
                 while True:
                     time.sleep(1)
+            server.handle_request()
     finally:
         for w in workers:
             w.terminate()
@@ -102,8 +121,8 @@ def main():
     p.add_argument("--name", default="fake_worker")
     p.add_argument("--leak-mb-per-s", type=float, default=0)
     p.add_argument("--never-ready", action="store_true")
-    p.add_argument("--crash-after", type=float, default=0)
-    p.add_argument("--hang-after", type=float, default=0)
+    p.add_argument("--crash-after", type=int, default=0)
+    p.add_argument("--hang-after", type=int, default=0)
     p.add_argument("--ignore-term", action="store_true")
     p.add_argument("--daemon", action="store_true")
     p.add_argument("--pid-file")
