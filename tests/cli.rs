@@ -173,7 +173,7 @@ fn list_table_and_json() {
     assert_eq!(ramp["criteria"][1]["window"]["logic"], "for");
     assert_eq!(
         ramp["criteria"][1]["check"]["threshold"],
-        serde_json::json!({"unit": "duration", "value": "100ms"})
+        serde_json::json!({"unit": "duration", "value": "500ms"})
     );
     assert_eq!(ramp["criteria"][1]["window"]["timeframe"], "5s");
 }

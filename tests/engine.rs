@@ -151,8 +151,10 @@ async fn run(plan: SuitePlan, dir: &std::path::Path) -> RunReport {
         fail_fast: false,
         seed: 7,
     };
-    let mut console = Vec::new();
-    run_suites(vec![plan], &opts, &mut console).await.unwrap()
+    let (mut console, mut tables) = (Vec::new(), Vec::new());
+    run_suites(vec![plan], &opts, &mut console, &mut tables)
+        .await
+        .unwrap()
 }
 
 fn stats<'a>(report: &'a RunReport, label: &str) -> &'a perfgate::report::model::LabelStats {

@@ -366,3 +366,117 @@ scenarios:
 fn a_closed_terminal_sighup_stops_the_server_and_exits_143() {
     interrupted_by(nix::sys::signal::Signal::SIGHUP, 143, "terminated");
 }
+
+/// The tables and the verdict go to stdout, in that order, the verdict last; a passing and a
+/// failing criterion in the same run give a FAILED verdict naming the suite.
+#[test]
+fn stdout_ends_with_one_verdict_line_after_the_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = |name: &str, criteria: &str| {
+        format!(
+            r#"settings: {{ports: [PORT]}}
+services:
+  - module: server
+    label: model
+    command: ["${{PERFGATE}}", demo-server, --port, "${{PORT}}"]
+    ready: {{http: "http://127.0.0.1:${{PORT}}/v2/health/ready", timeout: 30s}}
+execution: [{{scenario: s, concurrency: 1, iterations: 20}}]
+scenarios:
+  s: {{default-address: "http://127.0.0.1:${{PORT}}", requests: [{{url: /v2/health/live, label: live}}]}}
+reporting:
+  - module: passfail
+    criteria: [{criteria}]
+# {name}
+"#
+        )
+    };
+    std::fs::create_dir(dir.path().join("suites")).unwrap();
+    std::fs::write(
+        dir.path().join("suites/a_good.yaml"),
+        suite("good", "fail>50%, hits<1"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("suites/b_bad.yaml"),
+        suite("bad", "fail>50%, hits>5"),
+    )
+    .unwrap();
+    let (code, stdout, stderr) =
+        perfgate_in(dir.path(), &["run", "suites", "--no-progress", "-a", "out"]);
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines.last().copied(),
+        Some("perfgate: FAILED, 1 of 4 criteria failed in b_bad"),
+        "{stdout}"
+    );
+    // Per-suite tables, then the criteria table, on the same stream as the verdict.
+    let table = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in {stdout}"))
+    };
+    assert!(table("a_good (completed") < table("b_bad (completed"));
+    assert!(table("b_bad (completed") < table("suite "));
+    assert!(table("suite ") < table("reports: out"));
+    assert!(!stderr.contains("(completed"), "tables on stderr: {stderr}");
+
+    std::fs::remove_file(dir.path().join("suites/b_bad.yaml")).unwrap();
+    let (code, stdout, stderr) = perfgate_in(
+        dir.path(),
+        &["run", "suites", "--no-progress", "-a", "out2"],
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout.lines().last(),
+        Some("perfgate: passed, 1 suite, 2 criteria"),
+        "{stdout}"
+    );
+}
+
+/// Output that cannot be written never turns a failed gate into a pass.
+#[test]
+fn a_full_disk_on_stdout_or_stderr_never_turns_a_failure_into_0() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "execution: [{scenario: s, concurency: 1}]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("good.yaml"),
+        "execution: [{scenario: s, concurrency: 1, hold-for: 1s}]\nscenarios: {s: {requests: ['http://127.0.0.1:9/']}}\n",
+    )
+    .unwrap();
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let run = |args: &[&str], stdout_full: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_perfgate"));
+        cmd.args(args).current_dir(dir.path());
+        if stdout_full {
+            cmd.stdout(full()).stderr(std::process::Stdio::null());
+        } else {
+            cmd.stderr(full()).stdout(std::process::Stdio::null());
+        }
+        cmd.status().unwrap().code()
+    };
+    // The diagnostics cannot be written: still invalid.
+    assert_eq!(run(&["validate", "bad.yaml"], false), Some(1));
+    assert_eq!(run(&["validate", "bad.yaml"], true), Some(1));
+    // A valid suite whose report could not be shown is not a silent pass.
+    assert_eq!(run(&["validate", "good.yaml"], true), Some(1));
+    // A closed pipe is not an error of ours.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args(["list", "good.yaml"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

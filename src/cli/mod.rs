@@ -217,13 +217,52 @@ pub struct SuiteArgs {
     pub overrides: Vec<String>,
 }
 
+/// The first error a console stream met, shared by every writer of the process.
+type ConsoleError = std::sync::Arc<std::sync::OnceLock<std::io::ErrorKind>>;
+
+/// stdout or stderr as the commands see them: a write never fails (a full disk or a closed
+/// pipe must not cut a run short or turn its verdict into something else); the first error is
+/// kept, and [`run`] decides what it means for the exit code.
+struct Console<W> {
+    inner: W,
+    error: ConsoleError,
+}
+
+impl<W: Write> Write for Console<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.error.get().is_none()
+            && let Err(e) = self.inner.write_all(buf)
+        {
+            let _ = self.error.set(e.kind());
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.error.get().is_none()
+            && let Err(e) = self.inner.flush()
+        {
+            let _ = self.error.set(e.kind());
+        }
+        Ok(())
+    }
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
-    let mut stdout = std::io::stdout().lock();
-    // Not locked: the progress bar's thread writes to stderr too.
-    let mut stderr = std::io::stderr();
+    let error = ConsoleError::default();
+    // Neither is locked: the run's tables are written from the runtime's threads, the
+    // progress bar's thread writes to stderr too.
+    let mut stdout = Console {
+        inner: std::io::stdout(),
+        error: error.clone(),
+    };
+    let mut stderr = Console {
+        inner: std::io::stderr(),
+        error: error.clone(),
+    };
     let result = match cli.command {
-        Command::Run(args) => run_command(&args, &mut stdout, &mut stderr),
+        Command::Run(args) => run_command(&args, &mut stdout, &mut stderr, &error),
         Command::Validate(args) => validate(&args, &mut stdout, &mut stderr),
         Command::List { suites, format } => list(&suites, format, &mut stdout, &mut stderr),
         Command::Schema { output, results } => schema(output, results, &mut stdout, &mut stderr),
@@ -237,14 +276,22 @@ pub fn run(cli: Cli) -> ExitCode {
             demo_server(args, &mut stderr)
         }
     };
-    // A closed pipe (`perfgate list | head`) is not a failure of ours.
-    result.unwrap_or(ExitCode::Ok)
+    let code = result.unwrap_or(ExitCode::Error);
+    match error.get() {
+        // A closed pipe (`perfgate list | head`) is not a failure of ours.
+        None | Some(std::io::ErrorKind::BrokenPipe) => code,
+        // Output that could not be written never turns a failed gate into a pass; it makes
+        // a pass an error, since the user saw nothing.
+        Some(_) if code == ExitCode::Ok => ExitCode::Error,
+        Some(_) => code,
+    }
 }
 
 fn run_command(
     args: &RunArgs,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
+    console_error: &ConsoleError,
 ) -> std::io::Result<ExitCode> {
     let loaded = match load_suites(&args.suites, stderr)? {
         Ok(l) => l,
@@ -295,9 +342,17 @@ fn run_command(
     };
     // The dispatcher runs as a task on the runtime's workers, not on this thread: waking a
     // parked main thread for every sample costs more than the request itself.
+    let console_error = console_error.clone();
     let task = runtime.spawn(async move {
-        let mut console = std::io::stderr();
-        crate::run::run_suites(plans, &opts, &mut console).await
+        let mut progress = Console {
+            inner: std::io::stderr(),
+            error: console_error.clone(),
+        };
+        let mut tables = Console {
+            inner: std::io::stdout(),
+            error: console_error,
+        };
+        crate::run::run_suites(plans, &opts, &mut progress, &mut tables).await
     });
     let report = match runtime.block_on(task) {
         Ok(Ok(report)) => report,
@@ -327,6 +382,7 @@ fn run_command(
         crate::report::console::criteria_table(&report)
     )?;
     writeln!(stdout, "reports: {}", artifacts_dir.display())?;
+    writeln!(stdout, "{}", crate::report::console::verdict_line(&report))?;
     Ok(exit_code(&report))
 }
 
@@ -388,6 +444,7 @@ fn report(
     }
     write!(stdout, "{}", crate::report::console::criteria_table(&run))?;
     writeln!(stdout, "reports: {}", dir.display())?;
+    writeln!(stdout, "{}", crate::report::console::verdict_line(&run))?;
     Ok(exit_code(&run))
 }
 

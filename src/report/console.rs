@@ -1,5 +1,5 @@
-//! The tables printed on the console: per label after each suite, and the criteria of the
-//! whole run at the end.
+//! What a run prints on stdout: a table per label after each suite, the criteria of the
+//! whole run at the end, and one verdict line last.
 
 use std::fmt::Write as _;
 
@@ -125,4 +125,81 @@ pub fn criteria_table(run: &RunReport) -> String {
         let _ = writeln!(out, "{}", line.trim_end());
     }
     out
+}
+
+/// The last line of a run, the one a CI log is read for:
+/// `perfgate: passed, 3 suites, 12 criteria`,
+/// `perfgate: FAILED, 1 of 12 criteria failed in open_model`,
+/// `perfgate: ERROR in hang (server `srv` exited ...), 2 suites`,
+/// `perfgate: INTERRUPTED after 1 of 3 suites`.
+pub fn verdict_line(run: &RunReport) -> String {
+    use super::model::RunStatus;
+    let suites = run.suites.len();
+    let criteria: usize = run.suites.iter().map(|s| s.criteria.len()).sum();
+    let failed: usize = run
+        .suites
+        .iter()
+        .map(|s| s.criteria.iter().filter(|c| c.verdict.fails()).count())
+        .sum();
+    let no_data: usize = run
+        .suites
+        .iter()
+        .map(|s| {
+            s.criteria
+                .iter()
+                .filter(|c| c.verdict == crate::criteria::eval::Verdict::NoData)
+                .count()
+        })
+        .sum();
+    let failing: Vec<&str> = run
+        .suites
+        .iter()
+        .filter(|s| s.criteria_failed())
+        .map(|s| s.name.as_str())
+        .collect();
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let measured = format!(
+        "{}, {}",
+        plural(suites, "suite", "suites"),
+        plural(criteria, "criterion", "criteria")
+    );
+    match run.status {
+        RunStatus::Interrupted => {
+            return format!(
+                "perfgate: INTERRUPTED (SIGINT) after {measured}; reports hold what was measured"
+            );
+        }
+        RunStatus::Terminated => {
+            return format!(
+                "perfgate: TERMINATED (SIGTERM) after {measured}; reports hold what was measured"
+            );
+        }
+        RunStatus::Completed => {}
+    }
+    let broken: Vec<String> = run
+        .suites
+        .iter()
+        .filter(|s| s.status != SuiteStatus::Completed)
+        .map(|s| match &s.error {
+            Some(e) => format!("{} ({})", s.name, e.message),
+            None => s.name.clone(),
+        })
+        .collect();
+    if !broken.is_empty() {
+        return format!("perfgate: ERROR in {}; {measured}", broken.join(", "));
+    }
+    if failed > 0 {
+        let no_data = if no_data > 0 {
+            format!(" ({no_data} with no data)")
+        } else {
+            String::new()
+        };
+        return format!(
+            "perfgate: FAILED, {failed} of {} failed{no_data} in {}",
+            plural(criteria, "criterion", "criteria"),
+            failing.join(", ")
+        );
+    }
+    format!("perfgate: passed, {measured}")
 }

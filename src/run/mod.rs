@@ -65,11 +65,14 @@ pub struct RunOptions {
     pub seed: u64,
 }
 
-/// Runs every suite; returns the report (already written to `results.json`).
+/// Runs every suite; returns the report (already written to `results.json`). Progress and
+/// notices go to `console`, each suite's table to `tables` (with the run's criteria table
+/// and verdict, which the caller prints).
 pub async fn run_suites(
     plans: Vec<SuitePlan>,
     opts: &RunOptions,
     console: &mut (dyn Write + Send),
+    tables: &mut (dyn Write + Send),
 ) -> std::io::Result<RunReport> {
     // TLS through rustls with the ring provider (no C toolchain needed); once per process.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -85,7 +88,7 @@ pub async fn run_suites(
     let mut signals = Signals::new()?;
     for plan in plans {
         let (suite, reason) = run_suite(plan, opts, &mut signals, console).await?;
-        write!(console, "{}", crate::report::console::suite_table(&suite))?;
+        write!(tables, "{}", crate::report::console::suite_table(&suite))?;
         let failed = suite.status != SuiteStatus::Completed;
         report.suites.push(suite);
         report.duration_s = started.elapsed().as_secs_f64();
