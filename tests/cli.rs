@@ -200,3 +200,56 @@ fn readme_tour_suite_validates() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("labels     infer"), "{stdout}");
 }
+
+/// Found by fuzzing the command line: each is a clear error with the documented exit code,
+/// never a panic (101) or an abort (134).
+#[test]
+fn out_of_range_input_is_an_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.yaml"),
+        "execution: [{scenario: s, concurrency: 1, hold-for: 18446744073709551616s}]\n\
+         scenarios: {s: {requests: [{url: 'http://127.0.0.1:9/', label: x}]}}\n\
+         reporting: [{module: passfail, criteria: ['avg-rt of x>1s for 99999999999999999999999d']}]\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = perfgate_in(dir.path(), &["validate", "s.yaml"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("invalid duration `18446744073709551616s`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("invalid timeframe"), "{stderr}");
+    let (code, _, stderr) = perfgate_in(
+        dir.path(),
+        &["validate", "s.yaml", "-o", "execution.0.hold-for=1e300"],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    // A suite or an include that is a device or a FIFO is an error, not an endless read.
+    std::fs::write(
+        dir.path().join("zero.yaml"),
+        "included-configs: [/dev/zero]\nexecution: [{scenario: s, concurrency: 1, hold-for: 1s}]\nscenarios: {s: {requests: ['http://127.0.0.1:9/']}}\n",
+    )
+    .unwrap();
+    nix::unistd::mkfifo(&dir.path().join("fifo.yaml"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let (code, _, stderr) = perfgate_in(dir.path(), &["validate", "zero.yaml", "fifo.yaml"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("cannot read included config `/dev/zero`: not a regular file"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cannot read file `fifo.yaml`: not a regular file"),
+        "{stderr}"
+    );
+    // Usage errors: exit 2.
+    for args in [
+        &["run", "s.yaml", "--threads", "100000"][..],
+        &["run", "s.yaml", "--threads", "0"],
+        &["validate", "s.yaml", "-o", "concurrency"],
+        &["validate", "s.yaml", "-o", "execution..x=1"],
+    ] {
+        let (code, _, stderr) = perfgate_in(dir.path(), args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+    }
+}

@@ -88,21 +88,21 @@ const OWN: &[Row] = &[
         "Selenium and Locust scripts need their own tools",
     ),
     (
-        "mms/tests/infer_single/infer_single.yaml",
+        "mms/infer_single/infer_single.yaml",
         Some("mms/global_config.yaml"),
         Some("xlarge"),
         &[],
         "MMS: ServerLocalClient, MonitoringCriteria, thresholds from environments/xlarge.yaml",
     ),
     (
-        "mms/tests/scale_workers/scale_workers.yaml",
+        "mms/scale_workers/scale_workers.yaml",
         Some("mms/global_config.yaml"),
         Some("xlarge"),
         &[],
         "MMS: worker counts; a URL variable from the environment",
     ),
     (
-        "mms/tests/jmx_plan/jmx_plan.yaml",
+        "mms/jmx_plan/jmx_plan.yaml",
         Some("mms/global_config.yaml"),
         Some("xlarge"),
         &[JMX],
@@ -489,6 +489,7 @@ fn check_table(root: &Path, table: &[Row]) -> Vec<String> {
         let discovery = Discovery {
             suites: vec![root.join(file)],
             global_configs: global.iter().map(|g| root.join(g)).collect(),
+            ..Discovery::default()
         };
         let opts = LoadOptions {
             env: env.map(str::to_owned),
@@ -582,9 +583,9 @@ fn discovery_finds_both_mms_layouts_and_their_global_configs() {
     assert_eq!(
         found.suites.iter().map(rel).collect::<Vec<_>>(),
         [
-            "mms/tests/infer_single/infer_single.yaml",
-            "mms/tests/jmx_plan/jmx_plan.yaml",
-            "mms/tests/scale_workers/scale_workers.yaml",
+            "mms/infer_single/infer_single.yaml",
+            "mms/jmx_plan/jmx_plan.yaml",
+            "mms/scale_workers/scale_workers.yaml",
             "mms-flat/health.yaml",
         ]
     );
@@ -601,8 +602,9 @@ fn discovery_finds_both_mms_layouts_and_their_global_configs() {
 #[test]
 fn mms_without_its_environment_says_where_the_values_are() {
     let discovery = Discovery {
-        suites: vec![own().join("mms/tests/infer_single/infer_single.yaml")],
+        suites: vec![own().join("mms/infer_single/infer_single.yaml")],
         global_configs: vec![own().join("mms/global_config.yaml")],
+        ..Discovery::default()
     };
     let loaded = load(&discovery, &LoadOptions::default());
     let undefined: Vec<&Diagnostic> = loaded
@@ -623,8 +625,9 @@ fn mms_without_its_environment_says_where_the_values_are() {
 #[test]
 fn mms_criteria_compile_with_environment_values() {
     let discovery = Discovery {
-        suites: vec![own().join("mms/tests/infer_single/infer_single.yaml")],
+        suites: vec![own().join("mms/infer_single/infer_single.yaml")],
         global_configs: vec![own().join("mms/global_config.yaml")],
+        ..Discovery::default()
     };
     let opts = LoadOptions {
         env: Some("xlarge".into()),
@@ -674,6 +677,7 @@ fn corpus_mms_without_its_environment_says_where_the_values_are() {
             corpus().join("mms/master/inference_single_worker/inference_single_worker.yaml"),
         ],
         global_configs: vec![corpus().join("mms/master/global_config.yaml")],
+        ..Discovery::default()
     };
     let loaded = load(&discovery, &LoadOptions::default());
     let undefined = loaded

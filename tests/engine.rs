@@ -128,7 +128,7 @@ fn suite(dir: &std::path::Path, yaml: &str, port: u16) -> SuitePlan {
     let loaded = load(
         &Discovery {
             suites: vec![path],
-            global_configs: vec![],
+            ..Discovery::default()
         },
         &LoadOptions {
             artifacts_root: dir.join("reports"),

@@ -147,7 +147,7 @@ fn bad_overrides_and_missing_environments_are_reported() {
     assert!(err.contains("-o execution.5.concurrency=1:1:1: error: cannot apply override: `execution` has 1 items, so index 5 is out of range"), "{err}");
     let err = first_suite(dir.path(), &["tests", "-o", "concurrency"]).unwrap_err();
     assert!(
-        err.contains("error: expected KEY=VALUE, found `concurrency`"),
+        err.contains("expected KEY=VALUE, found `concurrency`"),
         "{err}"
     );
     // An override of the wrong type is located on the command line.
@@ -164,4 +164,80 @@ fn bad_overrides_and_missing_environments_are_reported() {
         String::from_utf8_lossy(&out.stderr)
             .contains("warning: `-e prod`: there is no tests/suite/environments/prod.yaml")
     );
+}
+
+/// Naming one MMS suite file applies its `global_config.yaml` as searching its folder does,
+/// in both MMS layouts.
+#[test]
+fn a_named_file_gets_its_global_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let suite = "execution: [{scenario: s, concurrency: 1, hold-for: 1s}]\nscenarios: {s: {requests: ['http://127.0.0.1:9/${WHO}']}}\n";
+    write(
+        d,
+        "master/global_config.yaml",
+        "settings:\n  env: {WHO: global}\n",
+    );
+    write(d, "master/infer/infer.yaml", suite);
+    write(
+        d,
+        "flat/common/global_config.yaml",
+        "settings:\n  env: {WHO: common}\n",
+    );
+    write(d, "flat/infer.yaml", suite);
+    for (file, who) in [
+        ("master/infer/infer.yaml", "global"),
+        ("flat/infer.yaml", "common"),
+    ] {
+        let named = first_suite(d, &[file]).unwrap();
+        assert_eq!(env_value(&named, "WHO").as_deref(), Some(who), "{file}");
+        let searched = first_suite(d, &[file.split('/').next().unwrap()]).unwrap();
+        assert_eq!(env_value(&searched, "WHO").as_deref(), Some(who), "{file}");
+    }
+}
+
+/// Two files that include each other are an error naming the cycle, never "0 suites valid";
+/// a file another includes is still a suite when named on the command line.
+#[test]
+fn include_cycles_are_errors_and_named_files_are_suites() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let body = "execution: [{scenario: s, concurrency: 1, hold-for: 1s}]\nscenarios: {s: {requests: ['http://127.0.0.1:9/']}}\n";
+    write(
+        d,
+        "cycle/a.yaml",
+        &format!("included-configs: [b.yaml]\n{body}"),
+    );
+    write(d, "cycle/b.yaml", "included-configs: [a.yaml]\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args(["validate", "cycle"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("include cycle: "), "{stderr}");
+
+    write(
+        d,
+        "inc/main.yaml",
+        &format!("included-configs: [shared.yaml]\n{body}"),
+    );
+    write(d, "inc/shared.yaml", body);
+    let listed = |args: &[&str]| -> Vec<String> {
+        let out = Command::new(env!("CARGO_BIN_EXE_perfgate"))
+            .args(["list", "--format", "json"])
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(listed(&["inc"]), ["main"]);
+    assert_eq!(listed(&["inc/shared.yaml"]), ["shared"]);
 }

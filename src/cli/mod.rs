@@ -118,9 +118,9 @@ pub struct RunArgs {
     /// Stop after the first suite that does not complete.
     #[arg(long)]
     pub fail_fast: bool,
-    /// Load-generator threads (default: half the CPU cores, at least one).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    /// Load-generator threads (default: half the CPU cores, at least one; at most 1024).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
     /// Seed for think times and arrivals (default: from the clock; recorded in results.json).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -213,7 +213,7 @@ pub struct SuiteArgs {
     #[arg(short = 'e', long = "env", value_name = "NAME")]
     pub env: Option<String>,
     /// Override a key: -o execution.0.concurrency=5 (VALUE is YAML; -1 appends; ^key deletes).
-    #[arg(short = 'o', long = "option", value_name = "KEY=VALUE")]
+    #[arg(short = 'o', long = "option", value_name = "KEY=VALUE", value_parser = override_syntax)]
     pub overrides: Vec<String>,
 }
 
@@ -246,6 +246,22 @@ impl<W: Write> Write for Console<W> {
         }
         Ok(())
     }
+}
+
+/// `-o KEY=VALUE` as a usage matter: a key path of non-empty parts, then `=`. The value is
+/// YAML, read (and located in errors) with the suite.
+fn override_syntax(text: &str) -> Result<String, String> {
+    let Some((key, _)) = text.split_once('=') else {
+        return Err(format!(
+            "expected KEY=VALUE, found `{text}`; e.g. -o execution.0.concurrency=5"
+        ));
+    };
+    if key.trim().is_empty() || key.split('.').any(|part| part.trim().is_empty()) {
+        return Err(format!(
+            "`{key}` is not a key path: write parts separated by dots, e.g. -o settings.env.HOST=x"
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 /// Runs a parsed command line.
@@ -326,7 +342,7 @@ fn run_command(
     };
     // Half the cores by default: the server under test usually shares the machine, and a load
     // generator that starves it measures itself.
-    let threads = args.threads.unwrap_or_else(|| {
+    let threads = args.threads.map(usize::from).unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
     });
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -43,6 +43,8 @@ pub struct Discovery {
     pub suites: Vec<PathBuf>,
     /// `global_config.yaml` files, applied before every suite found in the same search.
     pub global_configs: Vec<PathBuf>,
+    /// The suites named as files on the command line: suites even when another includes them.
+    pub named: Vec<PathBuf>,
 }
 
 /// Searches `inputs` (files, directories or globs) for suites matching `pattern`.
@@ -56,10 +58,13 @@ pub fn discover(
     let mut found = Discovery::default();
     for input in inputs {
         let path = Path::new(input);
-        if path.is_file() {
-            // An explicit file is a suite whatever its name.
+        if path.is_file() || (path.exists() && !path.is_dir()) {
+            // An explicit file is a suite whatever its name (a FIFO or device too: loading
+            // then says why it cannot be one).
             if !is_excluded(&excluded, path, path) {
                 found.suites.push(path.to_owned());
+                found.named.push(path.to_owned());
+                found.global_configs.extend(nearest_global_config(path));
             }
         } else if path.is_dir() {
             walk(path, path, &matcher, &excluded, &mut found)?;
@@ -111,6 +116,31 @@ pub fn discover(
         });
     }
     Ok(found)
+}
+
+/// The `global_config.yaml` a named file gets, as it would if its folder were searched: beside
+/// it, in `common/` beside it (MMS's older flat layout), or the same one folder up (MMS's
+/// `tests/<name>/<name>.yaml` layout); the nearest wins.
+fn nearest_global_config(file: &Path) -> Option<PathBuf> {
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let up = dir.join("..");
+    [
+        dir.to_owned(),
+        dir.join("common"),
+        up.clone(),
+        up.join("common"),
+    ]
+    .into_iter()
+    .map(|d| d.join(GLOBAL_CONFIG))
+    .find(|p| p.is_file())
+    .filter(|p| !same_file(p, file))
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
 }
 
 fn glob_set(patterns: &[String]) -> Result<GlobSet, DiscoverError> {

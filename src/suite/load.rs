@@ -5,7 +5,7 @@
 //! expands shorthands, interpolates `${NAME}`, deserializes into the raw types and validates.
 //! Every file is loaded even when an earlier one fails, so all problems show at once.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::de::{DeContext, from_node};
@@ -66,12 +66,18 @@ pub fn load(discovery: &Discovery, opts: &LoadOptions) -> Loaded {
         loaded.diagnostics.extend(diags.iter().cloned());
         base_layers.push(root);
     }
-    // A file that another suite includes is a layer, not a suite of its own.
-    let included = included_by_others(&discovery.suites);
+    // A file that another suite includes is a layer, not a suite of its own, unless it was
+    // named on the command line.
+    let layers = layers(&discovery.suites);
+    let canonical = |p: &PathBuf| p.canonicalize().unwrap_or_else(|_| p.clone());
+    let named: HashSet<PathBuf> = discovery.named.iter().map(canonical).collect();
     let suites: Vec<PathBuf> = discovery
         .suites
         .iter()
-        .filter(|p| !included.contains(&p.canonicalize().unwrap_or_else(|_| (*p).clone())))
+        .filter(|p| {
+            let p = canonical(p);
+            named.contains(&p) || !layers.contains(&p)
+        })
         .cloned()
         .collect();
     let names = suite_names(&suites);
@@ -139,39 +145,65 @@ pub fn load(discovery: &Discovery, opts: &LoadOptions) -> Loaded {
     loaded
 }
 
-/// Canonical paths of every file reached through `included-configs` from `suites`.
-fn included_by_others(suites: &[PathBuf]) -> HashSet<PathBuf> {
-    let mut included = HashSet::new();
+/// Canonical paths of the files that are layers: reached through `included-configs` from a
+/// suite that nothing includes. Files that only include each other (a cycle with no way in)
+/// stay suites, so loading reports the cycle instead of finding nothing to run.
+fn layers(suites: &[PathBuf]) -> HashSet<PathBuf> {
+    let mut edges: HashMap<PathBuf, Vec<PathBuf>> = HashMap::new();
     let mut queue: Vec<PathBuf> = suites.to_vec();
-    let mut visited = HashSet::new();
     while let Some(path) = queue.pop() {
-        if !visited.insert(path.canonicalize().unwrap_or_else(|_| path.clone())) {
+        let from = path.canonicalize().unwrap_or_else(|_| path.clone());
+        if edges.contains_key(&from) {
             continue;
         }
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        if !text.contains("included-configs") {
-            continue;
+        let targets = includes_of(&path);
+        queue.extend(targets.iter().cloned());
+        edges.insert(
+            from,
+            targets
+                .iter()
+                .filter_map(|t| t.canonicalize().ok())
+                .collect(),
+        );
+    }
+    let included: HashSet<&PathBuf> = edges.values().flatten().collect();
+    let mut layers = HashSet::new();
+    let mut stack: Vec<PathBuf> = suites
+        .iter()
+        .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()))
+        .filter(|p| !included.contains(p))
+        .flat_map(|root| edges.get(&root).cloned().unwrap_or_default())
+        .collect();
+    while let Some(layer) = stack.pop() {
+        if layers.insert(layer.clone()) {
+            stack.extend(edges.get(&layer).cloned().unwrap_or_default());
         }
-        let Ok(docs) = parse_documents(&text, FileId(u32::MAX)) else {
-            continue;
-        };
-        let base = path.parent().unwrap_or(Path::new("."));
-        for doc in &docs {
-            let entries = doc.get("included-configs");
-            let list = entries
-                .and_then(Node::as_seq)
-                .map(<[Node]>::to_vec)
-                .or_else(|| entries.map(|e| vec![e.clone()]));
-            for item in list.into_iter().flatten() {
-                if let Some(rel) = item.as_str() {
-                    let target = base.join(rel);
-                    if let Ok(canonical) = target.canonicalize() {
-                        included.insert(canonical);
-                    }
-                    queue.push(target);
-                }
+    }
+    layers
+}
+
+/// The files `path` names in its `included-configs`, relative to its folder.
+fn includes_of(path: &Path) -> Vec<PathBuf> {
+    let Ok(text) = super::source::read_suite_file(path) else {
+        return Vec::new();
+    };
+    if !text.contains("included-configs") {
+        return Vec::new();
+    }
+    let Ok(docs) = parse_documents(&text, FileId(u32::MAX)) else {
+        return Vec::new();
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut included = Vec::new();
+    for doc in &docs {
+        let entries = doc.get("included-configs");
+        let list = entries
+            .and_then(Node::as_seq)
+            .map(<[Node]>::to_vec)
+            .or_else(|| entries.map(|e| vec![e.clone()]));
+        for item in list.into_iter().flatten() {
+            if let Some(rel) = item.as_str() {
+                included.push(base.join(rel));
             }
         }
     }
@@ -387,7 +419,7 @@ fn load_with_includes(
     if !seen.insert(canonical.clone()) {
         return;
     }
-    let text = match std::fs::read_to_string(path) {
+    let text = match super::source::read_suite_file(path) {
         Ok(text) => text,
         Err(e) => {
             let what = if referenced_at.is_some() {
@@ -395,13 +427,16 @@ fn load_with_includes(
             } else {
                 "file"
             };
-            diags.push(
-                Diagnostic::error(
-                    referenced_at,
-                    format!("cannot read {what} `{}`: {}", path.display(), io_reason(&e)),
-                )
-                .with_hint("included paths are relative to the file that includes them"),
+            let error = Diagnostic::error(
+                referenced_at,
+                format!("cannot read {what} `{}`: {}", path.display(), io_reason(&e)),
             );
+            diags.push(match (referenced_at.is_some(), e.kind()) {
+                (true, std::io::ErrorKind::NotFound) => {
+                    error.with_hint("included paths are relative to the file that includes them")
+                }
+                _ => error,
+            });
             return;
         }
     };
@@ -484,6 +519,7 @@ fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        std::io::ErrorKind::InvalidData => "not UTF-8 text".into(),
         _ => e.to_string(),
     }
 }
@@ -535,7 +571,7 @@ fn environments_beside(dir: &Path) -> Vec<(String, BTreeSet<String>)> {
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
         .filter_map(|p| {
-            let text = std::fs::read_to_string(&p).ok()?;
+            let text = super::source::read_suite_file(&p).ok()?;
             let names = parse_documents(&text, FileId(u32::MAX))
                 .ok()?
                 .iter()

@@ -3,9 +3,37 @@
 //! [`SourceMap`] owns the file texts (and virtual sources such as `-o` overrides) behind the
 //! [`FileId`]s carried by every [`super::node::Span`]. It must not parse anything.
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use super::node::FileId;
+
+/// The largest suite file perfgate reads (16 MiB): a suite is a page of YAML, and a path to
+/// `/dev/zero` or a huge log must not be read forever.
+pub const MAX_SUITE_FILE: u64 = 16 * 1024 * 1024;
+
+/// Reads a suite, layer or included file: regular files only (a FIFO or a device would block
+/// or never end), at most [`MAX_SUITE_FILE`] bytes.
+pub fn read_suite_file(path: &Path) -> std::io::Result<String> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a directory, FIFO or device cannot be a suite)",
+        ));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_SUITE_FILE + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_SUITE_FILE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "larger than 16 MiB; a suite file is YAML text",
+        ));
+    }
+    Ok(text)
+}
 
 #[derive(Clone, Debug)]
 pub struct SourceFile {

@@ -19,7 +19,7 @@ impl UnitError {
     pub fn hint(&self) -> &'static str {
         match self.what {
             "duration" => {
-                "write a duration such as 500ms, 1.5s, 1m30s or 2h (a bare number is seconds)"
+                "write a duration such as 500ms, 1.5s, 1m30s or 2h (a bare number is seconds; at most 365d)"
             }
             "size" => "write a size such as 512B, 64kB, 1.5MiB or 2GB",
             _ => "write a percentage such as 5% or 99.9%",
@@ -69,8 +69,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
     seconds_to_duration(total).ok_or_else(err)
 }
 
+/// The longest duration a suite may give (a year): longer ones are typos, and would overflow
+/// the clock arithmetic of a run.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
+
 fn seconds_to_duration(seconds: f64) -> Option<Duration> {
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+    if !(seconds.is_finite() && seconds >= 0.0) {
+        return None;
+    }
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| *d <= MAX_DURATION)
 }
 
 /// Parses a size in bytes: `512`, `64kB`, `1.5MiB`, `2GB`.
@@ -174,6 +183,17 @@ mod tests {
         for bad in ["", "5x", "s", "-1", "1.2.3s", "10 mins", "ms5"] {
             assert!(parse_duration(bad).is_err(), "{bad} should fail");
         }
+        // Beyond a year, or beyond what a Duration holds, is an error, never a panic.
+        for huge in [
+            "18446744073709551616",
+            "18446744073709551616s",
+            "1e300",
+            "99999999999999999999999d",
+            "366d",
+        ] {
+            assert!(parse_duration(huge).is_err(), "{huge} should fail");
+        }
+        assert_eq!(parse_duration("365d").unwrap(), MAX_DURATION);
     }
 
     #[test]
