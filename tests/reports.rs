@@ -46,7 +46,10 @@ fn read(path: impl AsRef<Path>) -> String {
         .unwrap_or_else(|e| panic!("{}: {e}", path.as_ref().display()))
 }
 
+/// A JUnit file, after checking it as CI systems read it (junit-10.xsd, junitparser,
+/// junit2html, xunit-viewer: see `helpers::check_junit`).
 fn junit(path: impl AsRef<Path>) -> quick_junit::Report {
+    helpers::check_junit(path.as_ref());
     quick_junit::Report::deserialize_from_str(&read(path)).unwrap()
 }
 
@@ -68,6 +71,13 @@ fn redacted(xml: &str) -> String {
             "[pid] listening on http://127.0.0.1:[port]",
         ),
         (r"listening on \d+", "listening on [port]"),
+        // Measured values: the properties CI charts, and percentages that depend on timing.
+        (
+            r#"(name="observed(-value)?: [^"]*" value=)"[^"]*""#,
+            r#"$1"[observed]""#,
+        ),
+        (r"observed [0-9.]+%", "observed [percent]"),
+        (r"nearest [0-9.]+(µs|ms|s)", "nearest [latency]"),
         (r"seconds \d+–\d+", "seconds [from]–[to]"),
     ];
     let mut out = xml.to_owned();
@@ -97,6 +107,8 @@ fn criteria_that_pass_exit_0_and_junit_parses_back() {
     .replace("'expr: ", "{expr: '")
     .replace("1000000'", "1000000'}");
     std::fs::write(dir.path().join("pass.yaml"), text).unwrap();
+    // $GITHUB_STEP_SUMMARY already holds an earlier step's summary.
+    std::fs::write(dir.path().join("step-summary.md"), "# build\n\nall good\n").unwrap();
     let (code, out) = perfgate_in(
         dir.path(),
         &[
@@ -112,9 +124,15 @@ fn criteria_that_pass_exit_0_and_junit_parses_back() {
         ],
     );
     assert_eq!(code, 0, "{out}");
-    // --summary-md and --junit put those reports where CI wants them instead.
-    assert!(read(dir.path().join("step-summary.md")).starts_with("## perfgate: passed"));
-    assert!(!dir.path().join("out/summary.md").exists());
+    // --summary-md appends (once, though reports are rewritten after every suite); --junit
+    // puts the JUnit where CI wants it instead.
+    let step = read(dir.path().join("step-summary.md"));
+    assert!(
+        step.starts_with("# build\n\nall good\n## perfgate: passed"),
+        "{step}"
+    );
+    assert_eq!(step.matches("## perfgate:").count(), 1, "{step}");
+    assert!(read(dir.path().join("out/summary.md")).starts_with("## perfgate: passed"));
     assert!(!dir.path().join("out/junit.xml").exists());
     std::fs::rename(
         dir.path().join("ci/junit.xml"),
@@ -456,5 +474,107 @@ fn the_html_report_renders_in_headless_chromium() {
         size > 10_000,
         "a screenshot at {} ({size} bytes)",
         shot.display()
+    );
+}
+
+/// The same criterion text at suite and execution level gives two testcases with distinct,
+/// stable names, so viewers that key testcases by name do not merge them.
+#[test]
+fn testcase_names_are_unique_within_a_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("twice.yaml"),
+        r#"execution:
+  - scenario: s
+    concurrency: 1
+    iterations: 3
+    criteria: ["hits<1"]
+scenarios:
+  s: {requests: [{url: "http://127.0.0.1:9/", label: refused, timeout: 1s}]}
+reporting:
+  - module: passfail
+    criteria: ["hits<1", "hits<1"]
+"#,
+    )
+    .unwrap();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["run", "twice.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let report = junit(dir.path().join("out/junit.xml"));
+    let mut names: Vec<String> = report.test_suites[0]
+        .test_cases
+        .iter()
+        .map(|c| c.name.to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["hits<1", "hits<1 #2", "hits<1 [execution 1]"]);
+}
+
+/// An invalid suite still gives CI a junit.xml with an `<error>` testcase holding the
+/// diagnostics, and a summary.md, so it shows why instead of "no test results".
+#[test]
+fn an_invalid_suite_still_writes_junit_and_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("typo.yaml"),
+        "execution: [{scenario: s, concurency: 1}]\nscenarios: {s: {requests: ['http://127.0.0.1:9/']}}\n",
+    )
+    .unwrap();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["run", "typo.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("perfgate: ERROR in typo (invalid suite: unknown key `concurency`"),
+        "{out}"
+    );
+    let report = junit(dir.path().join("out/junit.xml"));
+    assert_eq!(report.errors, 1);
+    let xml = read(dir.path().join("out/junit.xml"));
+    assert!(
+        xml.contains("typo.yaml:1:27: error: unknown key `concurency`"),
+        "{xml}"
+    );
+    let summary = read(dir.path().join("out/summary.md"));
+    assert!(summary.starts_with("## perfgate: error"), "{summary}");
+}
+
+/// Reports are written beside their target and renamed into place, so a symlink or a
+/// device at a report's path is refused rather than replaced.
+#[test]
+fn a_report_path_that_is_a_symlink_or_device_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.yaml"),
+        "execution: [{scenario: s, concurrency: 1, iterations: 1}]\nscenarios: {s: {requests: ['http://127.0.0.1:9/']}}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("precious"), "keep me").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("precious"), dir.path().join("link.xml")).unwrap();
+    for target in ["link.xml", "/dev/null"] {
+        let (code, out) = perfgate_in(
+            dir.path(),
+            &[
+                "run",
+                "s.yaml",
+                "--no-progress",
+                "-a",
+                "out",
+                "--junit",
+                target,
+            ],
+        );
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("is not a regular file"), "{out}");
+    }
+    assert_eq!(read(dir.path().join("precious")), "keep me");
+    assert!(
+        std::fs::symlink_metadata(dir.path().join("link.xml"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
     );
 }

@@ -215,12 +215,41 @@ scenarios:
         (Some(40), Some(0)),
         "{infer}"
     );
+    // final_stats.csv reads as Taurus's dump-csv: the same columns in the same order,
+    // `throughput` the sample count (as dump-xml writes it), per-label concurrency, 0 for a
+    // KPI without data, labels before the overall row.
     let csv = std::fs::read_to_string(dir.path().join("out/ok/final_stats.csv")).unwrap();
-    assert!(
-        csv.lines()
-            .any(|l| l.starts_with("infer,") && l.split(',').nth(8) == Some("40")),
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(
+        rows[0][..10],
+        [
+            "label",
+            "avg_ct",
+            "avg_lt",
+            "avg_rt",
+            "bytes",
+            "concurrency",
+            "fail",
+            "stdev_rt",
+            "succ",
+            "throughput"
+        ],
         "{csv}"
     );
+    assert!(rows[0][10].starts_with("perc_"), "{csv}");
+    let col = |name: &str| rows[0].iter().position(|c| *c == name).unwrap();
+    assert_eq!(rows.len(), 3, "infer, then the overall row: {csv}");
+    let (infer, overall) = (&rows[1], &rows[2]);
+    assert_eq!((infer[0], overall[0]), ("infer", ""), "{csv}");
+    assert_eq!(infer[col("throughput")], "40", "{csv}");
+    assert_eq!(infer[col("succ")], "40", "{csv}");
+    let concurrency: u64 = infer[col("concurrency")].parse().unwrap();
+    assert!((1..=2).contains(&concurrency), "{csv}");
+    assert!(
+        infer[col("avg_ct")].parse::<f64>().is_ok(),
+        "avg_ct is a number: {csv}"
+    );
+    assert_eq!(infer[col("rc_200")], "40", "{csv}");
     for pid in pids(dir.path(), "pids") {
         assert!(gone(pid), "server {pid} was left behind");
     }

@@ -152,6 +152,11 @@ impl OutputArgs {
             html: self.html.clone(),
             json: self.json.clone(),
             summary_md: self.summary_md.clone(),
+            summary_md_before: self
+                .summary_md
+                .as_ref()
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .unwrap_or_default(),
         }
     }
 }
@@ -311,7 +316,26 @@ fn run_command(
 ) -> std::io::Result<ExitCode> {
     let loaded = match load_suites(&args.suites, stderr)? {
         Ok(l) => l,
-        Err(code) => return Ok(code),
+        Err(Rejected::Invalid(loaded)) if !args.dry_run => {
+            // CI shows why in its test report, not "no test results".
+            let dir = args
+                .artifacts_dir
+                .clone()
+                .unwrap_or_else(crate::run::default_artifacts_dir);
+            let report = invalid_run_report(&loaded);
+            if let Err(e) = crate::report::write_all(&report, &dir, &args.outputs.destinations()) {
+                writeln!(
+                    stderr,
+                    "error: failed to write reports in `{}`: {e}",
+                    dir.display()
+                )?;
+            } else {
+                writeln!(stdout, "reports: {}", dir.display())?;
+            }
+            writeln!(stdout, "{}", crate::report::console::verdict_line(&report))?;
+            return Ok(ExitCode::Error);
+        }
+        Err(rejected) => return Ok(rejected.code()),
     };
     if args.dry_run {
         for suite in &loaded.suites {
@@ -400,6 +424,55 @@ fn run_command(
     writeln!(stdout, "reports: {}", artifacts_dir.display())?;
     writeln!(stdout, "{}", crate::report::console::verdict_line(&report))?;
     Ok(exit_code(&report))
+}
+
+/// The report of a run whose suites did not validate: an error suite per invalid file, its
+/// diagnostics as the error's details.
+fn invalid_run_report(loaded: &Loaded) -> crate::report::RunReport {
+    let errors: Vec<&crate::suite::diagnostics::Diagnostic> =
+        loaded.diagnostics.iter().filter(|d| d.is_error()).collect();
+    let suites = loaded
+        .failed
+        .iter()
+        .map(|path| {
+            let shown = crate::suite::source::display_path(path);
+            let own: Vec<&crate::suite::diagnostics::Diagnostic> = errors
+                .iter()
+                .copied()
+                .filter(|d| {
+                    d.span
+                        .is_some_and(|s| loaded.sources.get(s.file).name == shown)
+                })
+                .collect();
+            let details: String = if own.is_empty() {
+                errors.iter().map(|d| d.render(&loaded.sources)).collect()
+            } else {
+                own.iter().map(|d| d.render(&loaded.sources)).collect()
+            };
+            let first = own
+                .first()
+                .or(errors.first())
+                .copied()
+                .map_or_else(|| "the suite is invalid".to_owned(), |d| d.message.clone());
+            let name = path
+                .file_stem()
+                .map_or_else(|| shown.clone(), |s| s.to_string_lossy().into_owned());
+            crate::report::model::SuiteReport::invalid(
+                name,
+                shown,
+                format!("invalid suite: {first}"),
+                details,
+            )
+        })
+        .collect();
+    crate::report::RunReport {
+        format_version: crate::report::model::FORMAT_VERSION,
+        tool: format!("perfgate {}", env!("CARGO_PKG_VERSION")),
+        started_at: crate::run::now_rfc3339(),
+        duration_s: 0.0,
+        status: crate::report::model::RunStatus::Completed,
+        suites,
+    }
 }
 
 /// `perfgate report RESULTS.json`: every report again, from saved results.
@@ -522,15 +595,28 @@ fn demo_server(args: DemoArgs, stderr: &mut dyn Write) -> std::io::Result<ExitCo
     }
 }
 
+/// Why suites were not loaded: nothing found, or invalid (with what was loaded, so `run` can
+/// still write reports that say why).
+enum Rejected {
+    NotFound,
+    Invalid(Loaded),
+}
+
+impl Rejected {
+    fn code(&self) -> ExitCode {
+        ExitCode::Error
+    }
+}
+
 fn load_suites(
     args: &SuiteArgs,
     stderr: &mut dyn Write,
-) -> std::io::Result<Result<Loaded, ExitCode>> {
+) -> std::io::Result<Result<Loaded, Rejected>> {
     let discovery = match discover(&args.paths, &args.pattern, &args.exclude) {
         Ok(d) => d,
         Err(e) => {
             writeln!(stderr, "error: {}", output::error_chain(&e))?;
-            return Ok(Err(ExitCode::Error));
+            return Ok(Err(Rejected::NotFound));
         }
     };
     let opts = LoadOptions {
@@ -552,7 +638,7 @@ fn load_suites(
             plural(errors, "problem", "problems"),
             plural(total, "file", "files"),
         )?;
-        return Ok(Err(ExitCode::Error));
+        return Ok(Err(Rejected::Invalid(loaded)));
     }
     Ok(Ok(loaded))
 }
@@ -568,7 +654,7 @@ fn validate(
 ) -> std::io::Result<ExitCode> {
     let loaded = match load_suites(args, stderr)? {
         Ok(l) => l,
-        Err(code) => return Ok(code),
+        Err(rejected) => return Ok(rejected.code()),
     };
     for suite in &loaded.suites {
         writeln!(stdout, "{}", output::plan_summary(suite))?;
@@ -592,7 +678,7 @@ fn list(
 ) -> std::io::Result<ExitCode> {
     let loaded = match load_suites(args, stderr)? {
         Ok(l) => l,
-        Err(code) => return Ok(code),
+        Err(rejected) => return Ok(rejected.code()),
     };
     match format {
         Format::Table => write!(stdout, "{}", output::table(&loaded.suites))?,
@@ -619,7 +705,7 @@ fn schema(
     match output {
         None => stdout.write_all(text.as_bytes())?,
         Some(path) => {
-            if let Err(e) = output::write_atomically(&path, text.as_bytes()) {
+            if let Err(e) = crate::report::files::write_atomically(&path, text.as_bytes()) {
                 writeln!(stderr, "error: failed to write `{}`: {e}", path.display())?;
                 return Ok(ExitCode::Error);
             }

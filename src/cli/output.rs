@@ -1,7 +1,6 @@
 //! Text the CLI prints: plan summaries, the `list` table, error chains.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use crate::suite::model::{Check, Service, Suite};
 use crate::suite::units::format_duration;
@@ -148,23 +147,4 @@ fn align(rows: &[[String; 4]]) -> String {
         out.push('\n');
     }
     out
-}
-
-/// Writes through a temporary file in the same directory and renames it into place, so a
-/// reader never sees a half-written file.
-pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, contents)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
 }

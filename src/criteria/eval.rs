@@ -38,6 +38,9 @@ pub enum Verdict {
     Notice,
     /// Its subject got no data: fails, as nothing was shown to be fine.
     NoData,
+    /// Never judged: the suite ended (an error or a signal) before its load ran. It does not
+    /// fail the gate by itself; the suite's own error does.
+    NotJudged,
 }
 
 impl Verdict {
@@ -47,6 +50,7 @@ impl Verdict {
             Self::Failed => "failed",
             Self::Notice => "notice",
             Self::NoData => "no data",
+            Self::NotJudged => "not judged",
         }
     }
 
@@ -671,6 +675,7 @@ mod tests {
                 lt: Duration::from_millis(ms / 2),
                 ct: None,
                 bytes: 100,
+                concurrency: 1,
                 outcome: Outcome::Response {
                     status: if ok { 200 } else { 503 },
                     success: ok,

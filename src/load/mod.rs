@@ -71,7 +71,7 @@ pub async fn run_execution(
     in_flight: InFlight,
 ) {
     let index = plan.index;
-    let error = match Shared::new(plan, t0, events.clone(), stop) {
+    let error = match Shared::new(plan, t0, events.clone(), stop, in_flight.clone()) {
         Ok(shared) => {
             let shared = Arc::new(shared);
             sleep_until_or_stop(Instant::now() + shared.plan.delay, shared.stop.clone()).await;

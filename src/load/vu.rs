@@ -66,6 +66,8 @@ pub struct Shared {
     client: Option<reqwest::Client>,
     /// The end of the warm-up, fixed when the load starts.
     warm_until: std::sync::OnceLock<Instant>,
+    /// Requests in flight across the suite's executions (each sample records it).
+    in_flight: super::InFlight,
 }
 
 impl Shared {
@@ -74,6 +76,7 @@ impl Shared {
         t0: Instant,
         events: mpsc::Sender<LoadEvent>,
         stop: watch::Receiver<bool>,
+        in_flight: super::InFlight,
     ) -> Result<Self, LoadError> {
         let mut data = Vec::new();
         for source in &plan.scenario.data_sources {
@@ -127,6 +130,7 @@ impl Shared {
             files,
             client,
             warm_until: std::sync::OnceLock::new(),
+            in_flight,
         })
     }
 
@@ -517,6 +521,7 @@ impl Vu {
             ct,
             bytes,
             outcome,
+            concurrency: self.shared.in_flight.get(),
         };
         let _ = self.shared.events.send(LoadEvent::Sample(sample)).await;
     }

@@ -39,6 +39,9 @@ pub struct Sample {
     pub ct: Option<Duration>,
     pub bytes: u64,
     pub outcome: Outcome,
+    /// Requests in flight (busy virtual users) when it completed, as JMeter's `allThreads`:
+    /// the concurrency this label was measured under.
+    pub concurrency: u64,
 }
 
 /// Counters that merge by addition.
@@ -201,6 +204,7 @@ impl Store {
             let bucket = self.bucket(sample.second, label);
             let c = &mut bucket.counts;
             c.hits += 1;
+            c.max_concurrency = c.max_concurrency.max(sample.concurrency);
             c.bytes += sample.bytes;
             let rt = micros(sample.rt);
             c.rt_sum_us += rt as f64;
@@ -508,6 +512,7 @@ mod tests {
                 success: true,
                 message: None,
             },
+            concurrency: 2,
         }
     }
 

@@ -95,6 +95,7 @@ pub fn criteria_table(run: &RunReport) -> String {
                 crate::criteria::eval::Verdict::Failed => "FAILED",
                 crate::criteria::eval::Verdict::Notice => "notice",
                 crate::criteria::eval::Verdict::NoData => "NO DATA",
+                crate::criteria::eval::Verdict::NotJudged => "not judged",
             };
             let observed = match c.window {
                 Some((from, to)) if c.observed.is_some() && c.logic != "cumulative" => {

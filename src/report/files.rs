@@ -7,13 +7,26 @@ use crate::monitor::Reading;
 use crate::suite::model::MonitorSource;
 
 /// Writes through a temporary file in the same directory and renames it into place, so a
-/// reader never sees a half-written report.
+/// reader never sees a half-written report. Only a regular file (or nothing) is replaced: a
+/// symlink, a device (`/dev/full`) or a FIFO at `path` is an error, never swapped for a file.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_file() => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "`{}` is not a regular file (a symlink, device or directory); refusing to replace it",
+                    path.display()
+                ),
+            ));
+        }
+        _ => {}
+    }
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -31,7 +44,11 @@ pub fn results_json(path: &Path, report: &RunReport) -> std::io::Result<()> {
     write_atomically(path, &text)
 }
 
-/// `final_stats.csv` with Taurus's dump-csv columns; times in seconds.
+/// `final_stats.csv` as Taurus's final-stats `dump-csv` writes it, column by column: `label`,
+/// the KPIs in name order (`throughput` is the sample count, as in Taurus), `perc_<level>`,
+/// `rc_<code>`; times in seconds with 5 decimals, a KPI without data as 0; one row per label,
+/// then the overall row (label empty). A `dropped` column (the open model's shortfall) follows
+/// Taurus's, so scripts that read Taurus's columns by name are unaffected.
 pub fn final_stats_csv(path: &Path, labels: &[LabelStats]) -> std::io::Result<()> {
     let codes: std::collections::BTreeSet<&String> =
         labels.iter().flat_map(|l| l.rc.keys()).collect();
@@ -56,9 +73,11 @@ pub fn final_stats_csv(path: &Path, labels: &[LabelStats]) -> std::io::Result<()
             .map(|l| format!("perc_{}", level_name(*l))),
     );
     header.extend(codes.iter().map(|c| format!("rc_{c}")));
+    header.push("dropped".to_owned());
     w.write_record(&header).map_err(std::io::Error::other)?;
-    let secs = |ms: Option<f64>| ms.map_or(String::new(), |v| format!("{:.6}", v / 1000.0));
-    for l in labels {
+    let secs = |ms: Option<f64>| format!("{:.5}", ms.unwrap_or(0.0) / 1000.0);
+    let overall = labels.iter().filter(|l| l.label.is_empty());
+    for l in labels.iter().filter(|l| !l.label.is_empty()).chain(overall) {
         let mut row = vec![
             l.label.clone(),
             secs(l.avg_ct_ms),
@@ -69,7 +88,7 @@ pub fn final_stats_csv(path: &Path, labels: &[LabelStats]) -> std::io::Result<()
             l.fail.to_string(),
             secs(l.stdev_rt_ms),
             l.succ.to_string(),
-            l.throughput.map_or(String::new(), |t| format!("{t:.3}")),
+            l.hits.to_string(),
         ];
         row.extend(
             PERCENTILES
@@ -81,6 +100,7 @@ pub fn final_stats_csv(path: &Path, labels: &[LabelStats]) -> std::io::Result<()
                 .iter()
                 .map(|c| l.rc.get(*c).copied().unwrap_or(0).to_string()),
         );
+        row.push(l.dropped.to_string());
         w.write_record(&row).map_err(std::io::Error::other)?;
     }
     write_atomically(

@@ -104,6 +104,7 @@ fn suite_view(s: &SuiteReport) -> SuiteView<'_> {
                 Verdict::Failed => "failed",
                 Verdict::Notice => "notice",
                 Verdict::NoData => "no-data",
+                Verdict::NotJudged => "not-judged",
             },
             result: c.verdict.name(),
             observed: &c.observed_text,

@@ -1,19 +1,59 @@
 //! JUnit XML (quick-junit): `junit.xml` for the run, `xunit.xml` per suite.
 //!
 //! One `<testsuite>` per suite file; one `<testcase>` per criterion, named as Taurus names it
-//! (`avg-rt of infer>150ms for 10s`), classname the suite. A triggered criterion (or one with
-//! no data) is a `<failure>` giving the observed value, the threshold, the logic and the
-//! window's start and end; a server or engine failure is an `<error>` with the log tail; a suite
-//! without criteria is one skipped testcase. With `data-source: sample-labels` the per-suite
-//! file has a testcase per label instead, failed when any of its samples failed. quick-junit
-//! escapes every string, so labels and log lines are text, never markup.
+//! (`avg-rt of infer>150ms for 10s`), classname the suite. Names are unique within a suite (a
+//! criterion repeated at another scope gets its scope appended) so viewers do not merge them.
+//! A triggered criterion (or one with no data) is a `<failure>` giving the observed value, the
+//! threshold, the logic and the window's start and end; a passing one says what was observed
+//! in `<system-out>`; every judged one has `observed: <name>` (as shown) and
+//! `observed-value: <name>` (a number in seconds, percent or bytes) properties on its suite,
+//! so CI can chart them; a criterion never judged (the suite failed before its load) is `<skipped>`. A server or
+//! engine failure is an `<error>` with the log tail; a suite without criteria is one skipped
+//! testcase. With `data-source: sample-labels` the per-suite file has a testcase per label
+//! instead, failed when any of its samples failed. quick-junit escapes every string, so labels
+//! and log lines are text, never markup; [`to_xml`] then keeps to the Jenkins xunit-plugin's
+//! `junit-10.xsd`, the strictest schema CI systems use.
 
 use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use quick_xml::events::{BytesStart, Event};
 
 use super::model::{CriterionReport, RunReport, SuiteReport, SuiteStatus};
 use crate::criteria::eval::Verdict;
+
+/// Attributes `junit-10.xsd` allows on the root `<testsuites>`; quick-junit also writes
+/// `skipped` and `timestamp`, which Jenkins' xunit plugin rejects.
+const TESTSUITES_ATTRIBUTES: &[&str] = &["name", "time", "tests", "failures", "errors"];
+
+/// The XML of a report, valid against `junit-10.xsd`.
+pub fn to_xml(report: &Report) -> std::io::Result<String> {
+    let xml = report
+        .to_string()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    let mut writer = quick_xml::Writer::new(Vec::with_capacity(xml.len()));
+    loop {
+        match reader
+            .read_event()
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+        {
+            Event::Eof => break,
+            Event::Start(start) if start.name().as_ref() == b"testsuites" => {
+                let mut root = BytesStart::new("testsuites");
+                for attr in start.attributes().flatten() {
+                    let key = String::from_utf8_lossy(attr.key.as_ref()).into_owned();
+                    if TESTSUITES_ATTRIBUTES.contains(&key.as_str()) {
+                        root.push_attribute(attr);
+                    }
+                }
+                writer.write_event(Event::Start(root))?;
+            }
+            event => writer.write_event(event)?,
+        }
+    }
+    String::from_utf8(writer.into_inner()).map_err(std::io::Error::other)
+}
 
 /// The run-level report: every suite, criteria as testcases.
 pub fn run_report(run: &RunReport) -> Report {
@@ -89,8 +129,26 @@ fn test_suite(suite: &SuiteReport, sample_labels: bool) -> TestSuite {
             ts.add_test_case(case);
         }
     } else {
-        for c in &suite.criteria {
-            ts.add_test_case(criterion_case(suite, c));
+        let names = testcase_names(&suite.criteria);
+        // The observed value of every judged criterion: as shown, and as a plain number in
+        // base units (seconds, percent, bytes) for CI plots.
+        for (c, name) in suite.criteria.iter().zip(&names) {
+            if c.verdict == Verdict::NotJudged {
+                continue;
+            }
+            ts.add_property((
+                format!("observed: {name}").as_str(),
+                c.observed_text.as_str(),
+            ));
+            if let Some(v) = c.observed {
+                ts.add_property((
+                    format!("observed-value: {name}").as_str(),
+                    v.to_string().as_str(),
+                ));
+            }
+        }
+        for (c, name) in suite.criteria.iter().zip(names) {
+            ts.add_test_case(criterion_case(suite, c, name));
         }
     }
     if ts.test_cases.is_empty() {
@@ -138,12 +196,38 @@ fn error_case(suite: &SuiteReport) -> Option<TestCase> {
     Some(case)
 }
 
-fn criterion_case(suite: &SuiteReport, c: &CriterionReport) -> TestCase {
+/// Testcase names, unique within a suite: the criterion's name, then its scope when the same
+/// text appears at another scope, then `#2`, `#3` for exact repeats.
+pub fn testcase_names(criteria: &[CriterionReport]) -> Vec<String> {
+    let count = |name: &str| criteria.iter().filter(|c| c.name == name).count();
+    let mut names: Vec<String> = criteria
+        .iter()
+        .map(|c| {
+            if count(&c.name) > 1 && c.scope != "suite" {
+                format!("{} [{}]", c.name, c.scope)
+            } else {
+                c.name.clone()
+            }
+        })
+        .collect();
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    for name in &mut names {
+        let n = seen.entry(name.clone()).or_insert(0);
+        *n += 1;
+        if *n > 1 {
+            *name = format!("{name} #{n}");
+        }
+    }
+    names
+}
+
+fn criterion_case(suite: &SuiteReport, c: &CriterionReport, name: String) -> TestCase {
     let status = match c.verdict {
         Verdict::Passed | Verdict::Notice => TestCaseStatus::success(),
-        Verdict::NoData if c.observed_text == "not judged" => {
+        Verdict::NotJudged => {
             let mut st = TestCaseStatus::skipped();
             st.set_message(c.detail.as_str());
+            st.set_type("not judged");
             st
         }
         Verdict::Failed | Verdict::NoData => {
@@ -162,10 +246,16 @@ fn criterion_case(suite: &SuiteReport, c: &CriterionReport) -> TestCase {
             st
         }
     };
-    let mut case = TestCase::new(c.name.as_str(), status);
+    let mut case = TestCase::new(name, status);
     case.set_classname(suite.name.as_str());
-    if c.verdict == Verdict::Notice {
-        case.set_system_out(format!("notice (non-failed): {}", c.detail));
+    match c.verdict {
+        Verdict::Notice => {
+            case.set_system_out(format!("notice (non-failed): {}", c.detail));
+        }
+        Verdict::Passed => {
+            case.set_system_out(format!("passed: {}", c.detail));
+        }
+        _ => {}
     }
     case
 }

@@ -27,20 +27,20 @@ pub struct Destinations {
     pub junit: Option<PathBuf>,
     pub html: Option<PathBuf>,
     pub json: Option<PathBuf>,
+    /// Appended to, as `$GITHUB_STEP_SUMMARY` expects (`summary.md` is written as well).
     pub summary_md: Option<PathBuf>,
+    /// What `summary_md` held before this run: every write keeps it and appends this run's
+    /// summary, so rewriting after each suite never repeats it.
+    pub summary_md_before: String,
 }
 
 /// Writes every report of `run` under `dir`: `results.json`, `junit.xml`, `report.html`,
-/// `summary.md`, and per suite `xunit.xml` (or its `junit-xml` `filename`) and the
-/// `final-stats` dumps it asks for.
+/// `summary.md`, and per suite `xunit.xml` (or its `junit-xml` `filename`),
+/// `final_stats.csv`, `timeline.csv` and the `final-stats` dumps it asks for.
 pub fn write_all(run: &RunReport, dir: &Path, to: &Destinations) -> std::io::Result<()> {
     let at = |given: &Option<PathBuf>, name: &str| given.clone().unwrap_or_else(|| dir.join(name));
     files::results_json(&at(&to.json, "results.json"), run)?;
-    let xml = |report: &quick_junit::Report| {
-        report
-            .to_string()
-            .map_err(|e| std::io::Error::other(e.to_string()))
-    };
+    let xml = junit::to_xml;
     files::write_atomically(
         &at(&to.junit, "junit.xml"),
         xml(&junit::run_report(run))?.as_bytes(),
@@ -56,6 +56,11 @@ pub fn write_all(run: &RunReport, dir: &Path, to: &Destinations) -> std::io::Res
             &suite_dir.join(name),
             xml(&junit::suite_report(suite))?.as_bytes(),
         )?;
+        // Written here, from the redacted report, so `perfgate report` renders them too.
+        if suite.load_started_at.is_some() {
+            files::final_stats_csv(&suite_dir.join("final_stats.csv"), &suite.labels)?;
+            files::timeline_csv(&suite_dir.join("timeline.csv"), &suite.timeline)?;
+        }
         if let Some(csv) = &suite.outputs.dump_csv {
             files::final_stats_csv(&suite_dir.join(csv), &suite.labels)?;
         }
@@ -63,10 +68,16 @@ pub fn write_all(run: &RunReport, dir: &Path, to: &Destinations) -> std::io::Res
             files::write_atomically(&suite_dir.join(xml_path), &dump::final_stats_xml(suite)?)?;
         }
     }
-    files::write_atomically(
-        &at(&to.summary_md, "summary.md"),
-        summary::markdown(run).as_bytes(),
-    )?;
+    let markdown = summary::markdown(run);
+    files::write_atomically(&dir.join("summary.md"), markdown.as_bytes())?;
+    if let Some(path) = &to.summary_md {
+        let mut text = to.summary_md_before.clone();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&markdown);
+        files::write_atomically(path, text.as_bytes())?;
+    }
     let page = html::render(run).map_err(|e| std::io::Error::other(chain(&e)))?;
     files::write_atomically(&at(&to.html, "report.html"), page.as_bytes())?;
     Ok(())

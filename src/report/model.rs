@@ -82,6 +82,36 @@ pub struct SuiteOutputs {
 }
 
 impl SuiteReport {
+    /// A suite that never ran because its file is invalid: an error with the diagnostics.
+    pub fn invalid(name: String, path: String, message: String, diagnostics: String) -> Self {
+        Self {
+            name,
+            path,
+            status: SuiteStatus::Error,
+            error: Some(SuiteError {
+                message,
+                log_tail: Some(diagnostics),
+                log: None,
+                hint: Some(
+                    "fix the file and run again; `perfgate validate` checks it without running"
+                        .to_owned(),
+                ),
+            }),
+            seed: 0,
+            started_at: String::new(),
+            load_started_at: None,
+            duration_s: 0.0,
+            executions: Vec::new(),
+            labels: Vec::new(),
+            timeline: Vec::new(),
+            monitoring: Vec::new(),
+            criteria: Vec::new(),
+            stopped_by: None,
+            outputs: SuiteOutputs::default(),
+            effective_yaml: String::new(),
+        }
+    }
+
     /// Whether a criterion failed (or had no data).
     pub fn criteria_failed(&self) -> bool {
         self.criteria.iter().any(|c| c.verdict.fails())
@@ -342,7 +372,7 @@ pub fn criterion_report(
             message: c.message.clone(),
             scope,
             subject,
-            verdict: Verdict::NoData,
+            verdict: Verdict::NotJudged,
             observed: None,
             observed_text: "not judged".to_owned(),
             condition,
@@ -369,6 +399,7 @@ pub fn criterion_report(
             "no data: {}",
             j.note.as_deref().unwrap_or("nothing was measured")
         ),
+        (_, Verdict::NotJudged) => "not judged".to_owned(),
         (Check::Expr { expr }, Verdict::Failed | Verdict::Notice) => {
             format!("`{expr}` held{window}")
         }

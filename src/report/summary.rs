@@ -59,6 +59,7 @@ pub fn markdown(run: &RunReport) -> String {
                 Verdict::Failed => "❌ failed",
                 Verdict::Notice => "ℹ️ notice",
                 Verdict::NoData => "❌ no data",
+                Verdict::NotJudged => "⏭️ not judged",
             };
             let _ = writeln!(
                 out,

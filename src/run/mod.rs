@@ -135,7 +135,7 @@ impl Signals {
     }
 }
 
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
@@ -306,8 +306,6 @@ async fn run_suite(
         report.labels = labels;
         report.timeline = timeline;
         report.monitoring = model::series(&store.store);
-        files::final_stats_csv(&dir.join("final_stats.csv"), &report.labels)?;
-        files::timeline_csv(&dir.join("timeline.csv"), &report.timeline)?;
         if !store.logged.is_empty() {
             files::metrics_csv(&dir.join("metrics.csv"), &store.logged)?;
         }
