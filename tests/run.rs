@@ -509,3 +509,53 @@ fn a_full_disk_on_stdout_or_stderr_never_turns_a_failure_into_0() {
     drop(child.stdout.take());
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+/// Taurus keys as MMS's suites use them: `${ARTIFACTS_DIR}` is the suite's real artifacts
+/// directory during `run`; `settings.env` is exported to commands (null as empty); two
+/// `junit-xml` modules write two files, named as Taurus names them, the unnamed one per label.
+#[test]
+fn artifacts_dir_env_export_and_two_junit_reporters() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mms.yaml"),
+        r#"settings:
+  env: {MODEL_NAME: squeezenet, EMPTY: null}
+services:
+  - module: shellexec
+    prepare:
+      - 'echo "[$MODEL_NAME][$EMPTY][${ARTIFACTS_DIR}]" > seen.txt'
+execution: [{scenario: s, concurrency: 1, iterations: 2}]
+scenarios:
+  s: {requests: [{url: "http://127.0.0.1:9/", label: refused, timeout: 1s}]}
+reporting:
+  - module: passfail
+    criteria: ["fail>200%"]
+  - module: junit-xml
+    data-source: pass-fail
+  - module: junit-xml
+"#,
+    )
+    .unwrap();
+    let (code, stdout, stderr) = perfgate_in(
+        dir.path(),
+        &["run", "mms.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let suite_dir = std::path::absolute(dir.path().join("out/mms")).unwrap();
+    let seen = std::fs::read_to_string(suite_dir.join("seen.txt")).unwrap();
+    assert_eq!(
+        seen.trim(),
+        format!("[squeezenet][][{}]", suite_dir.display())
+    );
+    assert!(!dir.path().join("reports").exists(), "nothing outside -a");
+    let per_criterion = std::fs::read_to_string(suite_dir.join("xunit.xml")).unwrap();
+    assert!(
+        per_criterion.contains("name=\"fail&gt;200%\""),
+        "{per_criterion}"
+    );
+    let per_label = std::fs::read_to_string(suite_dir.join("xunit-1.xml")).unwrap();
+    assert!(
+        per_label.contains("<testcase name=\"refused\""),
+        "{per_label}"
+    );
+}

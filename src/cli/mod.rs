@@ -314,14 +314,25 @@ fn run_command(
     stderr: &mut dyn Write,
     console_error: &ConsoleError,
 ) -> std::io::Result<ExitCode> {
-    let loaded = match load_suites(&args.suites, stderr)? {
+    // The run's own directory from the start: `${ARTIFACTS_DIR}` in the suites is it (made
+    // absolute, so servers and commands with another working directory find it too).
+    let artifacts_dir = match (&args.artifacts_dir, args.dry_run) {
+        (Some(dir), _) => dir.clone(),
+        (None, true) => crate::run::default_artifacts_dir(),
+        (None, false) => match crate::run::claim_default_artifacts_dir() {
+            Ok(dir) => dir,
+            Err(e) => {
+                writeln!(stderr, "error: cannot create the artifacts directory: {e}")?;
+                return Ok(ExitCode::Error);
+            }
+        },
+    };
+    let root = std::path::absolute(&artifacts_dir).unwrap_or_else(|_| artifacts_dir.clone());
+    let loaded = match load_suites(&args.suites, &root, stderr)? {
         Ok(l) => l,
         Err(Rejected::Invalid(loaded)) if !args.dry_run => {
             // CI shows why in its test report, not "no test results".
-            let dir = args
-                .artifacts_dir
-                .clone()
-                .unwrap_or_else(crate::run::default_artifacts_dir);
+            let dir = artifacts_dir.clone();
             let report = invalid_run_report(&loaded);
             if let Err(e) = crate::report::write_all(&report, &dir, &args.outputs.destinations()) {
                 writeln!(
@@ -343,10 +354,6 @@ fn run_command(
         }
         return Ok(ExitCode::Ok);
     }
-    let artifacts_dir = args
-        .artifacts_dir
-        .clone()
-        .unwrap_or_else(crate::run::default_artifacts_dir);
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -595,6 +602,11 @@ fn demo_server(args: DemoArgs, stderr: &mut dyn Write) -> std::io::Result<ExitCo
     }
 }
 
+/// `${ARTIFACTS_DIR}` when suites are only validated or listed: where a run would put them.
+fn validation_root() -> PathBuf {
+    crate::run::default_artifacts_dir()
+}
+
 /// Why suites were not loaded: nothing found, or invalid (with what was loaded, so `run` can
 /// still write reports that say why).
 enum Rejected {
@@ -610,6 +622,7 @@ impl Rejected {
 
 fn load_suites(
     args: &SuiteArgs,
+    artifacts_root: &std::path::Path,
     stderr: &mut dyn Write,
 ) -> std::io::Result<Result<Loaded, Rejected>> {
     let discovery = match discover(&args.paths, &args.pattern, &args.exclude) {
@@ -623,7 +636,7 @@ fn load_suites(
         configs: args.config.clone(),
         env: args.env.clone(),
         overrides: args.overrides.clone(),
-        artifacts_root: PathBuf::from("reports").join("validate"),
+        artifacts_root: artifacts_root.to_owned(),
         perfgate: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("perfgate")),
     };
     let loaded = load(&discovery, &opts);
@@ -652,7 +665,7 @@ fn validate(
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> std::io::Result<ExitCode> {
-    let loaded = match load_suites(args, stderr)? {
+    let loaded = match load_suites(args, &validation_root(), stderr)? {
         Ok(l) => l,
         Err(rejected) => return Ok(rejected.code()),
     };
@@ -676,7 +689,7 @@ fn list(
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> std::io::Result<ExitCode> {
-    let loaded = match load_suites(args, stderr)? {
+    let loaded = match load_suites(args, &validation_root(), stderr)? {
         Ok(l) => l,
         Err(rejected) => return Ok(rejected.code()),
     };

@@ -38,6 +38,54 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     })
 }
 
+/// A suite's directory under the run's: its name as one path component (anything but
+/// letters, digits, `.`, `-` and `_` becomes `_`), so a crafted name never leaves `root`.
+pub fn suite_dir(root: &Path, name: &str) -> std::path::PathBuf {
+    let mut safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if safe.is_empty() || safe.chars().all(|c| c == '.') {
+        safe = safe.replace('.', "_") + "_";
+    }
+    root.join(safe)
+}
+
+/// `relative` under `dir`, refused when it would leave it: absolute paths and `..` are
+/// errors (a suite's report files stay in its artifacts directory).
+pub fn inside(dir: &Path, relative: &str) -> std::io::Result<std::path::PathBuf> {
+    use std::path::Component;
+    let path = Path::new(relative);
+    let mut out = dir.to_path_buf();
+    for part in path.components() {
+        match part {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir => {}
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "`{relative}` leaves the suite's artifacts directory; report paths are relative to it, without `..`"
+                    ),
+                ));
+            }
+        }
+    }
+    if out == dir {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("`{relative}` names no file"),
+        ));
+    }
+    Ok(out)
+}
+
 pub fn results_json(path: &Path, report: &RunReport) -> std::io::Result<()> {
     let mut text = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
     text.push(b'\n');

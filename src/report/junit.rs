@@ -68,14 +68,14 @@ pub fn run_report(run: &RunReport) -> Report {
     report
 }
 
-/// A suite's own report (`xunit.xml`), honouring its `data-source`.
-pub fn suite_report(suite: &SuiteReport) -> Report {
+/// A suite's own report (`xunit.xml`), per criterion or (`sample_labels`) per label.
+pub fn suite_report(suite: &SuiteReport, sample_labels: bool) -> Report {
     let mut report = Report::new(suite.name.as_str());
     if let Some(ts) = timestamp(&suite.started_at) {
         report.set_timestamp(ts);
     }
     report.set_time(secs(suite.duration_s));
-    report.add_test_suite(test_suite(suite, suite.outputs.junit_sample_labels));
+    report.add_test_suite(test_suite(suite, sample_labels));
     report
 }
 

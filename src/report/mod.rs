@@ -46,26 +46,35 @@ pub fn write_all(run: &RunReport, dir: &Path, to: &Destinations) -> std::io::Res
         xml(&junit::run_report(run))?.as_bytes(),
     )?;
     for suite in &run.suites {
-        let suite_dir = dir.join(&suite.name);
-        let name = suite
-            .outputs
-            .junit_filename
-            .as_deref()
-            .unwrap_or("xunit.xml");
-        files::write_atomically(
-            &suite_dir.join(name),
-            xml(&junit::suite_report(suite))?.as_bytes(),
-        )?;
+        let suite_dir = files::suite_dir(dir, &suite.name);
+        let default = [model::JunitOutput {
+            filename: "xunit.xml".to_owned(),
+            sample_labels: false,
+        }];
+        let junits = if suite.outputs.junit.is_empty() {
+            &default[..]
+        } else {
+            &suite.outputs.junit[..]
+        };
+        for out in junits {
+            files::write_atomically(
+                &files::inside(&suite_dir, &out.filename)?,
+                xml(&junit::suite_report(suite, out.sample_labels))?.as_bytes(),
+            )?;
+        }
         // Written here, from the redacted report, so `perfgate report` renders them too.
         if suite.load_started_at.is_some() {
             files::final_stats_csv(&suite_dir.join("final_stats.csv"), &suite.labels)?;
             files::timeline_csv(&suite_dir.join("timeline.csv"), &suite.timeline)?;
         }
         if let Some(csv) = &suite.outputs.dump_csv {
-            files::final_stats_csv(&suite_dir.join(csv), &suite.labels)?;
+            files::final_stats_csv(&files::inside(&suite_dir, csv)?, &suite.labels)?;
         }
         if let Some(xml_path) = &suite.outputs.dump_xml {
-            files::write_atomically(&suite_dir.join(xml_path), &dump::final_stats_xml(suite)?)?;
+            files::write_atomically(
+                &files::inside(&suite_dir, xml_path)?,
+                &dump::final_stats_xml(suite)?,
+            )?;
         }
     }
     let markdown = summary::markdown(run);

@@ -71,14 +71,23 @@ pub struct SuiteReport {
 /// The report files a suite's `reporting` modules ask for.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 pub struct SuiteOutputs {
-    /// `junit-xml` `filename`, relative to the suite's directory (default `xunit.xml`).
-    pub junit_filename: Option<String>,
-    /// `junit-xml` `data-source: sample-labels`: a testcase per label instead of per criterion.
-    pub junit_sample_labels: bool,
+    /// One per `junit-xml` module, in declared order (none declared: `xunit.xml`, pass-fail).
+    #[serde(default)]
+    pub junit: Vec<JunitOutput>,
     /// `final-stats` `dump-csv`, relative to the suite's directory.
     pub dump_csv: Option<String>,
     /// `final-stats` `dump-xml`, relative to the suite's directory.
     pub dump_xml: Option<String>,
+}
+
+/// A `junit-xml` module's file.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct JunitOutput {
+    /// Relative to the suite's directory: the module's `filename`, else `xunit.xml`,
+    /// `xunit-1.xml`, ... as Taurus names them.
+    pub filename: String,
+    /// `data-source: sample-labels` (Taurus's default): a testcase per label; else per criterion.
+    pub sample_labels: bool,
 }
 
 impl SuiteReport {

@@ -108,6 +108,14 @@ pub async fn run_suites(
     Ok(report)
 }
 
+/// `settings.env` followed by a process's own `env` (later entries win when spawned).
+fn with_settings_env(
+    settings: &[(String, String)],
+    own: &[(String, String)],
+) -> Vec<(String, String)> {
+    settings.iter().chain(own).cloned().collect()
+}
+
 /// The signals that end a run: SIGINT (Ctrl-C) interrupts; SIGTERM, and SIGHUP from a closed
 /// terminal, terminate. Either way the servers are stopped and what was measured is written.
 #[derive(Debug)]
@@ -146,7 +154,7 @@ async fn run_suite(
     console: &mut (dyn Write + Send),
 ) -> std::io::Result<(SuiteReport, CancelReason)> {
     let suite = &plan.suite;
-    let dir = opts.artifacts_dir.join(&suite.name);
+    let dir = files::suite_dir(&opts.artifacts_dir, &suite.name);
     std::fs::create_dir_all(&dir)?;
     // Secrets never reach a report: headers such as Authorization, and settings.secrets.
     let redactor = Redactor::new(&suite.settings.secrets, &suite.settings.env);
@@ -191,6 +199,18 @@ async fn run_suite(
             shell_config
                 .post_process
                 .extend(s.post_process.iter().cloned());
+        }
+    }
+    // `settings.env` is exported to every command, as Taurus does; a command's own `env` wins.
+    for stage in [
+        &mut shell_config.prepare,
+        &mut shell_config.startup,
+        &mut shell_config.check,
+        &mut shell_config.shutdown,
+        &mut shell_config.post_process,
+    ] {
+        for command in stage.iter_mut() {
+            command.env = with_settings_env(&suite.settings.env, &command.env);
         }
     }
     let mut shell = Shell::new(shell_config, &dir);
@@ -380,7 +400,10 @@ async fn start_servers(
             }),
             hint: Some(e.hint().to_owned()),
         };
-        let server = ManagedServer::spawn(config, dir).map_err(server_error)?;
+        // `settings.env` is exported to servers too; the server's own `env` wins.
+        let mut config = config.clone();
+        config.env = with_settings_env(&suite.settings.env, &config.env);
+        let server = ManagedServer::spawn(&config, dir).map_err(server_error)?;
         servers.push(server);
         let server = servers.last_mut().expect("just pushed");
         server.wait_ready().await.map_err(server_error)?;
@@ -407,7 +430,7 @@ async fn drive(
     signals: &mut Signals,
     console: &mut (dyn Write + Send),
 ) -> (CancelReason, Measured) {
-    let dir = opts.artifacts_dir.join(&plan.suite.name);
+    let dir = files::suite_dir(&opts.artifacts_dir, &plan.suite.name);
     let mut store = Store::default();
     let mut logged = files::MetricsLog::new(&plan.suite.monitoring);
     let mut judge = Judge::new(&plan.suite.criteria, |c| scope_labels(plan, c));
@@ -749,6 +772,31 @@ pub fn default_artifacts_dir() -> PathBuf {
     Path::new("reports").join(stamp.trim_end_matches('Z'))
 }
 
+/// Creates the run's default artifacts directory, `reports/<UTC timestamp>/`, or with `-2`,
+/// `-3`, ... when another run started in the same second already has it.
+pub fn claim_default_artifacts_dir() -> std::io::Result<PathBuf> {
+    let base = default_artifacts_dir();
+    if let Some(parent) = base.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    for n in 1..1000 {
+        let dir = if n == 1 {
+            base.clone()
+        } else {
+            PathBuf::from(format!("{}-{n}", base.display()))
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "every name `{}-N` is taken",
+        base.display()
+    )))
+}
+
 /// What the suite's `reporting` modules ask of the report files.
 fn outputs(suite: &crate::suite::model::Suite) -> model::SuiteOutputs {
     use crate::suite::model::{JunitDataSource, Reporter};
@@ -759,8 +807,21 @@ fn outputs(suite: &crate::suite::model::Suite) -> model::SuiteOutputs {
                 filename,
                 data_source,
             } => {
-                out.junit_filename.clone_from(filename);
-                out.junit_sample_labels = matches!(data_source, JunitDataSource::SampleLabels);
+                // Unnamed files are xunit.xml, xunit-1.xml, ... as Taurus names them.
+                let filename = filename.clone().unwrap_or_else(|| {
+                    let taken = |name: &str| out.junit.iter().any(|j| j.filename == name);
+                    (0..)
+                        .map(|n| match n {
+                            0 => "xunit.xml".to_owned(),
+                            n => format!("xunit-{n}.xml"),
+                        })
+                        .find(|name| !taken(name))
+                        .unwrap_or_default()
+                });
+                out.junit.push(model::JunitOutput {
+                    filename,
+                    sample_labels: matches!(data_source, JunitDataSource::SampleLabels),
+                });
             }
             Reporter::FinalStats {
                 dump_csv, dump_xml, ..

@@ -597,7 +597,7 @@ fn suite_names(paths: &[PathBuf]) -> Vec<String> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default()
     };
-    paths
+    let mut names: Vec<String> = paths
         .iter()
         .map(|p| {
             let name = stem(p);
@@ -612,5 +612,15 @@ fn suite_names(paths: &[PathBuf]) -> Vec<String> {
                 name
             }
         })
-        .collect()
+        .collect();
+    // Same file name in same-named folders (a/x/s.yaml, b/x/s.yaml): number the later ones.
+    let mut seen = HashMap::<String, usize>::new();
+    for name in &mut names {
+        let n = seen.entry(name.clone()).or_insert(0);
+        *n += 1;
+        if *n > 1 {
+            *name = format!("{name}-{n}");
+        }
+    }
+    names
 }

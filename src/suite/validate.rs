@@ -361,7 +361,13 @@ impl Validator<'_> {
                 .and_then(|s| s.env.as_ref())
                 .map(|e| {
                     e.iter()
-                        .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_owned(), v.0.clone())))
+                        // `X: null` is defined and empty, as Taurus exports it.
+                        .map(|(k, v)| {
+                            (
+                                k.to_owned(),
+                                v.as_ref().map_or_else(String::new, |v| v.0.clone()),
+                            )
+                        })
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -1537,16 +1543,17 @@ impl Validator<'_> {
                     Reporter::Passfail
                 }
                 (_, "junit-xml") => Reporter::JunitXml {
-                    filename: r.filename.as_ref().and_then(|f| f.get().cloned()),
+                    filename: self.report_path(r.filename.as_ref()),
+                    // Taurus's default: a testcase per sample label.
                     data_source: r
                         .data_source
                         .as_ref()
                         .and_then(|d| d.get().copied())
-                        .unwrap_or(JunitDataSource::PassFail),
+                        .unwrap_or(JunitDataSource::SampleLabels),
                 },
                 (_, "final-stats") => Reporter::FinalStats {
-                    dump_csv: r.dump_csv.as_ref().and_then(|f| f.get().cloned()),
-                    dump_xml: r.dump_xml.as_ref().and_then(|f| f.get().cloned()),
+                    dump_csv: self.report_path(r.dump_csv.as_ref()),
+                    dump_xml: self.report_path(r.dump_xml.as_ref()),
                     summary: r.summary.unwrap_or(true),
                     percentiles: r.percentiles.unwrap_or(true),
                     summary_labels: r.summary_labels.unwrap_or(false),
@@ -1773,6 +1780,29 @@ impl Validator<'_> {
                     .with_hint(format!("add `{metric}` to the `metrics:` of `{source}`")),
             );
         }
+    }
+
+    /// A report file's path: relative to the suite's artifacts directory and inside it.
+    fn report_path(&mut self, path: Option<&Located<String>>) -> Option<String> {
+        let path = path?;
+        let text = path.get()?;
+        let escapes = std::path::Path::new(text).components().any(|c| {
+            !matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        });
+        if escapes || text.trim().is_empty() {
+            self.push(
+                Diagnostic::error(
+                    path.span,
+                    format!("report path `{text}` leaves the suite's artifacts directory"),
+                )
+                .with_hint("report files are written under <artifacts>/<suite>/: give a relative path without `..`, e.g. `final_stats.csv`"),
+            );
+            return None;
+        }
+        Some(text.clone())
     }
 
     fn long_criterion(
