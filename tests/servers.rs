@@ -95,7 +95,7 @@ fn workers_are_counted_and_a_leaking_worker_shows_in_memory() {
     let tag = unique_tag("leak");
     let suite = server_suite(
         &tag,
-        ", --workers, \"3\", --leak-mb-per-s, \"20\"",
+        ", --workers, \"4\", --zombie-workers, \"1\", --leak-mb-per-s, \"20\"",
         "    monitoring: {interval: 500ms, logging: true, metrics: [total_workers, total_processes, max_workers_memory_rss, sum_workers_memory_rss, frontend_cpu_percent, orphans, zombies]}\n",
         "4s",
     );
@@ -107,8 +107,10 @@ fn workers_are_counted_and_a_leaking_worker_shows_in_memory() {
     assert_eq!(code, 0, "{out}");
     let r = results(dir.path());
     let workers = series(&r, "srv/total_workers");
+    // A zombie worker is neither a worker nor a process, as MMS's agent counts them.
     assert!(workers.iter().all(|w| *w == 3.0), "{workers:?}");
     assert!(series(&r, "srv/total_processes").iter().all(|p| *p == 4.0));
+    assert!(series(&r, "srv/zombies").iter().all(|p| *p == 1.0));
     assert!(series(&r, "srv/orphans").iter().all(|p| *p == 0.0));
     let max = series(&r, "srv/max_workers_memory_rss");
     let sum = series(&r, "srv/sum_workers_memory_rss");

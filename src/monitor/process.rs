@@ -117,10 +117,11 @@ impl ProcessTree {
         }
         let total_memory = self.system.total_memory().max(1) as f64;
 
+        // Zombies are not workers (after a scale-down MMS's agent counts only the live ones).
         let worker_pids: std::collections::HashSet<u32> = tree
             .iter()
             .copied()
-            .filter(|p| *p != root && self.is_worker(*p))
+            .filter(|p| *p != root && !table[p].zombie && self.is_worker(*p))
             .collect();
         let total_workers = worker_pids.len();
         let mut frontend = None;
@@ -168,7 +169,7 @@ impl ProcessTree {
                 }
             }
         }
-        out.insert("total_processes".into(), tree.len() as f64);
+        out.insert("total_processes".into(), (tree.len() - zombies) as f64);
         out.insert("total_workers".into(), total_workers as f64);
         out.insert("orphans".into(), orphans as f64);
         out.insert("zombies".into(), zombies as f64);
@@ -198,7 +199,9 @@ impl ProcessTree {
             _ => f64::NAN,
         };
         let io = proc_.io().ok();
-        let fds = proc_.fd_count().ok().unwrap_or(0) as f64;
+        // The entries of /proc/PID/fd, as MMS's agent (psutil's num_fds) and `ls` count them;
+        // procfs's fast path (the directory's st_size) can differ from that count.
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count) as f64;
         Some([
             cpu,
             stat.utime as f64 / self.ticks,

@@ -87,7 +87,8 @@ pub fn inside(dir: &Path, relative: &str) -> std::io::Result<std::path::PathBuf>
 }
 
 pub fn results_json(path: &Path, report: &RunReport) -> std::io::Result<()> {
-    let mut text = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
+    // Compact: a long run's timeline is most of it.
+    let mut text = serde_json::to_vec(report).map_err(std::io::Error::other)?;
     text.push(b'\n');
     write_atomically(path, &text)
 }

@@ -542,23 +542,47 @@ fn strip_location(message: &str) -> String {
     }
 }
 
-/// One free loopback port per name in `settings.ports`.
+/// `settings.port-range` when none is given: below the kernel's ephemeral range (32768-60999
+/// on Linux), which outgoing connections use, and below 32767, which MMS refuses.
+pub const DEFAULT_PORT_RANGE: (u16, u16) = (20000, 32766);
+
+/// Reads `LOW-HIGH`, with `1024 <= LOW <= HIGH`.
+pub fn parse_port_range(text: &str) -> Option<(u16, u16)> {
+    let (low, high) = text.split_once('-')?;
+    let (low, high): (u16, u16) = (low.trim().parse().ok()?, high.trim().parse().ok()?);
+    (1024 <= low && low <= high).then_some((low, high))
+}
+
+/// One free loopback port per name in `settings.ports`, from `settings.port-range`. Picks
+/// start at a point that differs per process and per call, so suites loaded together, and
+/// perfgate runs side by side, rarely try the same port.
 fn allocate_ports(root: &Node) -> Vec<(String, u16)> {
-    let Some(names) = root
-        .get("settings")
-        .and_then(|s| s.get("ports"))
-        .and_then(Node::as_seq)
-    else {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static CURSOR: AtomicU32 = AtomicU32::new(0);
+    let settings = root.get("settings");
+    let Some(names) = settings.and_then(|s| s.get("ports")).and_then(Node::as_seq) else {
         return Vec::new();
     };
-    names
-        .iter()
-        .filter_map(Node::as_str)
-        .filter_map(|name| {
-            let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).ok()?;
-            Some((name.to_owned(), listener.local_addr().ok()?.port()))
-        })
-        .collect()
+    let (low, high) = settings
+        .and_then(|s| s.get("port-range"))
+        .and_then(Node::as_str)
+        .and_then(parse_port_range)
+        .unwrap_or(DEFAULT_PORT_RANGE);
+    let span = u32::from(high - low) + 1;
+    let seed = std::process::id().wrapping_mul(2_654_435_761);
+    let mut out = Vec::new();
+    for name in names.iter().filter_map(Node::as_str) {
+        let port = (0..span.min(4096)).find_map(|_| {
+            let offset = seed.wrapping_add(CURSOR.fetch_add(1, Ordering::Relaxed)) % span;
+            let port = low + u16::try_from(offset).ok()?;
+            let taken = out.iter().any(|(_, p)| *p == port);
+            (!taken && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()).then_some(port)
+        });
+        if let Some(port) = port {
+            out.push((name.to_owned(), port));
+        }
+    }
+    out
 }
 
 /// `environments/*.yaml` beside a suite and the `settings.env` names each declares.
@@ -623,4 +647,34 @@ fn suite_names(paths: &[PathBuf]) -> Vec<String> {
         }
     }
     names
+}
+
+#[cfg(test)]
+mod port_tests {
+    use super::*;
+
+    fn root(yaml: &str) -> Node {
+        parse_documents(yaml, FileId(0)).unwrap().remove(0)
+    }
+
+    #[test]
+    fn ports_come_from_below_the_ephemeral_range_unless_told() {
+        let ports = allocate_ports(&root("settings: {ports: [A, B, C]}"));
+        assert_eq!(ports.len(), 3);
+        let (low, high) = DEFAULT_PORT_RANGE;
+        assert!(
+            ports.iter().all(|(_, p)| (low..=high).contains(p)),
+            "{ports:?}"
+        );
+        assert!(high < 32767, "MMS refuses 32767 and up");
+        let mut distinct: Vec<u16> = ports.iter().map(|(_, p)| *p).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 3);
+        let ports = allocate_ports(&root("settings: {ports: [A], port-range: 41000-41010}"));
+        assert!((41000..=41010).contains(&ports[0].1), "{ports:?}");
+        assert_eq!(parse_port_range("2000-1000"), None);
+        assert_eq!(parse_port_range("80-90"), None);
+        assert_eq!(parse_port_range("x"), None);
+    }
 }

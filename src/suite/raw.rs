@@ -50,10 +50,14 @@ pub struct RawSuite {
 pub struct RawSettings {
     /// Where reports go for this suite; default `reports/<UTC timestamp>/`.
     pub artifacts_dir: Option<Located<String>>,
-    /// Variables for `${NAME}`; values may use OS variables (`PATH: ${PATH}`); null unsets.
+    /// Variables for `${NAME}`, exported to servers and commands; values may use OS variables
+    /// (`PATH: ${PATH}`); null is the empty string.
     pub env: Option<Keyed<Option<Scalar>>>,
     /// Names that each get a free loopback port, usable as `${NAME}`.
     pub ports: Option<Vec<Located<String>>>,
+    /// Where `ports` are picked: `LOW-HIGH` (default 20000-32766, below the ephemeral range
+    /// that outgoing connections use, and below 32767, which MMS refuses).
+    pub port_range: Option<Located<String>>,
     /// Environment variable names whose values are redacted in reports.
     pub secrets: Option<Vec<Located<String>>>,
     /// Leave ramp-up out of statistics and criteria.

@@ -353,6 +353,16 @@ impl Validator<'_> {
             }
             ports.push(name.clone());
         }
+        if let Some(range) = s.and_then(|s| s.port_range.as_ref())
+            && let Some(text) = range.get()
+            && crate::suite::load::parse_port_range(text).is_none()
+        {
+            self.push(
+                Diagnostic::error(range.span, format!("invalid port range `{text}`")).with_hint(
+                    "write LOW-HIGH with 1024 <= LOW <= HIGH <= 65535, e.g. 20000-32766",
+                ),
+            );
+        }
         Settings {
             artifacts_dir: s
                 .and_then(|s| s.artifacts_dir.as_ref())

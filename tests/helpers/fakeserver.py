@@ -3,6 +3,7 @@
 
 fakeserver.py --port P [--workers N] [--worker-name NAME] [--leak-mb-per-s R]
               [--never-ready] [--crash-after N] [--hang-after N] [--ignore-term]
+              [--zombie-workers N]
               [--daemon --pid-file FILE] [--tag TAG]
 
 The frontend answers every GET with 200 "ok" (unless --never-ready: it never listens). It
@@ -90,6 +91,10 @@ def frontend(args):
         if args.ignore_term:
             argv.append("--ignore-term")
         workers.append(subprocess.Popen(argv))
+    # --zombie-workers: the last N workers die and are never reaped (as after a scale-down
+    # whose parent has not waited yet).
+    for w in workers[len(workers) - args.zombie_workers :]:
+        w.kill()
     print(f"fakeserver: {args.workers} workers started", flush=True)
     state["crash_after"] = args.crash_after
     state["hang_after"] = args.hang_after
@@ -123,6 +128,7 @@ def main():
     p.add_argument("--never-ready", action="store_true")
     p.add_argument("--crash-after", type=int, default=0)
     p.add_argument("--hang-after", type=int, default=0)
+    p.add_argument("--zombie-workers", type=int, default=0)
     p.add_argument("--ignore-term", action="store_true")
     p.add_argument("--daemon", action="store_true")
     p.add_argument("--pid-file")
