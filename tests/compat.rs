@@ -260,11 +260,8 @@ const CORPUS: &[Row] = &[
         "taurus/three.yml",
         None,
         None,
-        &[
-            "JMeter functions such as `${__P(csv_file)}` are not supported",
-            "`modules.local.sequential` is not supported",
-        ],
-        "JMeter properties and sequential executions",
+        &["JMeter functions such as `${__P(csv_file)}` are not supported"],
+        "JMeter properties (its sequential executions are supported)",
     ),
     (
         "taurus/timers.yml",

@@ -543,3 +543,31 @@ scenarios:
         "the ramp rises: {first:?} then {second:?}"
     );
 }
+
+/// `modules.local.sequential`: the second execution starts when the first has ended, as in
+/// Taurus; without it they run side by side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_executions_run_one_after_another() {
+    let server = TestServer::start(Duration::from_millis(2), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = suite(
+        dir.path(),
+        "modules: {local: {sequential: true}}
+execution:
+  - {scenario: a, concurrency: 2, iterations: 30, hold-for: 30s}
+  - {scenario: b, concurrency: 2, iterations: 30, hold-for: 30s}
+scenarios:
+  a: {default-address: 'http://127.0.0.1:{port}', requests: [/a]}
+  b: {default-address: 'http://127.0.0.1:{port}', requests: [/b]}",
+        server.port,
+    );
+    run(plan, dir.path()).await;
+    let received = server.received();
+    let last_a = received.iter().rposition(|r| r.path == "/a").unwrap();
+    let first_b = received.iter().position(|r| r.path == "/b").unwrap();
+    assert_eq!(received.len(), 60);
+    assert!(
+        last_a < first_b,
+        "a ends at {last_a}, b starts at {first_b}"
+    );
+}

@@ -216,12 +216,18 @@ impl SuitePlan {
         }
     }
 
-    /// The longest execution including its delay, if all are time-bound.
+    /// The load's length, if every execution is time-bound: the longest execution with its
+    /// delay, or with `modules.local.sequential` all of them one after another.
     pub fn duration(&self) -> Option<Duration> {
-        self.executions
+        let mut each = self
+            .executions
             .iter()
-            .map(|e| e.schedule.duration().map(|d| d + e.delay))
-            .try_fold(Duration::ZERO, |acc, d| d.map(|d| acc.max(d)))
+            .map(|e| e.schedule.duration().map(|d| d + e.delay));
+        if self.suite.settings.sequential {
+            each.sum()
+        } else {
+            each.try_fold(Duration::ZERO, |acc, d| d.map(|d| acc.max(d)))
+        }
     }
 }
 

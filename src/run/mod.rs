@@ -452,14 +452,29 @@ async fn drive(
     let (stop_tx, stop) = watch::channel(false);
     let in_flight = InFlight::default();
     let mut tasks = tokio::task::JoinSet::new();
-    for e in plan.executions.clone() {
-        tasks.spawn(run_execution(
-            e,
-            t0,
+    if plan.suite.settings.sequential {
+        // One after another: each starts (its delay counted) when the one before has ended.
+        let (executions, events, stop, in_flight) = (
+            plan.executions.clone(),
             events_tx.clone(),
             stop.clone(),
             in_flight.clone(),
-        ));
+        );
+        tasks.spawn(async move {
+            for e in executions {
+                run_execution(e, t0, events.clone(), stop.clone(), in_flight.clone()).await;
+            }
+        });
+    } else {
+        for e in plan.executions.clone() {
+            tasks.spawn(run_execution(
+                e,
+                t0,
+                events_tx.clone(),
+                stop.clone(),
+                in_flight.clone(),
+            ));
+        }
     }
     drop(events_tx);
     let targets = servers

@@ -42,6 +42,9 @@ pub struct Settings {
     pub ramp_up_exclude: bool,
     #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
     pub check_interval: Duration,
+    /// `modules.local.sequential`: executions run one after another (each `delay` counted
+    /// from the end of the one before), not side by side.
+    pub sequential: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -192,8 +192,8 @@ pub fn validate(raw: &RawSuite, cx: &Context<'_>, diags: &mut Diagnostics) -> Op
         unknown_columns: false,
         unsupported_sources: BTreeSet::new(),
     };
-    let settings = v.settings(raw.settings.as_ref());
-    v.modules(raw);
+    let mut settings = v.settings(raw.settings.as_ref());
+    settings.sequential = v.modules(raw);
     let scenarios = v.scenarios(raw);
     let mut pending = Vec::new();
     let executions = v.executions(raw, &mut pending);
@@ -353,6 +353,15 @@ impl Validator<'_> {
             }
             ports.push(name.clone());
         }
+        if let Some(dir) = s.and_then(|s| s.artifacts_dir.as_ref()) {
+            self.push(
+                Diagnostic::warning(
+                    dir.span,
+                    "`settings.artifacts-dir` is ignored: a run's reports go to one directory for all its suites",
+                )
+                .with_hint("choose it with `perfgate run -a DIR` (default reports/<UTC timestamp>/)"),
+            );
+        }
         if let Some(range) = s.and_then(|s| s.port_range.as_ref())
             && let Some(text) = range.get()
             && crate::suite::load::parse_port_range(text).is_none()
@@ -389,11 +398,17 @@ impl Validator<'_> {
             ramp_up_exclude: s.and_then(|s| s.ramp_up_exclude).unwrap_or(false),
             check_interval: dur(s.and_then(|s| s.check_interval.as_ref()))
                 .unwrap_or(Duration::from_secs(1)),
+            sequential: false,
         }
     }
 
-    fn modules(&mut self, raw: &RawSuite) {
-        let Some(modules) = &raw.modules else { return };
+    /// Module aliases and the Taurus module settings that change behaviour; returns
+    /// `modules.local.sequential`.
+    fn modules(&mut self, raw: &RawSuite) -> bool {
+        let mut sequential = false;
+        let Some(modules) = &raw.modules else {
+            return sequential;
+        };
         for (key, value) in &modules.0 {
             let (Some(alias), Some(settings)) = (key.get(), value.get()) else {
                 continue;
@@ -426,16 +441,14 @@ impl Validator<'_> {
                     };
                     self.aliases.insert(alias.clone(), kind);
                 }
-                None if alias == "local"
-                    && settings
-                        .get("sequential")
-                        .and_then(serde_json::Value::as_bool)
-                        == Some(true) =>
-                {
-                    self.push(
-                        Diagnostic::error(key.span, "`modules.local.sequential` is not supported: executions run concurrently")
-                            .with_hint("give later executions a `delay:` equal to the duration of the ones before them"),
-                    );
+                None if alias == "local" && settings.get("sequential").is_some() => {
+                    match settings.get("sequential").and_then(serde_json::Value::as_bool) {
+                        Some(on) => sequential = on,
+                        None => self.push(
+                            Diagnostic::error(key.span, "`modules.local.sequential` must be true or false")
+                                .with_hint("`sequential: true` runs the executions one after another, as Taurus does"),
+                        ),
+                    }
                 }
                 None if FOREIGN_TOOLS.contains(&alias.as_str()) || alias == "local" => {
                     self.push(Diagnostic::warning(
@@ -454,6 +467,7 @@ impl Validator<'_> {
                 ),
             }
         }
+        sequential
     }
 
     fn scenarios(&mut self, raw: &RawSuite) -> Vec<Scenario> {
