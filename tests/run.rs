@@ -524,6 +524,7 @@ services:
   - module: shellexec
     prepare:
       - 'echo "[$MODEL_NAME][$EMPTY][${ARTIFACTS_DIR}]" > seen.txt'
+      - "for f in a b; do echo \"$f\" >> loop.txt; done; echo '$${LITERAL}' > literal.txt"
 execution: [{scenario: s, concurrency: 1, iterations: 2}]
 scenarios:
   s: {requests: [{url: "http://127.0.0.1:9/", label: refused, timeout: 1s}]}
@@ -548,6 +549,11 @@ reporting:
         format!("[squeezenet][][{}]", suite_dir.display())
     );
     assert!(!dir.path().join("reports").exists(), "nothing outside -a");
+    // A shell's own `$f` is left alone; `$${X}` reaches the shell as `${X}`.
+    let looped = std::fs::read_to_string(suite_dir.join("loop.txt")).unwrap();
+    assert_eq!(looped, "a\nb\n");
+    let literal = std::fs::read_to_string(suite_dir.join("literal.txt")).unwrap();
+    assert_eq!(literal.trim(), "${LITERAL}");
     let per_criterion = std::fs::read_to_string(suite_dir.join("xunit.xml")).unwrap();
     assert!(
         per_criterion.contains("name=\"fail&gt;200%\""),

@@ -1210,7 +1210,8 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
     source.to_string()
 }
 
-/// Replaces `${name}` with the virtual user's variables; unknown names stay.
+/// Replaces `${name}` with the virtual user's variables; unknown names stay; the escape
+/// `$${name}` is sent as the literal `${name}`.
 pub fn substitute<'a>(text: &'a str, vars: &HashMap<String, String>) -> Cow<'a, str> {
     if !text.contains("${") {
         return Cow::Borrowed(text);
@@ -1218,6 +1219,13 @@ pub fn substitute<'a>(text: &'a str, vars: &HashMap<String, String>) -> Cow<'a, 
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("${") {
+        if start > 0 && rest.as_bytes()[start - 1] == b'$' {
+            // `$${`: the first `$` escapes; keep `${` and whatever follows as text.
+            out.push_str(&rest[..start - 1]);
+            out.push_str("${");
+            rest = &rest[start + 2..];
+            continue;
+        }
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         match after.find('}') {
@@ -1285,6 +1293,7 @@ mod tests {
             substitute("/a/${id}/${missing}/${id", &vars),
             "/a/7/${missing}/${id"
         );
+        assert_eq!(substitute("/a/$${id}/${id}", &vars), "/a/${id}/7");
         assert_eq!(join_url(Some("http://h:1/"), "/x"), "http://h:1/x");
         assert_eq!(join_url(Some("http://h:1"), "http://o/y"), "http://o/y");
         let re = Regex::new("id=(\\d+)").unwrap();

@@ -33,6 +33,14 @@ pub const SYSTEM_METRICS: &[&str] = &[
     "system_write_bytes",
 ];
 
+/// A server's metrics when its `monitoring` lists none.
+pub const DEFAULT_PROCESS_METRICS: &[&str] = &[
+    "total_processes",
+    "total_workers",
+    "sum_all_cpu_percent",
+    "sum_all_memory_rss",
+];
+
 /// Taurus `local` host metrics.
 pub const HOST_METRICS: &[&str] = &[
     "cpu",
@@ -99,6 +107,16 @@ impl SourceKind {
                 HOST_METRICS.contains(&metric) || PROCESS_METRICS.iter().any(|m| m == metric)
             }
             Self::Prometheus => parse_selector(metric).is_ok(),
+        }
+    }
+
+    /// What a source samples when it lists no `metrics`: for a server's process tree a small
+    /// set that says whether it is alive, busy and growing (every one of the 127 process metrics
+    /// is `metrics: [all]`); for the host, every host metric.
+    pub fn defaults(self) -> Vec<&'static str> {
+        match self {
+            Self::Server | Self::ServerLocalClient => DEFAULT_PROCESS_METRICS.to_vec(),
+            other => other.all(),
         }
     }
 

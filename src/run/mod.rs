@@ -25,6 +25,8 @@ use crate::report::model::{
 use crate::report::redact::Redactor;
 use crate::server::shellexec::{Shell, Stage};
 use crate::server::{ManagedServer, ServerError};
+use crate::suite::interpolate::unescape;
+use crate::suite::model::Launch;
 use crate::suite::model::{Service, ShellExec};
 
 /// Why a suite's load ended, most serious last (the largest wins).
@@ -211,6 +213,7 @@ async fn run_suite(
     ] {
         for command in stage.iter_mut() {
             command.env = with_settings_env(&suite.settings.env, &command.env);
+            command.command = unescape(&command.command).into_owned();
         }
     }
     let mut shell = Shell::new(shell_config, &dir);
@@ -403,6 +406,23 @@ async fn start_servers(
         // `settings.env` is exported to servers too; the server's own `env` wins.
         let mut config = config.clone();
         config.env = with_settings_env(&suite.settings.env, &config.env);
+        // `$${X}` reaches the server and its hooks as `${X}`.
+        config.launch = match &config.launch {
+            Launch::Argv(argv) => {
+                Launch::Argv(argv.iter().map(|a| unescape(a).into_owned()).collect())
+            }
+            Launch::Shell(line) => Launch::Shell(unescape(line).into_owned()),
+        };
+        for hook in config
+            .prepare
+            .iter_mut()
+            .chain(config.post_process.iter_mut())
+        {
+            *hook = unescape(hook).into_owned();
+        }
+        if let Some(stop) = &mut config.stop.command {
+            *stop = unescape(stop).into_owned();
+        }
         let server = ManagedServer::spawn(&config, dir).map_err(server_error)?;
         servers.push(server);
         let server = servers.last_mut().expect("just pushed");

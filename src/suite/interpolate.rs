@@ -44,6 +44,17 @@ pub fn references(text: &str) -> Vec<Reference> {
     found
 }
 
+/// The text a process receives: the escape `$${` becomes a literal `${`. Applied where text
+/// leaves perfgate (commands, server argv, request URLs, headers and bodies), after
+/// validation, so an escaped reference is never taken for an undefined variable.
+pub fn unescape(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains("$${") {
+        std::borrow::Cow::Owned(text.replace("$${", "${"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// Values for `${NAME}`, in declaration order.
 #[derive(Clone, Debug, Default)]
 pub struct Variables {

@@ -1476,7 +1476,7 @@ impl Validator<'_> {
             }
         }
         match (kind.unsupported_on(std::env::consts::OS), listed) {
-            (None, None) => metrics = kind.all().into_iter().map(str::to_owned).collect(),
+            (None, None) => metrics = kind.defaults().into_iter().map(str::to_owned).collect(),
             (None, Some(_)) => {}
             // A `server` that lists nothing is simply not monitored here.
             (Some(_), None) => metrics.clear(),
