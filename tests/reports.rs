@@ -580,3 +580,76 @@ fn a_report_path_that_is_a_symlink_or_device_is_refused() {
             .is_symlink()
     );
 }
+
+/// Secrets never appear in any output: not in any file of the artifacts directory (server
+/// logs that echo request headers included), not on the console of `run`, `validate`, `list`
+/// or a dry run. A failing post-process does not hide the server's crash.
+#[test]
+fn secrets_appear_in_no_file_and_no_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"settings:
+  ports: [PORT]
+  env: {TOKEN: "tok-77aa88bb", PASS: "pw-12ab34cd"}
+  secrets: [TOKEN, PASS]
+services:
+  - module: server
+    label: echo
+    command: [python3, "FAKESERVER", --port, "${PORT}", --echo-headers, --crash-after, "6"]
+    ready: {tcp: "127.0.0.1:${PORT}", timeout: 10s}
+    post-process: ["exit 7"]
+execution: [{scenario: s, concurrency: 1, throughput: 20, hold-for: 30s}]
+scenarios:
+  s:
+    headers: {Authorization: "Bearer hdr-5566ccdd", X-Api-Key: "key-99ee00ff"}
+    requests:
+      - url: "http://user:${PASS}@127.0.0.1:${PORT}/a?token=${TOKEN}"
+      - url: "http://127.0.0.1:${PORT}/b"
+        headers: {Cookie: "sid=cookie-1a2b3c4d"}
+reporting:
+  - module: passfail
+    criteria: ["fail>100%"]
+"#
+    .replace("FAKESERVER", &helpers::fakeserver().display().to_string());
+    std::fs::write(dir.path().join("leak.yaml"), text).unwrap();
+    let secrets = [
+        "tok-77aa88bb",
+        "pw-12ab34cd",
+        "hdr-5566ccdd",
+        "key-99ee00ff",
+        "cookie-1a2b3c4d",
+    ];
+    let clean = |what: &str, text: &str| {
+        for secret in secrets {
+            assert!(!text.contains(secret), "{what} leaks {secret}:\n{text}");
+        }
+    };
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["run", "leak.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 1, "{out}");
+    clean("the run's console", &out);
+    // The crash is the suite's error, not the failing post-process after it.
+    assert!(
+        out.contains("server `echo` exited during the load"),
+        "{out}"
+    );
+    let log = read(dir.path().join("out/leak/echo.log"));
+    assert!(
+        log.contains("authorization"),
+        "the server echoed headers: {log}"
+    );
+    for path in files(&dir.path().join("out")) {
+        let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+        clean(&path.display().to_string(), &text);
+    }
+    for args in [
+        &["validate", "leak.yaml"][..],
+        &["list", "leak.yaml"],
+        &["list", "leak.yaml", "--format", "json"],
+        &["run", "leak.yaml", "--dry-run"],
+    ] {
+        let (_, out) = perfgate_in(dir.path(), args);
+        clean(&format!("{args:?}"), &out);
+    }
+}

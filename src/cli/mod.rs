@@ -640,7 +640,19 @@ fn load_suites(
         perfgate: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("perfgate")),
     };
     let loaded = load(&discovery, &opts);
-    write!(stderr, "{}", loaded.diagnostics.render(&loaded.sources))?;
+    // A diagnostic quotes the user's line, which may hold a secret of a suite that loaded.
+    let redactor = loaded
+        .suites
+        .iter()
+        .map(crate::report::redact::Redactor::for_suite)
+        .fold(crate::report::redact::Redactor::default(), |a, b| {
+            a.merge(b)
+        });
+    write!(
+        stderr,
+        "{}",
+        redactor.text(&loaded.diagnostics.render(&loaded.sources))
+    )?;
     if loaded.diagnostics.has_errors() {
         let errors = loaded.diagnostics.error_count();
         let files = loaded.failed.len();
@@ -696,8 +708,17 @@ fn list(
     match format {
         Format::Table => write!(stdout, "{}", output::table(&loaded.suites))?,
         Format::Json => {
-            let json =
-                serde_json::to_string_pretty(&loaded.suites).map_err(std::io::Error::other)?;
+            // Secrets and sensitive headers are `***` here too.
+            let suites: Vec<serde_json::Value> = loaded
+                .suites
+                .iter()
+                .map(|suite| {
+                    let mut json = serde_json::to_value(suite).unwrap_or_default();
+                    crate::report::redact::Redactor::for_suite(suite).config(&mut json);
+                    json
+                })
+                .collect();
+            let json = serde_json::to_string_pretty(&suites).map_err(std::io::Error::other)?;
             writeln!(stdout, "{json}")?;
         }
     }

@@ -16,8 +16,12 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// One paragraph per suite for `validate`: what would run.
+/// One paragraph per suite for `validate`: what would run (secrets as `***`).
 pub fn plan_summary(suite: &Suite) -> String {
+    crate::report::redact::Redactor::for_suite(suite).text(&summary_text(suite))
+}
+
+fn summary_text(suite: &Suite) -> String {
     let mut out = format!("ok  {} ({})\n", suite.name, suite.path.display());
     for e in &suite.executions {
         let _ = writeln!(out, "      execution  {}: {}", e.scenario, e.shape());
@@ -61,8 +65,19 @@ pub fn plan_summary(suite: &Suite) -> String {
     out
 }
 
-/// The `list` table: one row per execution, then the criteria of each suite.
+/// The `list` table: one row per execution, then the criteria of each suite (secrets as
+/// `***`).
 pub fn table(suites: &[Suite]) -> String {
+    suites
+        .iter()
+        .map(crate::report::redact::Redactor::for_suite)
+        .fold(crate::report::redact::Redactor::default(), |a, b| {
+            a.merge(b)
+        })
+        .text(&table_text(suites))
+}
+
+fn table_text(suites: &[Suite]) -> String {
     let mut rows = vec![[
         "SUITE".to_owned(),
         "SCENARIO".into(),

@@ -32,6 +32,52 @@ pub struct Redactor {
 }
 
 impl Redactor {
+    /// The redactor of a suite: its `settings.secrets`, and the values of the sensitive
+    /// headers its scenarios send (so a server log that echoes them is masked too).
+    pub fn for_suite(suite: &crate::suite::model::Suite) -> Self {
+        let mut redactor = Self::new(&suite.settings.secrets, &suite.settings.env);
+        let mut headers: Vec<&(String, String)> = Vec::new();
+        fn steps<'a>(list: &'a [crate::suite::model::Step], out: &mut Vec<&'a (String, String)>) {
+            use crate::suite::model::Step;
+            for step in list {
+                match step {
+                    Step::Request(r) => out.extend(r.headers.iter()),
+                    Step::Transaction { steps: inner, .. } | Step::Loop { steps: inner, .. } => {
+                        steps(inner, out);
+                    }
+                    Step::IncludeScenario { .. } | Step::SetVariables { .. } => {}
+                }
+            }
+        }
+        for scenario in &suite.scenarios {
+            headers.extend(scenario.headers.iter());
+            steps(&scenario.steps, &mut headers);
+        }
+        for (name, value) in headers {
+            if SENSITIVE_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                // `Bearer abc`: the credential alone is what a log would echo elsewhere.
+                for part in std::iter::once(value.as_str()).chain(value.split_whitespace().skip(1))
+                {
+                    if !part.is_empty() && !part.contains("${") {
+                        redactor.values.push(part.to_owned());
+                    }
+                }
+            }
+        }
+        redactor.values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        redactor.values.dedup();
+        redactor
+    }
+
+    /// One redactor for several suites (validate, list, dry runs).
+    pub fn merge(mut self, other: Self) -> Self {
+        self.names.extend(other.names);
+        self.values.extend(other.values);
+        self.values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        self.values.dedup();
+        self
+    }
+
     pub fn new(secrets: &[String], env: &[(String, String)]) -> Self {
         let mut values: Vec<String> = secrets
             .iter()
@@ -51,9 +97,10 @@ impl Redactor {
         }
     }
 
-    /// Masks secret values inside `text`.
+    /// Masks secret values inside `text`, and the password of any `scheme://user:password@`
+    /// URL in it.
     pub fn text(&self, text: &str) -> String {
-        let mut out = text.to_owned();
+        let mut out = mask_url_credentials(text);
         for v in self.values.iter().filter(|v| v.len() >= MIN_EMBEDDED) {
             if out.contains(v.as_str()) {
                 out = out.replace(v.as_str(), MASK);
@@ -93,9 +140,6 @@ impl Redactor {
     /// Masks secret values in every string of a serialisable report (labels, URLs, error
     /// messages, log tails) and in map keys (error messages are keys).
     pub fn report<T: serde::Serialize + serde::de::DeserializeOwned>(&self, report: T) -> T {
-        if self.values.is_empty() {
-            return report;
-        }
         let Ok(mut value) = serde_json::to_value(&report) else {
             return report;
         };
@@ -117,6 +161,18 @@ impl Redactor {
             _ => {}
         }
     }
+}
+
+/// `scheme://user:password@host` → `scheme://user:***@host`, wherever it appears in `text`.
+fn mask_url_credentials(text: &str) -> String {
+    static CREDENTIALS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"([A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*):[^/@\s]*@")
+            .expect("a valid regex")
+    });
+    if !text.contains("://") {
+        return text.to_owned();
+    }
+    CREDENTIALS.replace_all(text, "$1:***@").into_owned()
 }
 
 #[cfg(test)]
@@ -153,6 +209,19 @@ mod tests {
         assert_eq!(
             errors.keys().next().map(String::as_str),
             Some("401: bad token ***")
+        );
+    }
+
+    #[test]
+    fn credentials_in_urls_are_masked() {
+        let r = Redactor::default();
+        assert_eq!(
+            r.text("GET http://bob:hunter2@127.0.0.1:80/x failed; https://u:p@h/ too"),
+            "GET http://bob:***@127.0.0.1:80/x failed; https://u:***@h/ too"
+        );
+        assert_eq!(
+            r.text("http://127.0.0.1:8080/a@b"),
+            "http://127.0.0.1:8080/a@b"
         );
     }
 }

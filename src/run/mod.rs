@@ -159,7 +159,7 @@ async fn run_suite(
     let dir = files::suite_dir(&opts.artifacts_dir, &suite.name);
     std::fs::create_dir_all(&dir)?;
     // Secrets never reach a report: headers such as Authorization, and settings.secrets.
-    let redactor = Redactor::new(&suite.settings.secrets, &suite.settings.env);
+    let redactor = Redactor::for_suite(suite);
     let mut effective = suite.effective.clone();
     redactor.config(&mut effective);
     let effective_yaml = files::effective_yml(&dir.join("effective.yml"), &effective)?;
@@ -239,6 +239,8 @@ async fn run_suite(
             (reason, None)
         }
     };
+    // Errors of the shutdown and post-process stages, reported after the load's own cause.
+    let mut late_errors: Vec<SuiteError> = Vec::new();
     // The load is over: the criteria are judged now, so shutdown commands see the verdict.
     let judged = store
         .as_mut()
@@ -257,7 +259,7 @@ async fn run_suite(
             ),
         ];
         if let Err(e) = shell.stage(Stage::Shutdown).await {
-            set_error(&mut report, shell_error(&dir, e));
+            late_errors.push(shell_error(&dir, e));
         }
     }
     for s in &mut servers {
@@ -265,22 +267,21 @@ async fn run_suite(
     }
     for s in &servers {
         if let Err(message) = s.post_process().await {
-            set_error(
-                &mut report,
-                SuiteError {
-                    message: format!("server `{}`: {message}", s.label),
-                    log_tail: Some(s.log_tail()),
-                    log: Some(s.log.display().to_string()),
-                    hint: Some("the command's output is in the server's log".to_owned()),
-                },
-            );
+            late_errors.push(SuiteError {
+                message: format!("server `{}`: {message}", s.label),
+                log_tail: Some(s.log_tail()),
+                log: Some(s.log.display().to_string()),
+                hint: Some("the command's output is in the server's log".to_owned()),
+            });
         }
     }
     if let Err(e) = shell.stage(Stage::PostProcess).await {
-        set_error(&mut report, shell_error(&dir, e));
+        late_errors.push(shell_error(&dir, e));
     }
     shell.finish().await;
     drop(servers);
+    // Logs are artifacts too: secrets a server or command echoed are masked in them.
+    redact_logs(&dir, &redactor);
 
     report.duration_s = started.elapsed().as_secs_f64();
     match &reason {
@@ -306,6 +307,10 @@ async fn run_suite(
         CancelReason::Interrupted | CancelReason::Terminated => {
             report.status = SuiteStatus::Interrupted
         }
+    }
+    // After the cause: a failing shutdown or post-process never hides a server crash.
+    for e in late_errors {
+        set_error(&mut report, e);
     }
     report.criteria = match &judged {
         Some(judged) => suite
@@ -334,6 +339,52 @@ async fn run_suite(
         }
     }
     Ok((redactor.report(report), reason))
+}
+
+/// Masks secrets in the `*.log` files of a suite's directory (server output, shellexec
+/// output), line by line, each rewritten beside itself and renamed into place.
+fn redact_logs(dir: &Path, redactor: &Redactor) {
+    use std::io::{BufRead, Write};
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for path in entries.flatten().map(|e| e.path()) {
+        let is_log = path.extension().is_some_and(|e| e == "log")
+            && std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file());
+        if !is_log {
+            continue;
+        }
+        let Ok(file) = std::fs::File::open(&path) else {
+            continue;
+        };
+        let tmp = path.with_extension("log.redacting");
+        let rewritten = (|| -> std::io::Result<bool> {
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+            let mut changed = false;
+            for line in std::io::BufReader::new(file).split(b'\n') {
+                let line = line?;
+                let text = String::from_utf8_lossy(&line);
+                let masked = redactor.text(&text);
+                changed |= masked != text;
+                if masked == text {
+                    out.write_all(&line)?;
+                } else {
+                    out.write_all(masked.as_bytes())?;
+                }
+                out.write_all(b"\n")?;
+            }
+            out.flush()?;
+            Ok(changed)
+        })();
+        match rewritten {
+            Ok(true) => {
+                let _ = std::fs::rename(&tmp, &path);
+            }
+            _ => {
+                let _ = std::fs::remove_file(&tmp);
+            }
+        }
+    }
 }
 
 /// The first error of a suite is the one reported; the suite is an error from then on.
