@@ -51,7 +51,7 @@ fn fixture() -> tempfile::TempDir {
     write(
         d,
         "tests/suite/suite.yaml",
-        "included-configs: [../shared/inc.yaml]\n\
+        "included-configs: [../common/inc.yaml]\n\
          settings:\n  env:\n    WHO: suite\n    HOLD: 30s\n    OS: '${PERFGATE_TEST_OS_VAR}-x'\n\
          execution:\n  - scenario: s\n    concurrency: 2\n    hold-for: ${HOLD}\n\
          scenarios:\n  s:\n    headers: {X-Who: '${WHO}'}\n    requests: [http://127.0.0.1:9/a]\n\
@@ -60,7 +60,7 @@ fn fixture() -> tempfile::TempDir {
     );
     write(
         d,
-        "tests/shared/inc.yaml",
+        "tests/common/inc.yaml",
         "settings:\n  env: {WHO: included}\n",
     );
     write(

@@ -653,3 +653,43 @@ reporting:
         clean(&format!("{args:?}"), &out);
     }
 }
+
+/// A request without a label is named by its URL as written, `${PORT}` and all, so its
+/// criteria's testcase names are the same in every run (CI tracks testcases by name).
+#[test]
+fn testcase_names_are_stable_across_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"settings: {ports: [PORT]}
+services:
+  - module: server
+    label: model
+    command: ["${PERFGATE}", demo-server, --port, "${PORT}"]
+    ready: {http: "http://127.0.0.1:${PORT}/v2/health/ready", timeout: 30s}
+execution: [{scenario: s, concurrency: 1, iterations: 5}]
+scenarios:
+  s: {requests: ["http://127.0.0.1:${PORT}/v2/health/live"]}
+reporting:
+  - module: passfail
+    criteria: ['avg-rt of "http://127.0.0.1:${PORT}/v2/health/live">10s']
+"#;
+    std::fs::write(dir.path().join("stable.yaml"), text).unwrap();
+    let names = |out: &str| -> Vec<String> {
+        let (code, console) = perfgate_in(
+            dir.path(),
+            &["run", "stable.yaml", "--no-progress", "-a", out],
+        );
+        assert_eq!(code, 0, "{console}");
+        let report = junit(dir.path().join(out).join("junit.xml"));
+        report.test_suites[0]
+            .test_cases
+            .iter()
+            .map(|c| c.name.to_string())
+            .collect()
+    };
+    let first = names("one");
+    assert_eq!(
+        first,
+        ["avg-rt of http://127.0.0.1:${PORT}/v2/health/live>10s"]
+    );
+    assert_eq!(names("two"), first);
+}

@@ -303,7 +303,7 @@ fn load_suite(
     let raw = raw?;
     let mut known: BTreeSet<String> = vars.names().map(str::to_owned).collect();
     known.extend(BUILTIN_NAMES.iter().map(|s| (*s).to_owned()));
-    known.extend(ports.into_iter().map(|(n, _)| n));
+    known.extend(ports.iter().map(|(n, _)| n.clone()));
     let cx = Context {
         name,
         path: path.to_owned(),
@@ -311,6 +311,7 @@ fn load_suite(
         effective: &root,
         known_variables: known,
         environments: environments_beside(suite_dir),
+        ports,
     };
     validate(&raw, &cx, diags)
 }

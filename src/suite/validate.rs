@@ -40,6 +40,35 @@ pub struct Context<'a> {
     pub known_variables: BTreeSet<String>,
     /// `environments/<name>.yaml` files beside the suite and the names each declares.
     pub environments: Vec<(String, BTreeSet<String>)>,
+    /// The ports of `settings.ports`, which differ from run to run.
+    pub ports: Vec<(String, u16)>,
+}
+
+impl Context<'_> {
+    /// A label as stable across runs: each port of `settings.ports` written as the `${NAME}`
+    /// it came from (`http://127.0.0.1:${PORT}/x`), so a request without a label, and the
+    /// criteria and JUnit testcases naming it, keep their names from one run to the next.
+    pub fn stable_label(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for (name, port) in &self.ports {
+            let needle = format!(":{port}");
+            let mut result = String::with_capacity(out.len());
+            let mut rest = out.as_str();
+            while let Some(i) = rest.find(&needle) {
+                let after = &rest[i + needle.len()..];
+                result.push_str(&rest[..i]);
+                if after.starts_with(|c: char| c.is_ascii_digit()) {
+                    result.push_str(&needle);
+                } else {
+                    result.push_str(&format!(":${{{name}}}"));
+                }
+                rest = after;
+            }
+            result.push_str(rest);
+            out = result;
+        }
+        out
+    }
 }
 
 const MONITOR_CLASSES: &[&str] = &[
@@ -754,7 +783,7 @@ impl Validator<'_> {
             .as_ref()
             .and_then(Located::get)
             .cloned()
-            .unwrap_or_else(|| url.clone());
+            .unwrap_or_else(|| self.cx.stable_label(&url));
         self.add_label(&label);
         let method = match &r.method {
             Some(m) => {
@@ -1700,7 +1729,7 @@ impl Validator<'_> {
         let label = parsed
             .label
             .as_ref()
-            .map(|l| l.text.clone())
+            .map(|l| self.cx.stable_label(&l.text))
             .unwrap_or_default();
         if let Some(l) = &parsed.label {
             self.check_label(at(self, l), &subject, &label);
@@ -1937,7 +1966,7 @@ impl Validator<'_> {
         let label = c
             .label
             .as_ref()
-            .and_then(|l| l.get().cloned())
+            .and_then(|l| l.get().map(|l| self.cx.stable_label(l)))
             .unwrap_or_default();
         if let Some(l) = &c.label {
             self.check_label(l.span, &subject, &label);
