@@ -81,6 +81,8 @@ pub struct Judged {
     pub window: Option<(u64, u64)>,
     /// Why an expression could not be judged, or what had no data.
     pub note: Option<String>,
+    /// `expr:` criteria: the value of each side of each comparison, in `window`.
+    pub sides: Option<String>,
 }
 
 /// Live state of one criterion.
@@ -206,12 +208,21 @@ impl Judge {
                 (None, Some((v, from, to))) => (Some(v), Some((from, to))),
                 (None, None) => (None, None),
             };
+            let sides = match &c.check {
+                Check::Expr { expr } if observed.is_some() => {
+                    // A cumulative criterion's window is the whole run: no window filter.
+                    let judged_window = c.window.as_ref().and(window);
+                    expr_sides(expr, store, self.scopes[i].as_deref(), judged_window)
+                }
+                _ => None,
+            };
             out.push(Judged {
                 verdict,
                 trigger: state.trigger.clone(),
                 observed,
                 window,
                 note: state.note.clone(),
+                sides,
             });
         }
         out
@@ -457,7 +468,68 @@ fn eval_expr(
     scope: Option<&[String]>,
     window: Option<(u64, u64)>,
 ) -> Result<f64, String> {
-    use evalexpr::{ContextWithMutableFunctions, EvalexprError, Function, HashMapContext, Value};
+    use evalexpr::EvalexprError;
+    let ctx = expr_context(store, scope, window)?;
+    match evalexpr::eval_boolean_with_context(expr, &ctx) {
+        Ok(b) => Ok(if b { 1.0 } else { 0.0 }),
+        Err(EvalexprError::CustomMessage(m)) => Err(m),
+        Err(e) => Err(format!("the expression could not be evaluated: {e}")),
+    }
+}
+
+/// The values of each comparison in an `expr:` criterion over `window`, as
+/// `12.3 > 61.5 && 12.3 > 500`: what the reports show instead of a bare `true`/`false`.
+pub fn expr_sides(
+    expr: &str,
+    store: &Store,
+    scope: Option<&[String]>,
+    window: Option<(u64, u64)>,
+) -> Option<String> {
+    use evalexpr::Operator;
+    fn describe(node: &evalexpr::Node, ctx: &evalexpr::HashMapContext) -> Option<String> {
+        let symbol = match node.operator() {
+            Operator::RootNode if node.children().len() == 1 => {
+                return describe(&node.children()[0], ctx);
+            }
+            Operator::And => "&&",
+            Operator::Or => "||",
+            Operator::Gt => ">",
+            Operator::Lt => "<",
+            Operator::Geq => ">=",
+            Operator::Leq => "<=",
+            Operator::Eq => "==",
+            Operator::Neq => "!=",
+            _ => return None,
+        };
+        let [left, right] = node.children() else {
+            return None;
+        };
+        if matches!(node.operator(), Operator::And | Operator::Or) {
+            return Some(format!(
+                "{} {symbol} {}",
+                describe(left, ctx)?,
+                describe(right, ctx)?
+            ));
+        }
+        let value = |n: &evalexpr::Node| {
+            n.eval_number_with_context(ctx)
+                .ok()
+                .map(|v| format!("{}", (v * 1000.0).round() / 1000.0))
+        };
+        Some(format!("{} {symbol} {}", value(left)?, value(right)?))
+    }
+    let ctx = expr_context(store, scope, window).ok()?;
+    let tree = evalexpr::build_operator_tree(expr).ok()?;
+    describe(&tree, &ctx)
+}
+
+/// The functions an `expr:` criterion calls, over the data of `window`.
+fn expr_context(
+    store: &Store,
+    scope: Option<&[String]>,
+    window: Option<(u64, u64)>,
+) -> Result<evalexpr::HashMapContext, String> {
+    use evalexpr::{ContextWithMutableFunctions, Function, HashMapContext, Value};
 
     // The functions own what they read: snapshots per label and monitoring values.
     let mut labels: Vec<String> = store.labels().map(str::to_owned).collect();
@@ -510,11 +582,7 @@ fn eval_expr(
             }),
         )?;
     }
-    match evalexpr::eval_boolean_with_context(expr, &ctx) {
-        Ok(b) => Ok(if b { 1.0 } else { 0.0 }),
-        Err(EvalexprError::CustomMessage(m)) => Err(m),
-        Err(e) => Err(format!("the expression could not be evaluated: {e}")),
-    }
+    Ok(ctx)
 }
 
 /// Every function an `expr:` criterion may call besides evalexpr's own (validation checks

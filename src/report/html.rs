@@ -206,10 +206,13 @@ struct Mark {
 
 fn charts(s: &SuiteReport) -> Vec<Chart> {
     let overall: Vec<_> = s.timeline.iter().filter(|r| r.label.is_empty()).collect();
+    // Only windowed criteria shade: a cumulative one is about the whole run, and shading the
+    // whole chart would hide nothing and say nothing.
     let triggered: Vec<_> = s
         .criteria
         .iter()
         .filter(|c| matches!(c.verdict, Verdict::Failed | Verdict::Notice))
+        .filter(|c| c.logic != "cumulative")
         .filter_map(|c| c.window.map(|w| (c, w)))
         .collect();
     let request_marks: Vec<Mark> = triggered
@@ -257,6 +260,38 @@ fn charts(s: &SuiteReport) -> Vec<Chart> {
             &[("concurrency", pick(|r| Some(r.concurrency as f64)))],
             &request_marks,
         ));
+        // Per label, when there are several: which request is slow.
+        let labels: Vec<&str> = s
+            .labels
+            .iter()
+            .map(|l| l.label.as_str())
+            .filter(|l| !l.is_empty())
+            .collect();
+        if labels.len() > 1 {
+            for label in labels {
+                let rows: Vec<_> = s.timeline.iter().filter(|r| r.label == label).collect();
+                let pick = |f: fn(&super::model::TimelineRow) -> Option<f64>| -> Vec<(f64, f64)> {
+                    rows.iter()
+                        .filter_map(|r| f(r).map(|v| (r.second as f64, v)))
+                        .collect()
+                };
+                let marks: Vec<Mark> = triggered
+                    .iter()
+                    .filter(|(c, _)| c.name.contains(&format!(" of {label}")))
+                    .map(|(c, (from, to))| Mark {
+                        from: *from as f64,
+                        to: *to as f64,
+                        text: c.name.clone(),
+                    })
+                    .collect();
+                out.push(line_chart(
+                    &format!("Response time: {label}"),
+                    "ms",
+                    &[("p50", pick(|r| r.p50_ms)), ("p99", pick(|r| r.p99_ms))],
+                    &marks,
+                ));
+            }
+        }
         let mut codes: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
         for r in &overall {
             for code in r.rc.keys() {
@@ -328,8 +363,9 @@ const LEFT: f64 = 64.0;
 const RIGHT: f64 = 16.0;
 const TOP: f64 = 30.0;
 const BOTTOM: f64 = 52.0;
-/// Points drawn per series at most; longer runs are thinned evenly.
-const MAX_POINTS: usize = 600;
+/// Buckets per series at most: a longer series is drawn as each bucket's minimum and maximum
+/// (so a one-second stall in an hour-long run still shows), with one hover point per bucket.
+const MAX_BUCKETS: usize = 180;
 
 /// A line chart, laid out: the template draws it as SVG (and escapes its text).
 #[derive(Debug, Serialize)]
@@ -381,8 +417,8 @@ struct Shade {
     title: String,
 }
 
-/// Lays out a line chart: axes with round ticks, one line per series (thinned to
-/// [`MAX_POINTS`]), a hover text per point, shaded marks.
+/// Lays out a line chart: axes with round ticks, one line per series (at most
+/// [`MAX_BUCKETS`] buckets, each drawn by its extremes), a hover text per bucket, shaded marks.
 fn line_chart(
     title: &str,
     unit: &str,
@@ -424,24 +460,54 @@ fn line_chart(
         if points.is_empty() {
             continue;
         }
-        let stride = points.len().div_ceil(MAX_POINTS).max(1);
-        let shown: Vec<&(f64, f64)> = points.iter().step_by(stride).collect();
+        let stride = points.len().div_ceil(MAX_BUCKETS).max(1);
+        let mut line_points = Vec::new();
+        let mut dots = Vec::new();
+        for bucket in points.chunks(stride) {
+            let by_value = |a: &&(f64, f64), b: &&(f64, f64)| a.1.total_cmp(&b.1);
+            let (Some(low), Some(high)) = (
+                bucket.iter().min_by(by_value),
+                bucket.iter().max_by(by_value),
+            ) else {
+                continue;
+            };
+            // Both extremes, in time order: the line keeps every peak and every dip.
+            let (first, second) = if low.0 <= high.0 {
+                (low, high)
+            } else {
+                (high, low)
+            };
+            line_points.push(*first);
+            if second != first {
+                line_points.push(*second);
+            }
+            let title = if bucket.len() == 1 {
+                format!("{name} at {}s: {} {unit}", number(high.0), number(high.1))
+            } else {
+                let (t0, t1) = (bucket[0].0, bucket[bucket.len() - 1].0);
+                format!(
+                    "{name} {}–{}s: {} to {} {unit}",
+                    number(t0),
+                    number(t1),
+                    number(low.1),
+                    number(high.1)
+                )
+            };
+            dots.push(Dot {
+                x: px(x(high.0)),
+                y: px(y(high.1)),
+                title,
+            });
+        }
         lines.push(Line {
             name: (*name).to_owned(),
             color: COLORS[i % COLORS.len()],
-            points: shown
+            points: line_points
                 .iter()
                 .map(|(t, v)| format!("{},{}", px(x(*t)), px(y(*v))))
                 .collect::<Vec<_>>()
                 .join(" "),
-            dots: shown
-                .iter()
-                .map(|(t, v)| Dot {
-                    x: px(x(*t)),
-                    y: px(y(*v)),
-                    title: format!("{name} at {}s: {} {unit}", number(*t), number(*v)),
-                })
-                .collect(),
+            dots,
             legend_x: (legend_x * 10.0).round() / 10.0,
         });
         legend_x += 24.0 + 7.0 * name.chars().count() as f64;
@@ -519,7 +585,7 @@ mod tests {
                                 "last": 1.0, "points": [[0, 1.0]]}],
                 "criteria": [{"name": "<script>x</script>/m>0", "message": null, "scope": "suite",
                               "subject": "<i>src</i>/m", "verdict": "failed", "observed": 1.0, "observed_text": "1",
-                              "condition": ">", "threshold": "0", "logic": "cumulative",
+                              "condition": ">", "threshold": "0", "logic": "for 1s",
                               "window": [0, 1], "stop": true, "fail": true,
                               "stopped_load": false, "detail": "<u>d</u>"}]
             }]
@@ -536,6 +602,68 @@ mod tests {
         assert!(
             page.contains(r#"<rect class="mark""#),
             "the triggered window is shaded"
+        );
+    }
+
+    /// An hour of seconds with 20 one-second stalls: every stall survives the bucketing, as
+    /// a peak of the line and a hover point.
+    #[test]
+    fn long_series_keep_their_peaks() {
+        let points: Vec<(f64, f64)> = (0..3600)
+            .map(|t| (f64::from(t), if t % 180 == 97 { 900.0 } else { 5.0 }))
+            .collect();
+        let chart = line_chart("p99", "ms", &[("p99", points)], &[]);
+        let line = &chart.series[0];
+        assert!(line.dots.len() <= MAX_BUCKETS);
+        let peaks = line
+            .dots
+            .iter()
+            .filter(|d| d.title.contains("to 900 ms"))
+            .count();
+        assert_eq!(peaks, 20, "every stall is a hover point");
+        let peak_y = &line
+            .dots
+            .iter()
+            .find(|d| d.title.contains("to 900 ms"))
+            .expect("a peak")
+            .y;
+        let on_line = line
+            .points
+            .split(' ')
+            .filter(|p| p.ends_with(&format!(",{peak_y}")))
+            .count();
+        assert_eq!(on_line, 20, "every stall is a peak of the line");
+    }
+
+    #[test]
+    fn cumulative_criteria_do_not_shade() {
+        let mut run: RunReport = serde_json::from_value(serde_json::json!({
+            "format_version": 1, "tool": "perfgate", "started_at": "2026-01-01T00:00:00Z",
+            "duration_s": 1.0, "status": "completed",
+            "suites": [{
+                "name": "s", "path": "x.yaml", "status": "completed", "error": null,
+                "seed": 1, "started_at": "2026-01-01T00:00:00Z", "duration_s": 1.0,
+                "executions": [], "labels": [], "timeline": [],
+                "monitoring": [{"subject": "src/m", "min": 1.0, "max": 1.0, "mean": 1.0,
+                                "last": 1.0, "points": [[0, 1.0], [1, 1.0]]}],
+                "criteria": [{"name": "src/m>0", "message": null, "scope": "suite",
+                              "subject": "src/m", "verdict": "failed", "observed": 1.0, "observed_text": "1",
+                              "condition": ">", "threshold": "0", "logic": "cumulative",
+                              "window": [0, 2], "stop": true, "fail": true,
+                              "stopped_load": false, "detail": "d"}]
+            }]
+        }))
+        .expect("a valid report");
+        assert!(
+            !render(&run)
+                .expect("renders")
+                .contains(r#"<rect class="mark""#)
+        );
+        run.suites[0].criteria[0].logic = "for 2s".to_owned();
+        assert!(
+            render(&run)
+                .expect("renders")
+                .contains(r#"<rect class="mark""#)
         );
     }
 

@@ -396,7 +396,13 @@ pub fn criterion_report(
     };
     let observed_text = match (j.observed, &c.check) {
         (None, _) => "no data".to_owned(),
-        (Some(v), Check::Expr { .. }) => if v != 0.0 { "true" } else { "false" }.to_owned(),
+        (Some(v), Check::Expr { .. }) => {
+            let held = if v != 0.0 { "true" } else { "false" };
+            match &j.sides {
+                Some(sides) => format!("{sides}: {held}"),
+                None => held.to_owned(),
+            }
+        }
         (Some(v), Check::Threshold { .. }) => format_value(unit, v),
     };
     let window = j
