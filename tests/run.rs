@@ -565,3 +565,38 @@ reporting:
         "{per_label}"
     );
 }
+
+/// A shellexec `prepare` that fails in a suite with a server says where such commands go
+/// (it runs before the server starts); a failing `post-process`, that the server is stopped.
+#[test]
+fn shellexec_stage_failures_hint_at_the_stage_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = |stage: &str| {
+        format!(
+            r#"settings: {{ports: [PORT]}}
+services:
+  - module: server
+    label: model
+    command: ["${{PERFGATE}}", demo-server, --port, "${{PORT}}"]
+    ready: {{http: "http://127.0.0.1:${{PORT}}/v2/health/ready", timeout: 30s}}
+  - module: shellexec
+    {stage}: ["exit 4"]
+execution: [{{scenario: s, concurrency: 1, iterations: 2}}]
+scenarios:
+  s: {{requests: ["http://127.0.0.1:${{PORT}}/v2/health/live"]}}
+"#
+        )
+    };
+    for (stage, hint) in [
+        ("prepare", "belongs in that server's own `prepare:`"),
+        ("post-process", "belongs in `shutdown`"),
+    ] {
+        std::fs::write(dir.path().join("hooks.yaml"), suite(stage)).unwrap();
+        let (code, stdout, stderr) = perfgate_in(
+            dir.path(),
+            &["run", "hooks.yaml", "--no-progress", "-a", stage],
+        );
+        assert_eq!(code, 1, "{stdout}\n{stderr}");
+        assert!(stdout.contains(hint), "{stage}: {stdout}");
+    }
+}

@@ -276,7 +276,13 @@ async fn run_suite(
         }
     }
     if let Err(e) = shell.stage(Stage::PostProcess).await {
-        late_errors.push(shell_error(&dir, e));
+        let mut error = shell_error(&dir, e);
+        if !servers.is_empty() {
+            error.hint = Some(
+                "shellexec `post-process` runs after the servers stopped: a command that needs a running server belongs in `shutdown`".to_owned(),
+            );
+        }
+        late_errors.push(error);
     }
     shell.finish().await;
     drop(servers);
@@ -436,10 +442,19 @@ async fn start_servers(
     shell: &mut Shell,
     servers: &mut Vec<ManagedServer>,
 ) -> Result<(), SuiteError> {
-    shell
-        .stage(Stage::Prepare)
-        .await
-        .map_err(|e| shell_error(dir, e))?;
+    let has_servers = suite
+        .services
+        .iter()
+        .any(|s| matches!(s, Service::Server(_)));
+    shell.stage(Stage::Prepare).await.map_err(|e| {
+        let mut error = shell_error(dir, e);
+        if has_servers {
+            error.hint = Some(
+                "shellexec `prepare` runs before the servers start: a command that talks to a server belongs in that server's own `prepare:` (run once it is ready)".to_owned(),
+            );
+        }
+        error
+    })?;
     for service in &suite.services {
         let Service::Server(config) = service else {
             continue;

@@ -2205,8 +2205,16 @@ impl Validator<'_> {
             return;
         };
         let mut found = Vec::new();
+        // Which of `found` are in `services` (shell commands, server command lines).
+        let mut in_services = std::ops::Range::default();
         for entry in entries {
             let in_requests = entry.key == "scenarios";
+            if entry.key == "services" {
+                let start = found.len();
+                collect_refs(&entry.value, false, &mut found);
+                in_services = start..found.len();
+                continue;
+            }
             if entry.key == "settings" {
                 for s in entry
                     .value
@@ -2221,7 +2229,7 @@ impl Validator<'_> {
             }
             collect_refs(&entry.value, in_requests, &mut found);
         }
-        for (span, text, reference, in_requests) in found {
+        for (index, (span, text, reference, in_requests)) in found.into_iter().enumerate() {
             let name = reference.name.as_str();
             let at = self.span_in(span, &text, reference.range.clone());
             if name.starts_with("__") {
@@ -2264,6 +2272,10 @@ impl Validator<'_> {
                 .collect();
             let hint = if let Some(env) = defined_in.first() {
                 format!("`{name}` is defined in environments/{env}.yaml: run with `-e {env}`")
+            } else if in_services.contains(&index) {
+                format!(
+                    "perfgate fills in `${{NAME}}` before a command runs: for a shell variable write `${name}` (no braces), or `$${{{name}}}` to pass `${{{name}}}` to the shell; or declare `{name}` under `settings.env`"
+                )
             } else if in_requests {
                 format!(
                     "declare `{name}` under `settings.env`, as a scenario variable, a CSV column or an extractor"
