@@ -600,3 +600,24 @@ scenarios:
         assert!(stdout.contains(hint), "{stage}: {stdout}");
     }
 }
+
+/// An execution that cannot start (its CSV is not UTF-8) makes the suite an error, exit 1,
+/// never an empty "completed" with exit 0.
+#[test]
+fn an_execution_that_cannot_start_is_a_suite_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("users.csv"), b"id\n\xff\xfe\n").unwrap();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "execution: [{scenario: s, concurrency: 1, hold-for: 5s}]\n\
+         scenarios: {s: {data-sources: [{path: users.csv, variable-names: id}], requests: ['http://127.0.0.1:9/${id}']}}\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = perfgate_in(
+        dir.path(),
+        &["run", "bad.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stdout.contains("execution 1 could not run"), "{stdout}");
+    assert!(stdout.contains("perfgate: ERROR in bad"), "{stdout}");
+}

@@ -38,6 +38,9 @@ pub enum CancelReason {
     CriterionStop(String),
     /// A shellexec `startup` or `check` command failed.
     ShellFailed(String),
+    /// An execution could not start (its data file could not be read, ...): the suite is an
+    /// error, never an empty "completed".
+    EngineFailed(String),
     /// A server under test exited or stopped answering during the load.
     ServerFailed {
         label: String,
@@ -294,6 +297,15 @@ async fn run_suite(
         CancelReason::Completed => {}
         CancelReason::CriterionStop(name) => report.stopped_by = Some(name.clone()),
         CancelReason::ShellFailed(e) => set_error(&mut report, shell_error(&dir, e.clone())),
+        CancelReason::EngineFailed(e) => set_error(
+            &mut report,
+            SuiteError {
+                message: e.clone(),
+                log_tail: None,
+                log: None,
+                hint: Some("fix what the message names; `perfgate validate` checks files it can see before a run".to_owned()),
+            },
+        ),
         CancelReason::ServerFailed {
             label,
             what,
@@ -418,7 +430,9 @@ fn taurus_exit_code(reason: &CancelReason) -> i32 {
     match reason {
         CancelReason::Completed => 0,
         CancelReason::CriterionStop(_) => 3,
-        CancelReason::ShellFailed(_) | CancelReason::ServerFailed { .. } => 1,
+        CancelReason::ShellFailed(_)
+        | CancelReason::EngineFailed(_)
+        | CancelReason::ServerFailed { .. } => 1,
         CancelReason::Interrupted => 130,
         CancelReason::Terminated => 143,
     }
@@ -428,7 +442,7 @@ fn stopping_reason(reason: &CancelReason) -> String {
     match reason {
         CancelReason::Completed => String::new(),
         CancelReason::CriterionStop(name) => format!("criterion `{name}` triggered"),
-        CancelReason::ShellFailed(e) => e.clone(),
+        CancelReason::ShellFailed(e) | CancelReason::EngineFailed(e) => e.clone(),
         CancelReason::ServerFailed { label, what, .. } => format!("server `{label}` {what}"),
         CancelReason::Interrupted => "interrupted (SIGINT)".to_owned(),
         CancelReason::Terminated => "terminated (SIGTERM)".to_owned(),
@@ -598,7 +612,13 @@ async fn drive(
             event = events.recv() => match event {
                 Some(LoadEvent::Sample(sample)) => store.record(&sample),
                 Some(LoadEvent::Dropped { second, label }) => store.record_dropped(second, &label, 1),
-                Some(LoadEvent::Finished { .. }) => running -= 1,
+                Some(LoadEvent::Finished { index, error }) => {
+                    running -= 1;
+                    if let Some(e) = error {
+                        reason = reason.max(CancelReason::EngineFailed(format!("execution {} could not run: {e}", index + 1)));
+                        break;
+                    }
+                }
                 None => break,
             },
             Some(reading) = readings.recv() => file_reading(&mut store, &mut logged, &reading),

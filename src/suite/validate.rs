@@ -604,14 +604,15 @@ impl Validator<'_> {
                 .map(|n| n.trim().to_owned())
                 .filter(|n| !n.is_empty())
                 .collect(),
-            None => std::fs::read_to_string(&path)
-                .ok()
-                .and_then(|text| {
-                    text.lines().next().map(|h| {
-                        h.split(delimiter)
-                            .map(|c| c.trim().trim_matches('"').to_owned())
-                            .collect()
-                    })
+            // The first line only, of a regular file only: a CSV may be huge, a FIFO endless.
+            None => path
+                .is_file()
+                .then(|| first_line(&path))
+                .flatten()
+                .map(|h| {
+                    h.split(delimiter)
+                        .map(|c| c.trim().trim_matches('"').to_owned())
+                        .collect()
                 })
                 .unwrap_or_default(),
         };
@@ -2341,6 +2342,17 @@ fn is_identifier(name: &str) -> bool {
 }
 
 /// The Taurus-style testcase name: `avg-rt of infer>150ms for 10s`.
+/// The first line of a file (at most 64 KiB of it), without its line end.
+fn first_line(path: &std::path::Path) -> Option<String> {
+    use std::io::{BufRead, Read};
+    let file = std::fs::File::open(path).ok()?;
+    let mut line = String::new();
+    std::io::BufReader::new(file.take(64 * 1024))
+        .read_line(&mut line)
+        .ok()?;
+    Some(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
 fn criterion_name(
     subject: &Subject,
     label: &str,
