@@ -693,3 +693,59 @@ reporting:
     );
     assert_eq!(names("two"), first);
 }
+
+/// `perfgate report` on a crafted results.json writes only inside its `-a` directory: suite
+/// names become one path component, report paths that climb out are refused.
+#[test]
+fn a_crafted_results_file_writes_only_inside_the_artifacts_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = |name: &str, junit: &str| {
+        serde_json::json!({
+            "name": name, "path": "x.yaml", "status": "completed", "error": null, "seed": 1,
+            "started_at": "2026-01-01T00:00:00Z", "duration_s": 1.0, "executions": [],
+            "labels": [], "timeline": [], "monitoring": [], "criteria": [],
+            "outputs": {"junit": [{"filename": junit, "sample_labels": false}], "dump_csv": null, "dump_xml": null}
+        })
+    };
+    let results = |suites: Vec<serde_json::Value>| {
+        serde_json::json!({
+            "format_version": 1, "tool": "perfgate", "started_at": "2026-01-01T00:00:00Z",
+            "duration_s": 1.0, "status": "completed", "suites": suites
+        })
+        .to_string()
+    };
+    std::fs::create_dir(dir.path().join("box")).unwrap();
+    std::fs::write(
+        dir.path().join("names.json"),
+        results(vec![
+            suite("../../escaped", "xunit.xml"),
+            suite("..", "xunit.xml"),
+        ]),
+    )
+    .unwrap();
+    let (code, out) = perfgate_in(dir.path(), &["report", "names.json", "-a", "box/out"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        dir.path().join("box/out/.._.._escaped/xunit.xml").exists(),
+        "{out}"
+    );
+    assert!(
+        dir.path().join("box/out/___/xunit.xml").exists()
+            || dir.path().join("box/out/__/xunit.xml").exists(),
+        "{out}"
+    );
+    assert!(!dir.path().join("escaped").exists());
+    std::fs::write(
+        dir.path().join("paths.json"),
+        results(vec![suite("s", "../../../evil.xml")]),
+    )
+    .unwrap();
+    let (code, out) = perfgate_in(dir.path(), &["report", "paths.json", "-a", "box/out2"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("leaves the suite's artifacts directory"),
+        "{out}"
+    );
+    assert!(!dir.path().join("evil.xml").exists());
+    assert!(!dir.path().join("box/evil.xml").exists());
+}
