@@ -1,0 +1,175 @@
+//! `execution`: load shapes (closed and open model), ramp-up, durations, and which scenario each runs.
+
+#[allow(unused_imports)]
+use super::super::*;
+#[allow(unused_imports)]
+use super::*;
+
+impl Validator<'_> {
+    pub(in crate::suite::validate) fn executions<'r>(
+        &mut self,
+        raw: &'r RawSuite,
+        pending: &mut Vec<PendingCriteria<'r>>,
+    ) -> Vec<Execution> {
+        let Some(list) = &raw.execution else {
+            self.push(
+                Diagnostic::error(
+                    None,
+                    format!(
+                        "`{}` has no `execution`: there is nothing to run",
+                        self.cx.path.display()
+                    ),
+                )
+                .with_hint("add `execution: [{scenario: NAME, concurrency: 1, hold-for: 10s}]`"),
+            );
+            return Vec::new();
+        };
+        let names: Vec<&str> = raw
+            .scenarios
+            .iter()
+            .flat_map(|s| s.iter().map(|(n, _)| n))
+            .collect();
+        let mut out = Vec::new();
+        for (index, item) in list.iter().enumerate() {
+            let Some(e) = item.get() else { continue };
+            if let Some(executor) = &e.executor
+                && let Some(name) = executor.get().filter(|n| n.as_str() != "perfgate")
+            {
+                self.push(Diagnostic::warning(
+                        executor.span,
+                        format!("`executor: {name}` is ignored: perfgate runs `requests:` scenarios with its own HTTP engine"),
+                    ));
+            }
+            let scenario = match &e.scenario {
+                None => {
+                    self.push(
+                        Diagnostic::error(item.span, "an execution needs `scenario`")
+                            .with_hint("name a scenario from `scenarios:` or write one inline"),
+                    );
+                    continue;
+                }
+                Some(s) => {
+                    let Some(name) = s.get() else { continue };
+                    if !names.contains(&name.as_str()) {
+                        self.push(
+                            Diagnostic::error(s.span, format!("unknown scenario `{name}`"))
+                                .with_suggestion(name, names.iter().copied())
+                                .with_hint(if names.is_empty() {
+                                    "declare it under `scenarios:`".to_owned()
+                                } else {
+                                    format!("scenarios in this suite: {}", names.join(", "))
+                                }),
+                        );
+                    }
+                    name.clone()
+                }
+            };
+            let concurrency = e
+                .concurrency
+                .as_ref()
+                .and_then(|c| c.get().copied())
+                .unwrap_or(1);
+            if concurrency == 0 {
+                self.push(Diagnostic::error(
+                    e.concurrency.as_ref().map(|c| c.span),
+                    "`concurrency` must be at least 1",
+                ));
+            }
+            let ramp_up = dur(e.ramp_up.as_ref()).unwrap_or_default();
+            let hold_for = dur(e.hold_for.as_ref()).unwrap_or_default();
+            let steps = e.steps.as_ref().and_then(|s| s.get().copied());
+            if let (Some(steps_loc), Some(n)) = (&e.steps, steps)
+                && (n == 0 || ramp_up.is_zero())
+            {
+                self.push(
+                    Diagnostic::error(
+                        steps_loc.span,
+                        "`steps` needs a `ramp-up` and at least 1 step",
+                    )
+                    .with_hint("stepped ramp-up divides `ramp-up` into `steps` equal stages"),
+                );
+            }
+            let throughput = e.throughput.as_ref().and_then(|t| t.get().copied());
+            if let (Some(t), Some(loc)) = (throughput, &e.throughput)
+                && t <= 0.0
+            {
+                self.push(Diagnostic::error(
+                    loc.span,
+                    "`throughput` must be more than 0 requests per second",
+                ));
+            }
+            let arrival = e.arrival.as_ref().and_then(|a| a.get().copied());
+            if let (Some(loc), None) = (&e.arrival, throughput) {
+                self.push(
+                    Diagnostic::error(
+                        loc.span,
+                        "`arrival` needs `throughput`, the rate at which requests arrive",
+                    )
+                    .with_hint("add e.g. `throughput: 100` (requests per second)"),
+                );
+            }
+            let mut iterations = e.iterations.as_ref().and_then(|i| i.get().copied());
+            if iterations.is_none() && hold_for.is_zero() && ramp_up.is_zero() {
+                // As Taurus: with no duration, run the scenario once per user.
+                iterations = Some(1);
+            }
+            if let Some(criteria) = &e.criteria {
+                pending.push(PendingCriteria {
+                    criteria,
+                    scope: Scope::Execution(index),
+                });
+            }
+            out.push(Execution {
+                scenario,
+                concurrency,
+                ramp_up,
+                steps,
+                hold_for,
+                iterations,
+                throughput,
+                arrival,
+                warm_up: dur(e.warm_up.as_ref()).unwrap_or_default(),
+                delay: dur(e.delay.as_ref()).unwrap_or_default(),
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::check;
+
+    const SCENARIO: &str = "scenarios: {s: {requests: ['http://127.0.0.1:9/']}}\n";
+
+    #[test]
+    fn closed_and_open_models() {
+        let (suite, messages) = check(&format!(
+            "execution: [{{scenario: s, concurrency: 4, ramp-up: 2s, steps: 2, hold-for: 5s}}, {{scenario: s, throughput: 50, arrival: poisson, concurrency: 8, hold-for: 5s}}]\n{SCENARIO}"
+        ));
+        let suite = suite.unwrap_or_else(|| panic!("{messages:?}"));
+        assert_eq!(suite.executions.len(), 2);
+        assert_eq!(
+            suite.executions[0].shape(),
+            "4 users, ramp-up 2s in 2 steps, hold-for 5s"
+        );
+        assert!(
+            suite.executions[1]
+                .shape()
+                .starts_with("50 req/s poisson arrivals")
+        );
+    }
+
+    #[test]
+    fn an_unknown_scenario_and_a_typo_are_errors() {
+        let (_, messages) = check(&format!(
+            "execution: [{{scenario: t, concurency: 1}}]\n{SCENARIO}"
+        ));
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("unknown key `concurency`")),
+            "{messages:?}"
+        );
+    }
+}
