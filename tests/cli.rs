@@ -6,6 +6,8 @@ use std::process::Command;
 
 use perfgate::suite::node::{FileId, parse_documents};
 
+mod helpers;
+
 fn perfgate_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_perfgate"))
         .args(args)
@@ -75,17 +77,7 @@ fn suites_and_compat_fixtures_conform_to_the_schema() {
         .map(|e| e.unwrap().path())
         .collect();
     // Every Taurus- and MMS-style fixture of our own, layers included.
-    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-                out.push(path);
-            }
-        }
-    }
-    walk(&root().join("tests/fixtures/compat"), &mut files);
+    files.extend(helpers::yaml_files(&root().join("tests/fixtures/compat")));
     for path in files {
         for doc in parse_documents(&std::fs::read_to_string(&path).unwrap(), FileId(0)).unwrap() {
             let json = doc.to_json();

@@ -3,12 +3,12 @@
 //! hang; whatever they are, the result is suites or diagnostics. Deterministic (a fixed
 //! seed), so a failure reproduces; `PERFGATE_FUZZ_ITERATIONS` runs longer.
 
-#![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
-
 use std::path::{Path, PathBuf};
 
 use perfgate::suite::discover::Discovery;
 use perfgate::suite::load::{LoadOptions, load};
+
+mod helpers;
 
 /// xorshift64*: enough randomness for mutations, no dependency.
 struct Rng(u64);
@@ -113,22 +113,9 @@ fn mutate(text: &str, rng: &mut Rng) -> String {
 }
 
 fn corpus() -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-                out.push(path);
-            }
-        }
-    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = Vec::new();
-    for dir in ["suites", "tests/fixtures"] {
-        walk(&root.join(dir), &mut files);
-    }
-    files.sort();
+    let mut files = helpers::yaml_files(&root.join("suites"));
+    files.extend(helpers::yaml_files(&root.join("tests/fixtures")));
     files
 }
 

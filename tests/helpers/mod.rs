@@ -10,6 +10,25 @@ pub fn fakeserver() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/fakeserver.py")
 }
 
+/// Every `*.yaml` and `*.yml` file under `dir`, sorted.
+#[allow(dead_code, reason = "not every test binary reads fixtures")]
+pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("a readable fixture folder") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out.sort();
+    out
+}
+
 /// Runs perfgate in `dir` (also its TMPDIR, where MMS pid files go); returns the exit code
 /// and stdout followed by stderr.
 #[allow(dead_code, reason = "not every test binary uses it")]
@@ -182,7 +201,8 @@ fn junit10(xml: &str) -> Result<Vec<SuiteCounts>, String> {
             _ => return None,
         })
     };
-    let time = regex::Regex::new(r"^(([0-9]{0,3},)*[0-9]{3}|[0-9]{0,3})*(\.[0-9]*)?$").unwrap();
+    let time = regex::Regex::new(r"^(([0-9]{0,3},)*[0-9]{3}|[0-9]{0,3})*(\.[0-9]*)?$")
+        .expect("a valid regex");
     let mut reader = quick_xml::Reader::from_str(xml);
     let mut stack: Vec<String> = Vec::new();
     let mut suites: Vec<(SuiteCounts, SuiteCounts)> = Vec::new();
