@@ -652,6 +652,23 @@ reporting:
         let (_, out) = perfgate_in(dir.path(), args);
         clean(&format!("{args:?}"), &out);
     }
+    // An invalid suite's diagnostics quote its lines: a line holding a secret is masked, on
+    // the console and in the junit.xml and summary.md written for it.
+    let invalid = read(dir.path().join("leak.yaml"))
+        .replace("    headers: {Authorization", "    headerz: {Authorization");
+    assert!(invalid.contains("headerz"));
+    std::fs::write(dir.path().join("leak.yaml"), invalid).unwrap();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["run", "leak.yaml", "--no-progress", "-a", "invalid"],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("unknown key `headerz`"), "{out}");
+    clean("an invalid suite's diagnostics", &out);
+    for path in files(&dir.path().join("invalid")) {
+        let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+        clean(&path.display().to_string(), &text);
+    }
 }
 
 /// A request without a label is named by its URL as written, `${PORT}` and all, so its

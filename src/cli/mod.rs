@@ -333,7 +333,9 @@ fn run_command(
         Err(Rejected::Invalid(loaded)) if !args.dry_run => {
             // CI shows why in its test report, not "no test results".
             let dir = artifacts_dir.clone();
-            let report = invalid_run_report(&loaded);
+            let report = crate::report::redact::Redactor::default()
+                .with_values(loaded.secret_values.iter().cloned())
+                .report(invalid_run_report(&loaded));
             if let Err(e) = crate::report::write_all(&report, &dir, &args.outputs.destinations()) {
                 writeln!(
                     stderr,
@@ -647,7 +649,8 @@ fn load_suites(
         .map(crate::report::redact::Redactor::for_suite)
         .fold(crate::report::redact::Redactor::default(), |a, b| {
             a.merge(b)
-        });
+        })
+        .with_values(loaded.secret_values.iter().cloned());
     write!(
         stderr,
         "{}",

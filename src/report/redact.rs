@@ -69,6 +69,15 @@ impl Redactor {
         redactor
     }
 
+    /// Also masks these values (as found in suites that did not validate).
+    pub fn with_values(mut self, values: impl IntoIterator<Item = String>) -> Self {
+        self.values
+            .extend(values.into_iter().filter(|v| !v.is_empty()));
+        self.values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        self.values.dedup();
+        self
+    }
+
     /// One redactor for several suites (validate, list, dry runs).
     pub fn merge(mut self, other: Self) -> Self {
         self.names.extend(other.names);

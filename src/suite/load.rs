@@ -42,10 +42,13 @@ pub struct Loaded {
     pub sources: SourceMap,
     /// Suite files with at least one error.
     pub failed: Vec<PathBuf>,
+    /// Values no output may show, of every suite (valid or not): `settings.secrets` and
+    /// sensitive header values. Diagnostics quote the user's lines, so they are masked too.
+    pub secret_values: Vec<String>,
 }
 
 /// What a worker found for one suite.
-type Outcome = (PathBuf, Option<Suite>, Diagnostics);
+type Outcome = (PathBuf, Option<Suite>, Diagnostics, Vec<String>);
 
 /// Loads and validates every discovered suite.
 pub fn load(discovery: &Discovery, opts: &LoadOptions) -> Loaded {
@@ -101,6 +104,7 @@ pub fn load(discovery: &Discovery, opts: &LoadOptions) -> Loaded {
                         .iter()
                         .map(|(path, name)| {
                             let mut diags = Diagnostics::default();
+                            let mut secrets = Vec::new();
                             let suite = load_suite(
                                 path,
                                 name.clone(),
@@ -108,8 +112,9 @@ pub fn load(discovery: &Discovery, opts: &LoadOptions) -> Loaded {
                                 opts,
                                 &mut sources,
                                 &mut diags,
+                                &mut secrets,
                             );
-                            ((*path).clone(), suite, diags)
+                            ((*path).clone(), suite, diags, secrets)
                         })
                         .collect();
                     (outcomes, sources)
@@ -123,7 +128,8 @@ pub fn load(discovery: &Discovery, opts: &LoadOptions) -> Loaded {
     });
     for (outcomes, sources) in results {
         let offset = loaded.sources.absorb(sources, shared);
-        for (path, suite, diags) in outcomes {
+        for (path, suite, diags, secrets) in outcomes {
+            loaded.secret_values.extend(secrets);
             let had_errors = diags.has_errors();
             loaded
                 .diagnostics
@@ -230,6 +236,7 @@ fn load_suite(
     opts: &LoadOptions,
     sources: &mut SourceMap,
     diags: &mut Diagnostics,
+    secrets: &mut Vec<String>,
 ) -> Option<Suite> {
     let mut root = empty_map(sources, path);
     for layer in base_layers {
@@ -296,6 +303,7 @@ fn load_suite(
         ports: ports.clone(),
     });
     interpolate(&mut root, &vars);
+    secrets.extend(secret_values(&root, &vars));
 
     let ctx = DeContext::new(crate::suite::raw::ignorable_key);
     let raw: Option<RawSuite> = from_node(&root, &ctx);
@@ -541,6 +549,45 @@ fn strip_location(message: &str) -> String {
         }
         None => message.to_owned(),
     }
+}
+
+/// The values of a merged suite that no output may show: those of the names under
+/// `settings.secrets`, and of sensitive headers anywhere under `scenarios`.
+fn secret_values(root: &Node, vars: &Variables) -> Vec<String> {
+    fn headers(node: &Node, out: &mut Vec<String>) {
+        match &node.kind {
+            Kind::Map(entries) => {
+                for e in entries {
+                    let sensitive = crate::report::redact::SENSITIVE_HEADERS
+                        .contains(&e.key.to_ascii_lowercase().as_str());
+                    match (&e.value.kind, sensitive) {
+                        (Kind::Str(v), true) => out.push(v.clone()),
+                        _ => headers(&e.value, out),
+                    }
+                }
+            }
+            Kind::Seq(items) => items.iter().for_each(|i| headers(i, out)),
+            _ => {}
+        }
+    }
+    let mut out: Vec<String> = root
+        .get("settings")
+        .and_then(|s| s.get("secrets"))
+        .and_then(Node::as_seq)
+        .into_iter()
+        .flatten()
+        .filter_map(Node::as_str)
+        .filter_map(|name| {
+            vars.get(name)
+                .map(str::to_owned)
+                .or_else(|| std::env::var(name).ok())
+        })
+        .collect();
+    if let Some(scenarios) = root.get("scenarios") {
+        headers(scenarios, &mut out);
+    }
+    out.retain(|v| !v.is_empty() && !v.contains("${"));
+    out
 }
 
 /// `settings.port-range` when none is given: below the kernel's ephemeral range (32768-60999
