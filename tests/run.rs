@@ -621,3 +621,39 @@ fn an_execution_that_cannot_start_is_a_suite_error() {
     assert!(stdout.contains("execution 1 could not run"), "{stdout}");
     assert!(stdout.contains("perfgate: ERROR in bad"), "{stdout}");
 }
+
+/// More users than the open-file limit allows is refused before anything starts; a soft
+/// limit below the hard one is raised (servers and commands inherit it).
+#[test]
+fn the_open_file_limit_is_raised_or_the_run_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = |users: u32| {
+        format!(
+            "services: [{{module: shellexec, prepare: ['ulimit -n > limit.txt']}}]\n\
+             execution: [{{scenario: s, concurrency: {users}, iterations: {users}}}]\n\
+             scenarios: {{s: {{requests: [{{url: 'http://127.0.0.1:9/', timeout: 1s}}]}}}}\n"
+        )
+    };
+    let run = |limits: &str, users: u32, out: &str| {
+        std::fs::write(dir.path().join("many.yaml"), suite(users)).unwrap();
+        let script = format!("{limits}; exec \"$0\" run many.yaml --no-progress -a {out}");
+        let output = Command::new("sh")
+            .args(["-c", &script, env!("CARGO_BIN_EXE_perfgate")])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = run("ulimit -n 256", 2000, "refused");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("need up to 2000 connections"), "{stderr}");
+    assert!(!dir.path().join("refused/many").exists(), "nothing started");
+    // Soft 256 under a higher hard limit: raised, so 300 users fit.
+    let (code, stderr) = run("ulimit -Sn 256", 300, "raised");
+    assert_eq!(code, Some(0), "{stderr}");
+    let limit = std::fs::read_to_string(dir.path().join("raised/many/limit.txt")).unwrap();
+    assert!(limit.trim().parse::<u64>().unwrap() > 256, "{limit}");
+}

@@ -361,6 +361,17 @@ fn run_command(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
     });
+    // Every user needs a socket: refuse now rather than fail samples with EMFILE later.
+    let connections = loaded
+        .suites
+        .iter()
+        .map(crate::run::limits::connections)
+        .max()
+        .unwrap_or(0);
+    if let Err(e) = crate::run::limits::ensure(connections) {
+        writeln!(stderr, "error: {e}")?;
+        return Ok(ExitCode::Error);
+    }
     let plans = loaded
         .suites
         .into_iter()

@@ -6,6 +6,8 @@
 //! a server crash, SIGINT or SIGTERM — is a [`CancelReason`]; measurements so far are kept,
 //! servers are stopped, and the suite's files are written before the next suite starts.
 
+pub mod limits;
+
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
