@@ -571,3 +571,26 @@ scenarios:
         "a ends at {last_a}, b starts at {first_b}"
     );
 }
+
+/// `hold-for` is a hard end: a think time longer than what remains is cut, so a 2 s load with
+/// a 20 s think time ends in about 2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn think_time_never_outlasts_the_load() {
+    let server = TestServer::start(Duration::ZERO, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = suite(
+        dir.path(),
+        "execution: [{scenario: s, concurrency: 2, hold-for: 2s}]
+scenarios:
+  s: {default-address: 'http://127.0.0.1:{port}', think-time: 20s, requests: [/x]}",
+        server.port,
+    );
+    let started = Instant::now();
+    run(plan, dir.path()).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "ended after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.received().len(), 2, "one request per user, then the think time");
+}

@@ -66,6 +66,8 @@ pub struct Shared {
     client: Option<reqwest::Client>,
     /// The end of the warm-up, fixed when the load starts.
     warm_until: std::sync::OnceLock<Instant>,
+    /// The end of a time-bound load, fixed when it starts.
+    ends_at: std::sync::OnceLock<Instant>,
     /// Requests in flight across the suite's executions (each sample records it).
     in_flight: super::InFlight,
 }
@@ -130,6 +132,7 @@ impl Shared {
             files,
             client,
             warm_until: std::sync::OnceLock::new(),
+            ends_at: std::sync::OnceLock::new(),
             in_flight,
         })
     }
@@ -158,9 +161,18 @@ impl Shared {
         at.saturating_duration_since(self.t0).as_secs()
     }
 
-    /// Marks the start of the load (after the delay): the warm-up counts from here.
+    /// Marks the start of the load (after the delay): the warm-up, and the end of a
+    /// time-bound load, count from here.
     pub fn begin(&self, start: Instant) {
         let _ = self.warm_until.set(start + self.plan.warm_up);
+        if let Some(d) = self.plan.schedule.duration() {
+            let _ = self.ends_at.set(start + d);
+        }
+    }
+
+    /// When a time-bound load ends (`hold-for` is a hard end: think times are cut there).
+    fn ends_at(&self) -> Option<Instant> {
+        self.ends_at.get().copied()
     }
 
     /// Samples sent before the end of the warm-up are left out.
@@ -741,9 +753,14 @@ impl Vu {
             .await;
         if let Some(think) = r.think_time.or(scenario.think_time) {
             let pause = self.think(think);
+            // Never past the end of the load: a think time longer than what remains is cut.
+            let until = Instant::now()
+                .checked_add(pause)
+                .unwrap_or_else(|| Instant::now() + crate::suite::units::MAX_DURATION);
+            let until = self.shared.ends_at().map_or(until, |end| until.min(end));
             let mut stop = self.shared.stop.clone();
             tokio::select! {
-                () = tokio::time::sleep(pause) => {}
+                () = tokio::time::sleep_until(until.into()) => {}
                 _ = stop.wait_for(|s| *s) => {}
             }
         }
