@@ -592,5 +592,9 @@ scenarios:
         "ended after {:?}",
         started.elapsed()
     );
-    assert_eq!(server.received().len(), 2, "one request per user, then the think time");
+    assert_eq!(
+        server.received().len(),
+        2,
+        "one request per user, then the think time"
+    );
 }

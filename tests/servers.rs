@@ -501,3 +501,61 @@ scenarios:
         "{out}"
     );
 }
+
+/// A server's own `prepare` and `post-process` commands run under the guard: what they start
+/// in the background goes when the suite ends, and when perfgate is killed outright.
+#[test]
+fn what_server_hooks_start_never_outlives_perfgate() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = unique_tag("hooks");
+    let suite = |hold: &str| {
+        format!(
+            r#"settings: {{ports: [PORT]}}
+services:
+  - module: server
+    label: srv
+    command: [python3, "{helper}", --port, "${{PORT}}", --tag, {tag}-server]
+    ready: {{tcp: "127.0.0.1:${{PORT}}", timeout: 10s}}
+    prepare: ["sh -c 'sleep 60; : {tag}-prepare' &"]
+    post-process: ["sh -c 'sleep 60; : {tag}-post' &"]
+execution: [{{scenario: s, concurrency: 1, throughput: 5, hold-for: {hold}}}]
+scenarios:
+  s: {{default-address: "http://127.0.0.1:${{PORT}}", requests: [/]}}
+"#,
+            helper = helper().display()
+        )
+    };
+    // A normal end: hooks in the background return at once; their daemons go with the run.
+    std::fs::write(dir.path().join("hooks.yaml"), suite("1s")).unwrap();
+    let started = Instant::now();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["run", "hooks.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "background hooks do not block"
+    );
+    assert_none_left(&tag);
+    // perfgate killed outright while a prepare's daemon runs.
+    std::fs::write(dir.path().join("hooks.yaml"), suite("60s")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args(["run", "hooks.yaml", "--no-progress", "-a", "killed"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while processes_with(&format!("{tag}-prepare")).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the prepare daemon never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_none_left(&tag);
+}

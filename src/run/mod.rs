@@ -270,7 +270,7 @@ async fn run_suite(
     for s in &mut servers {
         s.stop().await;
     }
-    for s in &servers {
+    for s in &mut servers {
         if let Err(message) = s.post_process().await {
             late_errors.push(SuiteError {
                 message: format!("server `{}`: {message}", s.label),

@@ -93,6 +93,8 @@ pub struct ManagedServer {
     guard: Option<Pid>,
     pub log: PathBuf,
     config: Server,
+    /// Runs `prepare` and `post-process` under the guard; dropping it ends what they left.
+    hooks: shellexec::Shell,
 }
 
 impl ManagedServer {
@@ -145,6 +147,7 @@ impl ManagedServer {
             guard: guarded.then_some(group),
             log,
             config: server.clone(),
+            hooks: shellexec::Shell::for_server(&server.label, artifacts),
         })
     }
 
@@ -179,9 +182,9 @@ impl ManagedServer {
     }
 
     /// Runs the `prepare` commands (after readiness, before load), output to the log.
-    pub async fn prepare(&self) -> Result<(), ServerError> {
-        for command in &self.config.prepare {
-            if let Err(status) = self.shell(command).await {
+    pub async fn prepare(&mut self) -> Result<(), ServerError> {
+        for command in self.config.prepare.clone() {
+            if let Err(status) = self.shell(&command).await {
                 return Err(ServerError::Prepare {
                     label: self.label.clone(),
                     command: command.clone(),
@@ -194,40 +197,38 @@ impl ManagedServer {
     }
 
     /// Runs the `post-process` commands (after stop); the first failure is returned.
-    pub async fn post_process(&self) -> Result<(), String> {
-        for command in &self.config.post_process {
-            self.shell(command).await.map_err(|status| {
-                format!("`post-process` command `{command}` failed with {status}")
-            })?;
+    pub async fn post_process(&mut self) -> Result<(), String> {
+        for command in self.config.post_process.clone() {
+            self.shell(&command)
+                .await
+                .map_err(|status| format!("`post-process` command `{command}` {status}"))?;
         }
         Ok(())
     }
 
-    /// Runs `line` with `/bin/sh -c` in the server's directory and environment, its output
-    /// appended to the server's log.
-    async fn shell(&self, line: &str) -> Result<(), String> {
-        let log = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&self.log)
-            .map_err(|e| e.to_string())?;
-        let err = log.try_clone().map_err(|e| e.to_string())?;
-        let mut c = tokio::process::Command::new("/bin/sh");
-        c.arg("-c")
-            .arg(line)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err);
-        if let Some(cwd) = &self.config.cwd {
-            c.current_dir(cwd);
-        }
-        c.envs(self.config.env.iter().map(|(k, v)| (k, v)));
-        c.kill_on_drop(true);
-        match c.status().await {
-            Ok(s) if s.success() => Ok(()),
-            Ok(s) => Err(s.to_string()),
-            Err(e) => Err(e.to_string()),
-        }
+    /// Runs `line` with `/bin/sh -c` under the guard, in the server's working directory and
+    /// environment, its output appended to the server's log.
+    async fn shell(&mut self, line: &str) -> Result<(), String> {
+        let log_name = self
+            .log
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        let command = crate::suite::model::ShellCommand {
+            command: line.to_owned(),
+            background: false,
+            ignore_failure: false,
+            out: log_name.clone(),
+            err: log_name,
+            cwd: Some(
+                self.config
+                    .cwd
+                    .clone()
+                    .or_else(|| std::env::current_dir().ok())
+                    .unwrap_or_else(|| PathBuf::from(".")),
+            ),
+            env: self.config.env.clone(),
+        };
+        self.hooks.run_one(&command).await
     }
 
     /// Waits until the server is ready (TCP, then HTTP status, then log line), or fails with

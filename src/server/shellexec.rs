@@ -52,7 +52,7 @@ pub struct Shell {
     running: Vec<Running>,
     counter: usize,
     /// Tells status files of this shell from another's running at the same time.
-    tag: &'static str,
+    tag: String,
     /// Set after the load: `TAURUS_EXIT_CODE`, `TAURUS_STOPPING_REASON`.
     pub outcome_env: Vec<(String, String)>,
 }
@@ -65,7 +65,7 @@ impl Shell {
             dir: std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned()),
             running: Vec::new(),
             counter: 0,
-            tag: "shellexec",
+            tag: "shellexec".to_owned(),
             outcome_env: Vec::new(),
         }
     }
@@ -81,7 +81,7 @@ impl Shell {
             dir: self.dir.clone(),
             running: Vec::new(),
             counter: 0,
-            tag: "shellexec-check",
+            tag: "shellexec-check".to_owned(),
             outcome_env: Vec::new(),
         }
     }
@@ -139,6 +139,23 @@ impl Shell {
             }
         }
         Ok(())
+    }
+
+    /// A shell for a server's own `prepare` and `post-process` hooks: they run under the guard
+    /// like every command, so what they start in the background goes when the suite ends (or
+    /// perfgate dies), and their output goes to the server's log.
+    pub fn for_server(label: &str, dir: &Path) -> Self {
+        let mut shell = Self::new(ShellExec::default(), dir);
+        shell.tag = format!(
+            "server-{}",
+            label.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+        );
+        shell
+    }
+
+    /// Runs one command (not a stage), waiting for it unless it is `background`.
+    pub async fn run_one(&mut self, c: &ShellCommand) -> Result<(), String> {
+        self.run(c).await
     }
 
     async fn run(&mut self, c: &ShellCommand) -> Result<(), String> {
