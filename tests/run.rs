@@ -657,3 +657,58 @@ fn the_open_file_limit_is_raised_or_the_run_refused() {
     let limit = std::fs::read_to_string(dir.path().join("raised/many/limit.txt")).unwrap();
     assert!(limit.trim().parse::<u64>().unwrap() > 256, "{limit}");
 }
+
+/// An open model whose in-flight cap drops most arrivals fails by default (`settings.max-dropped`,
+/// 1%), and the dropped share shows in the console, summary.md and final_stats.csv.
+#[test]
+fn dropped_arrivals_fail_the_suite_and_show_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = |settings: &str| {
+        format!(
+            r#"settings: {{ports: [PORT]{settings}}}
+services:
+  - module: server
+    label: model
+    command: ["${{PERFGATE}}", demo-server, --port, "${{PORT}}", --latency, 50ms]
+    ready: {{http: "http://127.0.0.1:${{PORT}}/v2/health/ready", timeout: 30s}}
+execution: [{{scenario: s, throughput: 100, arrival: constant, concurrency: 2, hold-for: 2s}}]
+scenarios:
+  s: {{default-address: "http://127.0.0.1:${{PORT}}", requests: [{{url: /v2/models/mlp/infer, label: infer, method: POST, body: {{inputs: [{{name: input, shape: [1, 4], datatype: FP32, data: [1, 2, 3, 4]}}]}}}}]}}
+reporting:
+  - module: passfail
+    criteria: ["p99 of infer>10s"]
+"#
+        )
+    };
+    std::fs::write(dir.path().join("overload.yaml"), suite("")).unwrap();
+    let (code, stdout, stderr) = perfgate_in(
+        dir.path(),
+        &["run", "overload.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    assert!(stdout.contains("dropped>1%"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("label") && l.contains("dropped")),
+        "a dropped column: {stdout}"
+    );
+    let summary = std::fs::read_to_string(dir.path().join("out/summary.md")).unwrap();
+    assert!(summary.contains("| dropped |"), "{summary}");
+    let csv = std::fs::read_to_string(dir.path().join("out/overload/final_stats.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let dropped = header.iter().position(|c| *c == "dropped").unwrap();
+    let overall = csv.lines().last().unwrap().split(',').nth(dropped).unwrap();
+    assert!(overall.parse::<u64>().unwrap() > 50, "{csv}");
+    // `max-dropped: 100%` turns the check off.
+    std::fs::write(
+        dir.path().join("overload.yaml"),
+        suite(", max-dropped: 100%"),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = perfgate_in(
+        dir.path(),
+        &["run", "overload.yaml", "--no-progress", "-a", "out2"],
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+}

@@ -5,14 +5,31 @@ use std::fmt::Write as _;
 
 use super::model::{RunReport, SuiteReport, SuiteStatus};
 
-/// `label | hits | fail | rps | avg | p50 | p90 | p99 | max` for every label, `""` shown as ALL.
+/// The share of a label's arrivals that were dropped (the open model's in-flight cap was
+/// reached), `0.00%` when none were.
+pub fn dropped_share(l: &super::model::LabelStats) -> String {
+    let arrivals = l.hits + l.dropped;
+    if arrivals == 0 {
+        "–".to_owned()
+    } else {
+        format!("{:.2}%", 100.0 * l.dropped as f64 / arrivals as f64)
+    }
+}
+
+/// `label | hits | fail | rps | avg | p50 | p90 | p99 | max` for every label, `""` shown as ALL,
+/// with a `dropped` column when arrivals were dropped.
 pub fn suite_table(suite: &SuiteReport) -> String {
-    let mut rows: Vec<[String; 9]> = vec![
+    let dropped = suite.labels.iter().any(|l| l.dropped > 0);
+    let mut rows: Vec<Vec<String>> = vec![
         [
             "label", "hits", "fail", "rps", "avg ms", "p50 ms", "p90 ms", "p99 ms", "max ms",
         ]
-        .map(str::to_owned),
+        .map(str::to_owned)
+        .to_vec(),
     ];
+    if dropped {
+        rows[0].insert(3, "dropped".to_owned());
+    }
     let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
     for l in &suite.labels {
         let p = |level: &str| ms(l.percentiles_ms.get(level).copied());
@@ -21,7 +38,7 @@ pub fn suite_table(suite: &SuiteReport) -> String {
         } else {
             format!("{:.2}%", 100.0 * l.fail as f64 / l.hits as f64)
         };
-        rows.push([
+        let mut row = vec![
             if l.label.is_empty() {
                 "ALL".to_owned()
             } else {
@@ -35,9 +52,14 @@ pub fn suite_table(suite: &SuiteReport) -> String {
             p("90.0"),
             p("99.0"),
             p("100.0"),
-        ]);
+        ];
+        if dropped {
+            row.insert(3, dropped_share(l));
+        }
+        rows.push(row);
     }
-    let widths: Vec<usize> = (0..9)
+    let columns = rows[0].len();
+    let widths: Vec<usize> = (0..columns)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();

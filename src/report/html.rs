@@ -146,6 +146,7 @@ fn suite_view(s: &SuiteReport) -> SuiteView<'_> {
                 } else {
                     format!("{:.2}%", 100.0 * l.fail as f64 / l.hits as f64)
                 },
+                super::console::dropped_share(l),
                 l.throughput.map_or("–".to_owned(), |t| format!("{t:.1}")),
                 ms(l.avg_rt_ms),
                 p("50.0"),

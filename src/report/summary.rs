@@ -11,9 +11,9 @@ pub fn markdown(run: &RunReport) -> String {
     let _ = writeln!(out, "## perfgate: {}\n", verdict(run));
     let _ = writeln!(
         out,
-        "| suite | status | requests | errors | p99 | criteria |"
+        "| suite | status | requests | errors | dropped | p99 | criteria |"
     );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---|");
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---|");
     for s in &run.suites {
         let all = s.labels.iter().find(|l| l.label.is_empty());
         let hits = all.map_or(0, |l| l.hits);
@@ -39,9 +39,10 @@ pub fn markdown(run: &RunReport) -> String {
             (SuiteStatus::Completed, true) => "❌ failed",
             (SuiteStatus::Completed, false) => "✅ passed",
         };
+        let dropped = all.map_or("-".to_owned(), super::console::dropped_share);
         let _ = writeln!(
             out,
-            "| {} | {status} | {hits} | {errors} | {p99} | {criteria} |",
+            "| {} | {status} | {hits} | {errors} | {dropped} | {p99} | {criteria} |",
             cell(&s.name)
         );
     }

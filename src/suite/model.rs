@@ -45,6 +45,8 @@ pub struct Settings {
     /// `modules.local.sequential`: executions run one after another (each `delay` counted
     /// from the end of the one before), not side by side.
     pub sequential: bool,
+    /// `settings.max-dropped`, in percent of arrivals.
+    pub max_dropped: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -55,6 +55,10 @@ pub struct RawSettings {
     pub env: Option<Keyed<Option<Scalar>>>,
     /// Names that each get a free loopback port, usable as `${NAME}`.
     pub ports: Option<Vec<Located<String>>>,
+    /// Open model: the largest share of arrivals that may be dropped (the in-flight cap was
+    /// reached) before the suite fails with a criterion of its own (default `1%`; `100%` turns
+    /// it off). A `dropped` criterion of the suite's own replaces it.
+    pub max_dropped: Option<Located<String>>,
     /// Where `ports` are picked: `LOW-HIGH` (default 20000-32766, below the ephemeral range
     /// that outgoing connections use, and below 32767, which MMS refuses).
     pub port_range: Option<Located<String>>,

@@ -256,6 +256,7 @@ pub fn validate(raw: &RawSuite, cx: &Context<'_>, diags: &mut Diagnostics) -> Op
         })
         .filter_map(|(c, scope)| v.criterion(c, scope, &monitoring))
         .collect();
+    let criteria = with_max_dropped(criteria, &executions, settings.max_dropped);
     v.check_urls();
     v.check_include_cycles(&scenarios);
     v.check_variables();
@@ -278,6 +279,50 @@ pub fn validate(raw: &RawSuite, cx: &Context<'_>, diags: &mut Diagnostics) -> Op
         labels: v.labels,
         effective: cx.effective.to_json(),
     })
+}
+
+/// An open-model suite fails when more than `settings.max-dropped` of its arrivals were
+/// dropped, by a criterion of its own, unless the suite judges `dropped` itself: a latency
+/// gate passed while most arrivals were never sent must not look green.
+fn with_max_dropped(
+    mut criteria: Vec<Criterion>,
+    executions: &[Execution],
+    max_dropped: f64,
+) -> Vec<Criterion> {
+    let open = executions.iter().any(|e| e.arrival.is_some());
+    let judged = criteria.iter().any(|c| {
+        matches!(
+            &c.check,
+            Check::Threshold {
+                subject: Subject::Kpi {
+                    kpi: grammar::Kpi::Dropped
+                },
+                ..
+            }
+        )
+    });
+    if open && !judged && max_dropped < 100.0 {
+        let threshold = format!("{max_dropped}%");
+        criteria.push(Criterion {
+            name: format!("dropped>{threshold}"),
+            message: Some(
+                "settings.max-dropped: arrivals the open model could not send (the in-flight cap was reached)".to_owned(),
+            ),
+            check: Check::Threshold {
+                subject: Subject::Kpi {
+                    kpi: grammar::Kpi::Dropped,
+                },
+                label: String::new(),
+                op: Op::Gt,
+                threshold: Threshold::Percent(max_dropped),
+            },
+            window: None,
+            stop: false,
+            fail: true,
+            scope: Scope::Suite,
+        });
+    }
+    criteria
 }
 
 /// An undefined variable makes its line fail in other ways too (a duration that reads

@@ -5,6 +5,9 @@ use super::super::*;
 #[allow(unused_imports)]
 use super::*;
 
+/// `settings.max-dropped` when none is given, in percent of arrivals.
+pub(in crate::suite::validate) const DEFAULT_MAX_DROPPED: f64 = 1.0;
+
 impl Validator<'_> {
     pub(in crate::suite::validate) fn settings(
         &mut self,
@@ -71,6 +74,22 @@ impl Validator<'_> {
             check_interval: dur(s.and_then(|s| s.check_interval.as_ref()))
                 .unwrap_or(Duration::from_secs(1)),
             sequential: false,
+            max_dropped: s
+                .and_then(|s| s.max_dropped.as_ref())
+                .and_then(|m| {
+                    let text = m.get()?;
+                    match crate::suite::units::parse_percent(text) {
+                        Ok(p) if (0.0..=100.0).contains(&p) => Some(p),
+                        _ => {
+                            self.push(
+                                Diagnostic::error(m.span, format!("invalid `max-dropped` `{text}`"))
+                                    .with_hint("write a share of arrivals such as 1% or 5% (100% turns the check off)"),
+                            );
+                            None
+                        }
+                    }
+                })
+                .unwrap_or(DEFAULT_MAX_DROPPED),
         }
     }
 
