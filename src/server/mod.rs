@@ -519,7 +519,90 @@ impl Drop for ManagedServer {
 
 /// The last `lines` lines of a file.
 pub fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    use std::io::{Read, Seek, SeekFrom};
+    // The end of the file only (a log may be huge); bytes that are not UTF-8 are replaced,
+    // never a reason to show nothing.
+    const WINDOW: u64 = 1024 * 1024;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(WINDOW)));
+    let mut bytes = Vec::new();
+    let _ = file.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
     let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+    let last = &all[all.len().saturating_sub(lines)..];
+    // The lines that explain an exit (a traceback, a panic, an error) may lie before the last
+    // ones (an access log keeps writing): show the last such block first.
+    let start = all.len().saturating_sub(lines);
+    let explains = |l: &&str| {
+        let lower = l.to_ascii_lowercase();
+        [
+            "traceback",
+            "exception",
+            "error",
+            "panicked",
+            "fatal",
+            "killed",
+            "out of memory",
+        ]
+        .iter()
+        .any(|w| lower.contains(w))
+    };
+    match all[..start].iter().rposition(explains) {
+        Some(at) if !last.iter().any(explains) => {
+            // From the start of its block (the first of the consecutive error-ish lines
+            // before it, e.g. a traceback header), at most 20 lines.
+            let from = all[..=at]
+                .iter()
+                .rposition(|l| l.to_ascii_lowercase().contains("traceback"))
+                .filter(|t| at - t < 40)
+                .unwrap_or(at);
+            // The error line and the one after it (`from <= at < start`, so never empty).
+            let end = (at + 2).min(start);
+            let block: Vec<&str> = all[from..end].iter().take(20).copied().collect();
+            format!(
+                "{}\n[... {} more lines ...]\n{}",
+                block.join("\n"),
+                start.saturating_sub(from + block.len()),
+                last.join("\n")
+            )
+        }
+        _ => last.join("\n"),
+    }
+}
+
+#[cfg(test)]
+mod tail_tests {
+    use super::tail;
+
+    #[test]
+    fn the_error_block_comes_first_and_bad_bytes_do_not_blank_it() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let log = dir.path().join("srv.log");
+        let mut text: Vec<u8> = b"starting\nTraceback (most recent call last):\n  File \"x.py\", line 1\nValueError: model weights missing\n".to_vec();
+        for i in 0..100 {
+            text.extend(format!("GET /ping {i} 200\n").bytes());
+        }
+        text.extend(b"bad bytes \xff\xfe here\n");
+        std::fs::write(&log, &text).expect("written");
+        let shown = tail(&log, 10);
+        assert!(
+            shown.starts_with("Traceback (most recent call last):"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("ValueError: model weights missing"),
+            "{shown}"
+        );
+        assert!(shown.contains("more lines"), "{shown}");
+        assert!(
+            shown.ends_with("bad bytes \u{fffd}\u{fffd} here"),
+            "{shown}"
+        );
+        // Without an error block, the last lines as they are.
+        std::fs::write(&log, "a\nb\nc\n").expect("written");
+        assert_eq!(tail(&log, 2), "b\nc");
+    }
 }
