@@ -110,6 +110,7 @@ async fn respond(path: &str, headers: &HeaderMap, _body: &Bytes) -> Response {
             StatusCode::OK.into_response()
         }
         "/missing" => StatusCode::NOT_FOUND.into_response(),
+        "/big" => vec![b'x'; 3 << 20].into_response(),
         "/bye" => ([(header::CONNECTION, "close")], "bye").into_response(),
         "/go" => (StatusCode::FOUND, [(header::LOCATION, "/whoami?from=go")]).into_response(),
         "/go307" => (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, "/kept")]).into_response(),
@@ -597,4 +598,37 @@ scenarios:
         2,
         "one request per user, then the think time"
     );
+}
+
+/// A response body larger than `max-body` fails its sample, on the direct path (closed model)
+/// and through reqwest (open model), and is not kept; smaller ones pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_larger_than_max_body_fail_their_sample() {
+    let server = TestServer::start(Duration::ZERO, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = suite(
+        dir.path(),
+        "execution:
+  - {scenario: s, concurrency: 1, iterations: 3}
+  - {scenario: s, throughput: 5, arrival: constant, concurrency: 2, hold-for: 1s}
+scenarios:
+  s:
+    default-address: 'http://127.0.0.1:{port}'
+    max-body: 1MiB
+    requests: [{url: /big, label: big}, {url: /x, label: small}]",
+        server.port,
+    );
+    let report = run(plan, dir.path()).await;
+    let big = stats(&report, "big");
+    assert!(big.hits >= 3, "{big:?}");
+    assert_eq!(big.fail, big.hits, "every big body fails: {big:?}");
+    assert!(
+        big.errors
+            .keys()
+            .any(|e| e.contains("larger than max-body")),
+        "{:?}",
+        big.errors
+    );
+    let small = stats(&report, "small");
+    assert_eq!(small.fail, 0, "{small:?}");
 }

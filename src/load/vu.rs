@@ -665,7 +665,7 @@ impl Vu {
                 Err(_) => Err(Failure::timeout(timeout)),
             }
         } else {
-            via_reqwest(builder, sent).await
+            via_reqwest(builder, sent, scenario.max_body).await
         };
         // A redirect on the direct path is followed through reqwest (which follows any more).
         let exchange = match exchange {
@@ -688,11 +688,13 @@ impl Vu {
                     };
                     builder.timeout(timeout.saturating_sub(sent.elapsed()))
                 };
-                via_reqwest(builder, sent).await.map(|mut y| {
-                    y.lt = x.lt;
-                    y.ct = x.ct;
-                    y
-                })
+                via_reqwest(builder, sent, scenario.max_body)
+                    .await
+                    .map(|mut y| {
+                        y.lt = x.lt;
+                        y.ct = x.ct;
+                        y
+                    })
             }
             other => other,
         };
@@ -860,15 +862,28 @@ impl Vu {
                     .map(str::to_owned)
             })
             .flatten();
-        let (parts, body) = response.into_parts();
-        let body = http_body_util::BodyExt::collect(body)
-            .await
-            .map_err(|e| {
+        let (parts, mut body) = response.into_parts();
+        // Read as it streams, up to `max-body`: a larger (or endless) body is a failure and
+        // is not read further (its connection is not reused).
+        let cap = self.shared.plan.scenario.max_body;
+        let mut kept = bytes::BytesMut::new();
+        while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+            let frame = frame.map_err(|e| {
                 let mut f = Failure::hyper(&e).with_ct(ct);
                 f.lt = Some(lt);
                 f
-            })?
-            .to_bytes();
+            })?;
+            if let Some(data) = frame.data_ref() {
+                if (kept.len() + data.len()) as u64 > cap {
+                    self.connections.clear();
+                    let mut f = Failure::too_large(cap).with_ct(ct);
+                    f.lt = Some(lt);
+                    return Err(f);
+                }
+                kept.extend_from_slice(data);
+            }
+        }
+        let body = kept.freeze();
         Ok(Exchange {
             status,
             headers: parts.headers,
@@ -1080,6 +1095,16 @@ impl Failure {
         Self::new(error_kind(e), error_message(e))
     }
 
+    /// A response body larger than the scenario's `max-body`.
+    fn too_large(cap: u64) -> Self {
+        Self::new(
+            "body",
+            format!(
+                "the response body is larger than max-body ({cap} bytes); raise `max-body` if it is expected"
+            ),
+        )
+    }
+
     fn io(kind: &'static str, e: &std::io::Error) -> Self {
         Self::new(kind, e.to_string())
     }
@@ -1122,17 +1147,32 @@ async fn connect(host: &str, port: u16) -> Result<http1::SendRequest<reqwest::Bo
 }
 
 /// Sends through reqwest's pooled client (TLS, HTTP/2, redirects, its own connect timing).
-async fn via_reqwest(builder: reqwest::RequestBuilder, sent: Instant) -> Result<Exchange, Failure> {
-    let response = builder.send().await.map_err(|e| Failure::of(&e))?;
+async fn via_reqwest(
+    builder: reqwest::RequestBuilder,
+    sent: Instant,
+    max_body: u64,
+) -> Result<Exchange, Failure> {
+    let mut response = builder.send().await.map_err(|e| Failure::of(&e))?;
     let lt = sent.elapsed();
     let status = response.status().as_u16();
     let url = response.url().clone();
     let headers = response.headers().clone();
-    let body = response.bytes().await.map_err(|e| {
-        let mut f = Failure::of(&e);
-        f.lt = Some(lt);
-        f
-    })?;
+    let mut kept = bytes::BytesMut::new();
+    loop {
+        let chunk = response.chunk().await.map_err(|e| {
+            let mut f = Failure::of(&e);
+            f.lt = Some(lt);
+            f
+        })?;
+        let Some(chunk) = chunk else { break };
+        if (kept.len() + chunk.len()) as u64 > max_body {
+            let mut f = Failure::too_large(max_body);
+            f.lt = Some(lt);
+            return Err(f);
+        }
+        kept.extend_from_slice(&chunk);
+    }
+    let body = kept.freeze();
     Ok(Exchange {
         status,
         headers,

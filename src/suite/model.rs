@@ -131,6 +131,8 @@ pub struct Scenario {
     pub headers: Vec<(String, String)>,
     #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
     pub timeout: Duration,
+    /// Bytes of a response body kept at most; a larger body fails its sample.
+    pub max_body: u64,
     pub think_time: Option<ThinkTime>,
     pub keepalive: bool,
     pub follow_redirects: bool,

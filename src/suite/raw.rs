@@ -117,6 +117,9 @@ pub struct RawScenario {
     pub headers: Option<Keyed<String>>,
     /// Per-request timeout (default 30s).
     pub timeout: Option<Located<DurationValue>>,
+    /// The largest response body kept per request (default 10MiB): a larger one is a failed
+    /// sample and is not read further, so a huge or endless body cannot exhaust memory.
+    pub max_body: Option<Located<String>>,
     /// Pause after each request: `500ms`, `uniform(mean, dev)`, `gaussian(mean, dev)`,
     /// `poisson(mean, offset)`.
     pub think_time: Option<Located<ThinkTimeValue>>,

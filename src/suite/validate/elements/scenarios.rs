@@ -5,6 +5,9 @@ use super::super::*;
 #[allow(unused_imports)]
 use super::*;
 
+/// `max-body` when a scenario gives none: 10 MiB.
+pub(in crate::suite::validate) const DEFAULT_MAX_BODY: u64 = 10 * 1024 * 1024;
+
 impl Validator<'_> {
     pub(in crate::suite::validate) fn scenarios(&mut self, raw: &RawSuite) -> Vec<Scenario> {
         let Some(scenarios) = &raw.scenarios else {
@@ -49,6 +52,21 @@ impl Validator<'_> {
                 default_address: s.default_address.as_ref().and_then(|a| a.get().cloned()),
                 headers: keyed(s.headers.as_ref()),
                 timeout: dur(s.timeout.as_ref()).unwrap_or(Duration::from_secs(30)),
+                max_body: s
+                    .max_body
+                    .as_ref()
+                    .and_then(|m| {
+                        let text = m.get()?;
+                        crate::suite::units::parse_size(text)
+                            .inspect_err(|e| {
+                                self.push(
+                                    Diagnostic::error(m.span, format!("invalid `max-body`: {e}"))
+                                        .with_hint(e.hint()),
+                                );
+                            })
+                            .ok()
+                    })
+                    .unwrap_or(DEFAULT_MAX_BODY),
                 think_time: s.think_time.as_ref().and_then(|t| t.get()).map(think_time),
                 keepalive: s.keepalive.unwrap_or(true),
                 follow_redirects: s.follow_redirects.unwrap_or(true),
