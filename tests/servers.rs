@@ -559,3 +559,32 @@ scenarios:
     child.wait().unwrap();
     assert_none_left(&tag);
 }
+
+/// An overloaded server whose readiness probes go unanswered while the load's responses keep
+/// completing is busy, not hung: the watchdog does not end the suite.
+#[test]
+fn a_server_that_answers_the_load_is_not_hung_though_its_probes_time_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = unique_tag("busy");
+    let suite = format!(
+        r#"settings: {{ports: [PORT]}}
+services:
+  - module: server
+    label: srv
+    command: [python3, "{helper}", --port, "${{PORT}}", --tag, {tag}, --ready-hang-after, "3"]
+    ready: {{http: "http://127.0.0.1:${{PORT}}/ready", timeout: 10s, interval: 100ms, watchdog: 2s}}
+execution: [{{scenario: s, concurrency: 1, throughput: 20, hold-for: 6s}}]
+scenarios:
+  s: {{default-address: "http://127.0.0.1:${{PORT}}", requests: [/work]}}
+"#,
+        helper = helper().display()
+    );
+    std::fs::write(dir.path().join("busy.yaml"), suite).unwrap();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["run", "busy.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("stopped answering"), "{out}");
+    assert_none_left(&tag);
+}

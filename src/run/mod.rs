@@ -599,9 +599,11 @@ async fn drive(
         Duration::from_secs(1),
     );
     let progress = Progress::new(opts.progress, &plan.suite.name, plan.duration());
+    // Responses received so far: the watchdogs' evidence that a slow server is not hung.
+    let answers = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut watchdogs = tokio::task::JoinSet::new();
     for s in servers.iter() {
-        watchdogs.spawn(s.watchdog());
+        watchdogs.spawn(s.watchdog(answers.clone()));
     }
     // shellexec `check` runs beside the loop: a slow check never holds up the dispatcher.
     let mut checks = tokio::task::JoinSet::new();
@@ -612,7 +614,12 @@ async fn drive(
     while running > 0 {
         tokio::select! {
             event = events.recv() => match event {
-                Some(LoadEvent::Sample(sample)) => store.record(&sample),
+                Some(LoadEvent::Sample(sample)) => {
+                    if matches!(sample.outcome, crate::metrics::Outcome::Response { .. }) {
+                        answers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    store.record(&sample);
+                }
                 Some(LoadEvent::Dropped { second, label }) => store.record_dropped(second, &label, 1),
                 Some(LoadEvent::Finished { index, error }) => {
                     running -= 1;

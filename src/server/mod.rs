@@ -303,10 +303,19 @@ impl ManagedServer {
     /// A watchdog for the load: resolves, with what it waited for, once the server's `tcp` /
     /// `http` readiness checks have gone unanswered for `ready.watchdog` (never when there are
     /// none, or the watchdog is off). A server that hangs is as broken as one that exits.
-    pub fn watchdog(&self) -> impl Future<Output = (String, String)> + Send + 'static {
+    ///
+    /// `answers` counts the responses the load has received: while it grows the server is
+    /// alive, however slow its probes are (an overloaded server queues them; that is a
+    /// latency problem for the criteria, not a hang).
+    pub fn watchdog(
+        &self,
+        answers: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> impl Future<Output = (String, String)> + Send + 'static {
         let label = self.label.clone();
         let ready = self.config.ready.clone();
         async move {
+            let answered_so_far = || answers.load(std::sync::atomic::Ordering::Relaxed);
+            let mut seen = answered_so_far();
             if ready.watchdog.is_zero() || (ready.tcp.is_none() && ready.http.is_none()) {
                 return std::future::pending().await;
             }
@@ -315,8 +324,13 @@ impl ManagedServer {
             let mut answered = Instant::now();
             loop {
                 tokio::time::sleep(every).await;
-                match unanswered(&ready, client.as_ref()).await {
+                let probe = unanswered(&ready, client.as_ref()).await;
+                let now_seen = answered_so_far();
+                let responding = now_seen > seen;
+                seen = now_seen;
+                match probe {
                     None => answered = Instant::now(),
+                    Some(_) if responding => answered = Instant::now(),
                     Some(waiting) if answered.elapsed() >= ready.watchdog => {
                         let what = format!(
                             "stopped answering during the load ({waiting} for {}s)",

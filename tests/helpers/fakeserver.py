@@ -3,7 +3,7 @@
 
 fakeserver.py --port P [--workers N] [--worker-name NAME] [--leak-mb-per-s R]
               [--never-ready] [--crash-after N] [--hang-after N] [--ignore-term]
-              [--zombie-workers N] [--echo-headers]
+              [--zombie-workers N] [--echo-headers] [--ready-hang-after N]
               [--daemon --pid-file FILE] [--tag TAG]
 
 The frontend answers every GET with 200 "ok" (unless --never-ready: it never listens). It
@@ -15,7 +15,8 @@ open (connections are accepted by the kernel, requests never answered), as a dea
 does. Both count requests, not seconds, so they happen during the load however slow the
 machine is. --ignore-term makes every process ignore SIGTERM. --daemon double-forks, leaves the
 session, writes the frontend's pid to FILE and returns at once, as MMS's `--start` does.
---echo-headers logs every request's path and headers. --tag is only there to mark the command line so tests can find every process.
+--echo-headers logs every request's path and headers. --ready-hang-after N never answers
+GET /ready from the (N+1)th request on, while every other path still answers. --tag is only there to mark the command line so tests can find every process.
 """
 
 import argparse
@@ -28,7 +29,7 @@ import threading
 import time
 
 # Requests answered so far, and whether the server has started hanging.
-state = {"requests": 0, "hanging": False, "crash_after": 0, "hang_after": 0, "echo_headers": False}
+state = {"requests": 0, "hanging": False, "crash_after": 0, "hang_after": 0, "echo_headers": False, "ready_hang_after": 0}
 lock = threading.Lock()
 
 
@@ -55,6 +56,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if state["echo_headers"]:
             # As a server logging its requests would: headers, credentials and all.
             print(f"fakeserver: GET {self.path} {dict(self.headers)}", flush=True)
+        if self.path == "/ready" and state["ready_hang_after"] and n > state["ready_hang_after"]:
+            # A queue in front of the probe: it never gets an answer, the load does.
+            while True:
+                time.sleep(1)
         if state["crash_after"] and n > state["crash_after"]:
             print("fakeserver: crashing now", flush=True)
             os._exit(3)
@@ -102,6 +107,7 @@ def frontend(args):
     state["crash_after"] = args.crash_after
     state["hang_after"] = args.hang_after
     state["echo_headers"] = args.echo_headers
+    state["ready_hang_after"] = args.ready_hang_after
     if args.never_ready:
         print("fakeserver: loading, never ready", flush=True)
         while True:
@@ -134,6 +140,7 @@ def main():
     p.add_argument("--hang-after", type=int, default=0)
     p.add_argument("--zombie-workers", type=int, default=0)
     p.add_argument("--echo-headers", action="store_true")
+    p.add_argument("--ready-hang-after", type=int, default=0)
     p.add_argument("--ignore-term", action="store_true")
     p.add_argument("--daemon", action="store_true")
     p.add_argument("--pid-file")
