@@ -632,3 +632,50 @@ scenarios:
     let small = stats(&report, "small");
     assert_eq!(small.fail, 0, "{small:?}");
 }
+
+/// Served throughput counts completions when they complete: while the server stalls, the
+/// offered rate goes on (arrivals are due) but nothing is served; the stalled requests are
+/// served together once it recovers. results.json keeps both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn served_and_offered_throughput_are_told_apart() {
+    let server = TestServer::start(
+        Duration::ZERO,
+        Some((Duration::from_secs(1), Duration::from_secs(3))),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = suite(
+        dir.path(),
+        "execution: [{scenario: s, throughput: 50, arrival: constant, concurrency: 500, hold-for: 5s}]
+scenarios:
+  s: {default-address: 'http://127.0.0.1:{port}', timeout: 10s, requests: [/x]}",
+        server.port,
+    );
+    let report = run(plan, dir.path()).await;
+    let overall: Vec<_> = report.suites[0]
+        .timeline
+        .iter()
+        .filter(|r| r.label.is_empty())
+        .collect();
+    // A second in the stall: arrivals were due (offered) but nothing completed (served).
+    let stalled = overall
+        .iter()
+        .find(|r| r.second == 2)
+        .unwrap_or_else(|| panic!("{overall:?}"));
+    assert!(stalled.hits >= 40, "offered in the stall: {stalled:?}");
+    assert_eq!(
+        stalled.served, 0,
+        "nothing served in the stall: {stalled:?}"
+    );
+    // The same number of responses in all, served in a burst after the stall.
+    let served: u64 = overall.iter().map(|r| r.served).sum();
+    let hits: u64 = overall.iter().map(|r| r.hits).sum();
+    assert_eq!(served, hits);
+    assert!(
+        overall.iter().any(|r| r.served > 80),
+        "the burst: {overall:?}"
+    );
+    let all = stats(&report, "");
+    let offered = all.offered.unwrap();
+    assert!((45.0..=55.0).contains(&offered), "offered {offered}");
+}

@@ -451,7 +451,9 @@ fn kpi_value(subject: &Subject, s: &Snapshot, threshold: Option<Threshold>) -> O
             Kpi::AvgCt => secs(s.avg_ct()),
             Kpi::StdevRt => secs(s.stdev_rt()),
             Kpi::Concurrency => (s.hits() + s.concurrency() > 0).then_some(s.concurrency() as f64),
-            Kpi::Throughput => (s.hits() > 0).then(|| s.throughput()).flatten(),
+            Kpi::Throughput => (s.hits() + s.served() > 0)
+                .then(|| s.throughput())
+                .flatten(),
         },
         Subject::Percentile { level } => secs(s.percentile(*level)),
         Subject::ResponseCode { pattern } => share(s.rc(pattern), s.hits()),
@@ -744,6 +746,7 @@ mod tests {
                 ct: None,
                 bytes: 100,
                 concurrency: 1,
+                completed: second,
                 outcome: Outcome::Response {
                     status: if ok { 200 } else { 503 },
                     success: ok,

@@ -534,6 +534,7 @@ impl Vu {
             bytes,
             outcome,
             concurrency: self.shared.in_flight.get(),
+            completed: self.shared.second(sent + rt),
         };
         let _ = self.shared.events.send(LoadEvent::Sample(sample)).await;
     }

@@ -42,6 +42,10 @@ pub struct Sample {
     /// Requests in flight (busy virtual users) when it completed, as JMeter's `allThreads`:
     /// the concurrency this label was measured under.
     pub concurrency: u64,
+    /// The second of the run it completed in (`second` is when it was due): served
+    /// throughput counts completions here, so an overloaded server is not credited with the
+    /// rate it was offered.
+    pub completed: u64,
 }
 
 /// Counters that merge by addition.
@@ -60,6 +64,8 @@ struct Counts {
     errors: BTreeMap<String, u64>,
     dropped: u64,
     max_concurrency: u64,
+    /// Responses completed in this second (by completion time, not by when they were due).
+    served: u64,
 }
 
 impl Counts {
@@ -81,6 +87,7 @@ impl Counts {
         }
         self.dropped += other.dropped;
         self.max_concurrency = self.max_concurrency.max(other.max_concurrency);
+        self.served += other.served;
     }
 }
 
@@ -242,6 +249,14 @@ impl Store {
                 .record(rt)
                 .expect("auto-resizing histograms accept any value");
             if label.is_empty() && sample.label.is_empty() {
+                break;
+            }
+        }
+        for label in ["", sample.label.as_str()] {
+            self.bucket(sample.completed.max(sample.second), label)
+                .counts
+                .served += 1;
+            if sample.label.is_empty() {
                 break;
             }
         }
@@ -465,9 +480,20 @@ impl Snapshot {
         }
     }
 
-    /// Samples per second over the merged seconds.
+    /// Served throughput: responses completed per second over the merged seconds (counted
+    /// by when they completed).
     pub fn throughput(&self) -> Option<f64> {
-        (self.seconds > 0.0).then(|| self.counts.hits as f64 / self.seconds)
+        (self.seconds > 0.0).then(|| self.counts.served as f64 / self.seconds)
+    }
+
+    /// Responses completed in the merged seconds.
+    pub fn served(&self) -> u64 {
+        self.counts.served
+    }
+
+    /// Offered rate: arrivals (sent or dropped) per second, by when they were due.
+    pub fn offered(&self) -> Option<f64> {
+        (self.seconds > 0.0).then(|| (self.counts.hits + self.counts.dropped) as f64 / self.seconds)
     }
 
     /// Samples whose response code matches `pattern` (`5??`, `2*`, `Exception`).
@@ -513,6 +539,7 @@ mod tests {
                 message: None,
             },
             concurrency: 2,
+            completed: second,
         }
     }
 

@@ -249,7 +249,10 @@ fn charts(s: &SuiteReport) -> Vec<Chart> {
             "Throughput and errors",
             "req/s",
             &[
-                ("hits/s", pick(|r| Some(r.hits as f64))),
+                // Served: completions in each second; offered: arrivals due in it. An
+                // overloaded server shows the gap.
+                ("served/s", pick(|r| Some(r.served as f64))),
+                ("offered/s", pick(|r| Some((r.hits + r.dropped) as f64))),
                 ("failed/s", pick(|r| Some(r.fail as f64))),
                 ("dropped/s", pick(|r| Some(r.dropped as f64))),
             ],

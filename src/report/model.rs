@@ -233,7 +233,11 @@ pub struct LabelStats {
     pub bytes: u64,
     pub dropped: u64,
     pub concurrency: u64,
+    /// Served throughput: responses completed per second over the measured time.
     pub throughput: Option<f64>,
+    /// Offered rate: arrivals (sent or dropped) per second over the measured time.
+    #[serde(default)]
+    pub offered: Option<f64>,
     pub avg_rt_ms: Option<f64>,
     pub avg_lt_ms: Option<f64>,
     pub avg_ct_ms: Option<f64>,
@@ -255,6 +259,9 @@ pub struct TimelineRow {
     pub fail: u64,
     pub bytes: u64,
     pub dropped: u64,
+    /// Responses completed in this second (hits and dropped count by when they were due).
+    #[serde(default)]
+    pub served: u64,
     pub concurrency: u64,
     pub avg_rt_ms: Option<f64>,
     pub p50_ms: Option<f64>,
@@ -285,6 +292,7 @@ impl LabelStats {
             dropped: s.dropped(),
             concurrency: s.concurrency(),
             throughput: s.throughput(),
+            offered: s.offered(),
             avg_rt_ms: ms(s.avg_rt()),
             avg_lt_ms: ms(s.avg_lt()),
             avg_ct_ms: ms(s.avg_ct()),
@@ -310,7 +318,7 @@ pub fn stats(store: &Store) -> (Vec<LabelStats>, Vec<TimelineRow>) {
     for second in 0..store.seconds() {
         for label in &labels {
             let s = store.window(label, second, second + 1);
-            if s.hits() == 0 && s.dropped() == 0 && s.concurrency() == 0 {
+            if s.hits() == 0 && s.dropped() == 0 && s.concurrency() == 0 && s.served() == 0 {
                 continue;
             }
             timeline.push(TimelineRow {
@@ -320,6 +328,7 @@ pub fn stats(store: &Store) -> (Vec<LabelStats>, Vec<TimelineRow>) {
                 fail: s.fail(),
                 bytes: s.bytes(),
                 dropped: s.dropped(),
+                served: s.served(),
                 concurrency: s.concurrency(),
                 avg_rt_ms: ms(s.avg_rt()),
                 p50_ms: ms(s.percentile(50.0)),

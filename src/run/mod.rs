@@ -867,7 +867,7 @@ impl Progress {
         });
         let mut status = format!(
             "{} req/s  p99 {p99}  errors {}  dropped {}",
-            last.hits(),
+            last.served(),
             all.fail(),
             all.dropped()
         );
