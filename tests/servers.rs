@@ -588,3 +588,54 @@ scenarios:
     assert!(!out.contains("stopped answering"), "{out}");
     assert_none_left(&tag);
 }
+
+/// A second Ctrl-C skips the stop grace: with a server that ignores SIGTERM and a 60 s grace,
+/// perfgate exits promptly after the second signal, reports written and nothing left.
+#[test]
+fn a_second_signal_skips_the_stop_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = unique_tag("second");
+    let suite = server_suite(
+        &tag,
+        ", --workers, \"1\", --ignore-term",
+        "    stop: {signal: SIGTERM, grace: 60s}\n",
+        "60s",
+    );
+    std::fs::write(dir.path().join("second.yaml"), suite).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args(["run", "second.yaml", "--no-progress", "-a", "out"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = dir.path().join("out/second/srv.log");
+    let wait_for = |text: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains(text)) {
+            assert!(Instant::now() < deadline, "no `{text}` in the server's log");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    wait_for("listening on");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    // perfgate is now in the stop grace of a server that ignores SIGTERM.
+    wait_for("ignoring SIGTERM");
+    let second = Instant::now();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        second.elapsed() < Duration::from_secs(20),
+        "the second signal skipped the 60 s grace: {:?}",
+        second.elapsed()
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("out/results.json").exists());
+    assert_none_left(&tag);
+}

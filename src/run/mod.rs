@@ -267,8 +267,22 @@ async fn run_suite(
             late_errors.push(shell_error(&dir, e));
         }
     }
+    // A second signal (CI's cancel sequence, an impatient Ctrl-C) skips the stop grace: the
+    // servers are killed at once.
+    let mut hurry = false;
     for s in &mut servers {
-        s.stop().await;
+        if hurry {
+            s.kill_now();
+            continue;
+        }
+        let interrupted = tokio::select! {
+            () = s.stop() => false,
+            _ = signals.recv() => true,
+        };
+        if interrupted {
+            hurry = true;
+            s.kill_now();
+        }
     }
     for s in &mut servers {
         if let Err(message) = s.post_process().await {
@@ -690,7 +704,14 @@ async fn drive(
         CancelReason::ServerFailed { .. } => Duration::from_secs(3),
         _ => Duration::from_secs(35),
     };
-    let _ = tokio::time::timeout(patience, drain).await;
+    // A signal while draining (a second one, after a Ctrl-C) cuts the wait short.
+    let signalled = tokio::select! {
+        _ = tokio::time::timeout(patience, drain) => None,
+        signal = signals.recv() => Some(signal),
+    };
+    if let Some(signal) = signalled {
+        reason = reason.max(signal);
+    }
     tasks.abort_all();
     monitors.abort_all();
     // `stop` ends the checks; a round still running is killed (by its shell).

@@ -415,6 +415,11 @@ impl ManagedServer {
     }
 
     /// SIGKILL to every process the server started (through its guard) and to its group.
+    /// Kills the server and everything it started, without a grace period.
+    pub fn kill_now(&mut self) {
+        self.kill_all();
+    }
+
     fn kill_all(&mut self) {
         guard::kill_all(&mut self.child, self.guard.is_some());
         let _ = killpg(self.group, Signal::SIGKILL);

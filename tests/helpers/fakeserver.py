@@ -83,7 +83,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 def frontend(args):
     if args.ignore_term:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # Ignored, but said in the log, so a test knows when the stop has begun.
+        signal.signal(signal.SIGTERM, lambda *_: print("fakeserver: ignoring SIGTERM", flush=True))
     else:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if args.pid_file:
