@@ -212,6 +212,12 @@ impl Store {
             let c = &mut bucket.counts;
             c.hits += 1;
             c.max_concurrency = c.max_concurrency.max(sample.concurrency);
+            // Most responses complete in the second they were due: served there, without a
+            // second bucket lookup.
+            let served_here = sample.completed <= sample.second;
+            if served_here {
+                c.served += 1;
+            }
             c.bytes += sample.bytes;
             let rt = micros(sample.rt);
             c.rt_sum_us += rt as f64;
@@ -252,12 +258,12 @@ impl Store {
                 break;
             }
         }
-        for label in ["", sample.label.as_str()] {
-            self.bucket(sample.completed.max(sample.second), label)
-                .counts
-                .served += 1;
-            if sample.label.is_empty() {
-                break;
+        if sample.completed > sample.second {
+            for label in ["", sample.label.as_str()] {
+                self.bucket(sample.completed, label).counts.served += 1;
+                if sample.label.is_empty() {
+                    break;
+                }
             }
         }
     }

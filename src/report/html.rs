@@ -576,25 +576,42 @@ fn number(v: f64) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn untrusted_text_in_charts_is_escaped_by_the_template() {
-        let run: RunReport = serde_json::from_value(serde_json::json!({
+    /// A run of one suite with one monitored series and one failed criterion on it.
+    fn one_suite(
+        name: &str,
+        subject: &str,
+        criterion: &str,
+        logic: &str,
+        detail: &str,
+    ) -> RunReport {
+        serde_json::from_value(serde_json::json!({
             "format_version": 1, "tool": "perfgate", "started_at": "2026-01-01T00:00:00Z",
             "duration_s": 1.0, "status": "completed",
             "suites": [{
-                "name": "<b>suite</b>", "path": "x.yaml", "status": "completed", "error": null,
+                "name": name, "path": "x.yaml", "status": "completed", "error": null,
                 "seed": 1, "started_at": "2026-01-01T00:00:00Z", "duration_s": 1.0,
                 "executions": [], "labels": [], "timeline": [],
-                "monitoring": [{"subject": "<i>src</i>/m", "min": 1.0, "max": 1.0, "mean": 1.0,
-                                "last": 1.0, "points": [[0, 1.0]]}],
-                "criteria": [{"name": "<script>x</script>/m>0", "message": null, "scope": "suite",
-                              "subject": "<i>src</i>/m", "verdict": "failed", "observed": 1.0, "observed_text": "1",
-                              "condition": ">", "threshold": "0", "logic": "for 1s",
+                "monitoring": [{"subject": subject, "min": 1.0, "max": 1.0, "mean": 1.0,
+                                "last": 1.0, "points": [[0, 1.0], [1, 1.0]]}],
+                "criteria": [{"name": criterion, "message": null, "scope": "suite",
+                              "subject": subject, "verdict": "failed", "observed": 1.0, "observed_text": "1",
+                              "condition": ">", "threshold": "0", "logic": logic,
                               "window": [0, 1], "stop": true, "fail": true,
-                              "stopped_load": false, "detail": "<u>d</u>"}]
+                              "stopped_load": false, "detail": detail}]
             }]
         }))
-        .expect("a valid report");
+        .expect("a valid report")
+    }
+
+    #[test]
+    fn untrusted_text_in_charts_is_escaped_by_the_template() {
+        let run = one_suite(
+            "<b>suite</b>",
+            "<i>src</i>/m",
+            "<script>x</script>/m>0",
+            "for 1s",
+            "<u>d</u>",
+        );
         let page = render(&run).expect("renders");
         for raw in ["<b>suite", "<i>src", "<script>", "<u>d"] {
             assert!(!page.contains(raw), "{raw} is escaped");
@@ -641,29 +658,13 @@ mod tests {
 
     #[test]
     fn cumulative_criteria_do_not_shade() {
-        let mut run: RunReport = serde_json::from_value(serde_json::json!({
-            "format_version": 1, "tool": "perfgate", "started_at": "2026-01-01T00:00:00Z",
-            "duration_s": 1.0, "status": "completed",
-            "suites": [{
-                "name": "s", "path": "x.yaml", "status": "completed", "error": null,
-                "seed": 1, "started_at": "2026-01-01T00:00:00Z", "duration_s": 1.0,
-                "executions": [], "labels": [], "timeline": [],
-                "monitoring": [{"subject": "src/m", "min": 1.0, "max": 1.0, "mean": 1.0,
-                                "last": 1.0, "points": [[0, 1.0], [1, 1.0]]}],
-                "criteria": [{"name": "src/m>0", "message": null, "scope": "suite",
-                              "subject": "src/m", "verdict": "failed", "observed": 1.0, "observed_text": "1",
-                              "condition": ">", "threshold": "0", "logic": "cumulative",
-                              "window": [0, 2], "stop": true, "fail": true,
-                              "stopped_load": false, "detail": "d"}]
-            }]
-        }))
-        .expect("a valid report");
+        let mut run = one_suite("s", "src/m", "src/m>0", "cumulative", "d");
         assert!(
             !render(&run)
                 .expect("renders")
                 .contains(r#"<rect class="mark""#)
         );
-        run.suites[0].criteria[0].logic = "for 2s".to_owned();
+        run.suites[0].criteria[0].logic = "for 1s".to_owned();
         assert!(
             render(&run)
                 .expect("renders")
