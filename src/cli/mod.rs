@@ -564,6 +564,8 @@ fn exit_code(run: &crate::report::RunReport) -> ExitCode {
     match run.status {
         RunStatus::Interrupted => ExitCode::Interrupted,
         RunStatus::Terminated => ExitCode::Terminated,
+        // A checkpoint: perfgate was killed before the run ended.
+        RunStatus::Incomplete => ExitCode::Error,
         RunStatus::Completed
             if run
                 .suites

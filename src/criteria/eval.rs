@@ -98,7 +98,7 @@ struct State {
 }
 
 /// The criteria of one suite and their live state.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Judge {
     criteria: Vec<Criterion>,
     /// Per criterion: the labels its scope stands for when it names none (`None`: all).
@@ -142,6 +142,47 @@ impl Judge {
             }
         }
         stops
+    }
+
+    /// Seconds before this one have been judged.
+    pub fn judged(&self) -> u64 {
+        self.next
+    }
+
+    /// The `stop` criteria whose breach is already certain in seconds `judged()..upto`,
+    /// seen through a store whose overlay holds the requests still in flight at their age
+    /// so far. Only a criterion whose value can only grow as those requests complete
+    /// (a latency average or percentile over `>`/`>=`) can be certain; its trigger is
+    /// kept, so the final verdict shows the seconds of the breach. Nothing else changes.
+    pub fn certain_stops(&mut self, store: &Store, upto: u64) -> Vec<usize> {
+        let mut stops = Vec::new();
+        for i in 0..self.criteria.len() {
+            let c = &self.criteria[i];
+            if !c.stop || self.states[i].trigger.is_some() || !only_grows(&c.check) {
+                continue;
+            }
+            let before = self.states[i].clone();
+            for second in self.next..upto {
+                self.judge_second(i, store, second);
+                if self.states[i].trigger.is_some() {
+                    break;
+                }
+            }
+            if self.states[i].trigger.is_some() {
+                stops.push(i);
+            } else {
+                self.states[i] = before;
+            }
+        }
+        stops
+    }
+
+    /// What the criteria say so far, for a checkpoint: the seconds judged, and the
+    /// criteria without a timeframe on what was measured until now.
+    pub fn so_far(&self, store: &Store) -> Vec<Judged> {
+        let mut judge = self.clone();
+        let judged = self.next;
+        judge.finish(store, judged)
     }
 
     /// For the progress line: the first triggered criterion, or how many are fine so far.
@@ -280,6 +321,23 @@ impl Judge {
                 observed: value,
             });
         }
+    }
+}
+
+/// Whether a criterion's value can only grow when requests still in flight complete (each
+/// takes at least its age so far): latency averages and percentiles compared with `>`/`>=`.
+fn only_grows(check: &Check) -> bool {
+    match check {
+        Check::Threshold {
+            subject, op, ..
+        } => {
+            matches!(op, Op::Gt | Op::Ge)
+                && matches!(
+                    subject,
+                    Subject::Percentile { .. } | Subject::Kpi { kpi: Kpi::AvgRt }
+                )
+        }
+        Check::Expr { .. } => false,
     }
 }
 
@@ -445,6 +503,7 @@ fn kpi_value(subject: &Subject, s: &Snapshot, threshold: Option<Threshold>) -> O
             Kpi::Succ => share(s.succ(), s.hits()),
             Kpi::Fail => share(s.fail(), s.hits()),
             Kpi::Dropped => share(s.dropped(), s.hits() + s.dropped()),
+            Kpi::Unfinished => share(s.unfinished(), s.hits()),
             Kpi::Bytes => (s.hits() > 0).then_some(s.bytes() as f64),
             Kpi::AvgRt => secs(s.avg_rt()),
             Kpi::AvgLt => secs(s.avg_lt()),
@@ -602,6 +661,7 @@ pub const EXPR_FUNCTIONS: &[&str] = &[
     "throughput",
     "concurrency",
     "dropped",
+    "unfinished",
     "rc",
     "metric",
 ];
@@ -631,6 +691,7 @@ fn expr_functions() -> Vec<(&'static str, ExprFn)> {
         ("throughput", Kpi::Throughput, false),
         ("concurrency", Kpi::Concurrency, false),
         ("dropped", Kpi::Dropped, false),
+        ("unfinished", Kpi::Unfinished, false),
     ]
     .into_iter()
     .map(|(name, kpi, ms)| (name, ExprFn::Kpi(kpi, ms)))

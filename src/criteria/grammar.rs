@@ -28,6 +28,7 @@ pub enum Kpi {
     Concurrency,
     Throughput,
     Dropped,
+    Unfinished,
 }
 
 /// Subject names and their aliases, as Taurus spells them.
@@ -46,6 +47,7 @@ pub const KPI_NAMES: &[(&str, Kpi)] = &[
     ("concurr", Kpi::Concurrency),
     ("throughput", Kpi::Throughput),
     ("dropped", Kpi::Dropped),
+    ("unfinished", Kpi::Unfinished),
 ];
 
 impl Kpi {
@@ -64,7 +66,10 @@ impl Kpi {
     }
 
     fn is_count(self) -> bool {
-        matches!(self, Self::Hits | Self::Succ | Self::Fail | Self::Dropped)
+        matches!(
+            self,
+            Self::Hits | Self::Succ | Self::Fail | Self::Dropped | Self::Unfinished
+        )
     }
 }
 

@@ -11,7 +11,7 @@ mod vu;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -27,7 +27,17 @@ pub use vu::{LoadError, Shared};
 /// What the engine tells the dispatcher.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LoadEvent {
-    Sample(Sample),
+    /// A request (or transaction) was sent, due at `due` from the start of the run: it is in
+    /// flight until its sample (or `Settled`) arrives with the same `id`.
+    Started {
+        id: u64,
+        label: String,
+        due: Duration,
+    },
+    /// What request `id` measured.
+    Sample { id: u64, sample: Sample },
+    /// Transaction `id` ended without a sample (none of its requests ran).
+    Settled { id: u64 },
     /// An open-model arrival found no free slot.
     Dropped {
         second: u64,
@@ -40,25 +50,36 @@ pub enum LoadEvent {
     },
 }
 
-/// Requests (or busy virtual users) in flight right now, read by the dispatcher each second.
+/// Requests (or busy virtual users) in flight right now, read by the dispatcher each second,
+/// and the ids that tie a request's `Started` event to its sample, unique across a suite's
+/// executions.
 #[derive(Clone, Debug, Default)]
-pub struct InFlight(Arc<AtomicU64>);
+pub struct InFlight(Arc<Counters>);
+
+#[derive(Debug, Default)]
+struct Counters {
+    busy: AtomicU64,
+    ids: AtomicU64,
+}
 
 impl InFlight {
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.busy.load(Ordering::Relaxed)
     }
     fn enter(&self) -> InFlightGuard {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.0.busy.fetch_add(1, Ordering::Relaxed);
         InFlightGuard(self.0.clone())
+    }
+    fn next_id(&self) -> u64 {
+        self.0.ids.fetch_add(1, Ordering::Relaxed)
     }
 }
 
-struct InFlightGuard(Arc<AtomicU64>);
+struct InFlightGuard(Arc<Counters>);
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.busy.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -180,6 +180,32 @@ impl Shared {
         self.warm_until.get().is_some_and(|until| sent < *until)
     }
 
+    /// Announces a request (or transaction) sent at `sent`: the dispatcher knows it is in
+    /// flight until its sample arrives. `None` during the warm-up (nothing is measured).
+    async fn started(&self, label: &str, sent: Instant) -> Option<u64> {
+        if self.warming(sent) {
+            return None;
+        }
+        let id = self.in_flight.next_id();
+        let due = sent.saturating_duration_since(self.t0);
+        let _ = self
+            .events
+            .send(LoadEvent::Started {
+                id,
+                label: label.to_owned(),
+                due,
+            })
+            .await;
+        Some(id)
+    }
+
+    /// Ends what [`Shared::started`] announced when no sample follows.
+    async fn settle(&self, ticket: Option<u64>) {
+        if let Some(id) = ticket {
+            let _ = self.events.send(LoadEvent::Settled { id }).await;
+        }
+    }
+
     pub async fn dropped(&self, scheduled: Instant) {
         if self.warming(scheduled) {
             return;
@@ -460,22 +486,27 @@ impl Vu {
                     }
                     Step::Transaction { name, steps } => {
                         let started = Instant::now();
+                        let ticket = self.shared.started(name, started).await;
                         let inner = self
                             .steps(steps, scenario, address.clone(), scheduled, depth + 1)
-                            .await?;
-                        if inner.requests > 0 {
-                            self.emit(
-                                name,
-                                started,
-                                inner.busy,
-                                inner.busy,
-                                None,
-                                0,
-                                outcome_of(inner.ok),
-                            )
                             .await;
+                        match &inner {
+                            Ok(inner) if inner.requests > 0 => {
+                                self.emit(
+                                    ticket,
+                                    name,
+                                    started,
+                                    inner.busy,
+                                    inner.busy,
+                                    None,
+                                    0,
+                                    outcome_of(inner.ok),
+                                )
+                                .await;
+                            }
+                            _ => self.shared.settle(ticket).await,
                         }
-                        inner
+                        inner?
                     }
                     Step::Loop { count, steps } => {
                         let mut total = StepResult {
@@ -514,6 +545,7 @@ impl Vu {
     #[expect(clippy::too_many_arguments, reason = "the fields of one sample")]
     async fn emit(
         &self,
+        ticket: Option<u64>,
         label: &str,
         sent: Instant,
         rt: Duration,
@@ -522,9 +554,9 @@ impl Vu {
         bytes: u64,
         outcome: Outcome,
     ) {
-        if self.shared.warming(sent) {
+        let Some(id) = ticket else {
             return;
-        }
+        };
         let sample = Sample {
             label: label.to_owned(),
             second: self.shared.second(sent),
@@ -536,7 +568,11 @@ impl Vu {
             concurrency: self.shared.in_flight.get(),
             completed: self.shared.second(sent + rt),
         };
-        let _ = self.shared.events.send(LoadEvent::Sample(sample)).await;
+        let _ = self
+            .shared
+            .events
+            .send(LoadEvent::Sample { id, sample })
+            .await;
     }
 
     /// Builds the request for `url`: method, merged headers, body.
@@ -659,6 +695,7 @@ impl Vu {
             }
         }
         let sent = scheduled.take().unwrap_or_else(Instant::now);
+        let ticket = self.shared.started(&r.label, sent).await;
         let timeout = r.timeout.unwrap_or(scenario.timeout);
         let exchange = if direct {
             match tokio::time::timeout(timeout, self.direct(builder, sent)).await {
@@ -752,7 +789,7 @@ impl Vu {
                 (busy, outcome, x.lt, x.ct, x.body.len() as u64)
             }
         };
-        self.emit(&r.label, sent, result.busy, lt, ct, bytes, outcome)
+        self.emit(ticket, &r.label, sent, result.busy, lt, ct, bytes, outcome)
             .await;
         if let Some(think) = r.think_time.or(scenario.think_time) {
             let pause = self.think(think);

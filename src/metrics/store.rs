@@ -23,6 +23,16 @@ pub enum Outcome {
     },
     /// No response: a connection error, timeout, ... `kind` is short ("timeout").
     Error { kind: String, message: String },
+    /// Still in flight when the load ended or a stop fired: its response time is its age
+    /// then, a lower bound of its latency. Neither a success nor a failure.
+    Unfinished,
+}
+
+impl Outcome {
+    /// Whether the request ended (with a response or an error), rather than being cut.
+    pub fn completed(&self) -> bool {
+        !matches!(self, Self::Unfinished)
+    }
 }
 
 /// One finished request as the engine reports it.
@@ -66,6 +76,8 @@ struct Counts {
     max_concurrency: u64,
     /// Responses completed in this second (by completion time, not by when they were due).
     served: u64,
+    /// Requests cut while in flight (in `hits`, neither `succ` nor `fail`).
+    unfinished: u64,
 }
 
 impl Counts {
@@ -88,6 +100,7 @@ impl Counts {
         self.dropped += other.dropped;
         self.max_concurrency = self.max_concurrency.max(other.max_concurrency);
         self.served += other.served;
+        self.unfinished += other.unfinished;
     }
 }
 
@@ -169,6 +182,9 @@ pub struct Store {
     end: Option<Duration>,
     /// Monitoring series `source/metric` → second → (sum, count) of the readings in it.
     series: BTreeMap<String, BTreeMap<u64, (f64, u32)>>,
+    /// Provisional samples merged into every window while set: requests still in flight,
+    /// at their age so far (see [`Store::set_overlay`]).
+    overlay: Option<Box<Store>>,
 }
 
 impl Store {
@@ -214,7 +230,7 @@ impl Store {
             c.max_concurrency = c.max_concurrency.max(sample.concurrency);
             // Most responses complete in the second they were due: served there, without a
             // second bucket lookup.
-            let served_here = sample.completed <= sample.second;
+            let served_here = sample.completed <= sample.second && sample.outcome.completed();
             if served_here {
                 c.served += 1;
             }
@@ -248,6 +264,7 @@ impl Store {
                     *c.codes.entry("Exception".to_owned()).or_default() += 1;
                     add_error(&mut c.errors, &format!("{kind}: {message}"), 1);
                 }
+                Outcome::Unfinished => c.unfinished += 1,
             }
             bucket
                 .live
@@ -258,7 +275,7 @@ impl Store {
                 break;
             }
         }
-        if sample.completed > sample.second {
+        if sample.completed > sample.second && sample.outcome.completed() {
             for label in ["", sample.label.as_str()] {
                 self.bucket(sample.completed, label).counts.served += 1;
                 if sample.label.is_empty() {
@@ -351,6 +368,28 @@ impl Store {
     pub fn window_of<S: AsRef<str>>(&self, labels: &[S], from: u64, to: u64) -> Snapshot {
         let mut counts = Counts::default();
         let mut histogram = new_histogram();
+        let mut span = self.merge_window(labels, from, to, &mut counts, &mut histogram);
+        if let Some(overlay) = &self.overlay {
+            let more = overlay.merge_window(labels, from, to, &mut counts, &mut histogram);
+            span = span.max(more);
+        }
+        Snapshot {
+            counts,
+            histogram,
+            seconds: span as f64,
+        }
+    }
+
+    /// Merges `labels`' buckets of seconds `from..to` into `counts` and `histogram`; returns
+    /// how many seconds that spans (0 when no label was seen).
+    fn merge_window<S: AsRef<str>>(
+        &self,
+        labels: &[S],
+        from: u64,
+        to: u64,
+        counts: &mut Counts,
+        histogram: &mut Histogram<u64>,
+    ) -> u64 {
         let to = to.min(self.seconds());
         let indices: Vec<usize> = labels
             .iter()
@@ -360,20 +399,30 @@ impl Store {
             let row = &self.seconds[usize::try_from(s).unwrap_or(usize::MAX)];
             for &index in &indices {
                 if let Some(Some(bucket)) = row.get(index) {
-                    bucket.merge_into(&mut counts, &mut histogram);
+                    bucket.merge_into(counts, histogram);
                 }
             }
         }
-        let seconds = if indices.is_empty() {
-            0.0
+        if indices.is_empty() {
+            0
         } else {
-            to.saturating_sub(from) as f64
-        };
-        Snapshot {
-            counts,
-            histogram,
-            seconds,
+            to.saturating_sub(from)
         }
+    }
+
+    /// Merges `provisional` samples into every window until [`Store::clear_overlay`]: the
+    /// requests still in flight, each at its age so far, let a criterion see a breach that
+    /// is already certain while the store itself holds only what completed.
+    pub fn set_overlay(&mut self, provisional: &[Sample]) {
+        let mut overlay = Store::default();
+        for sample in provisional {
+            overlay.record(sample);
+        }
+        self.overlay = Some(Box::new(overlay));
+    }
+
+    pub fn clear_overlay(&mut self) {
+        self.overlay = None;
     }
 
     /// When the load ended, once it has.
@@ -432,6 +481,10 @@ impl Snapshot {
     }
     pub fn dropped(&self) -> u64 {
         self.counts.dropped
+    }
+    /// Requests still in flight when the load ended (their age is in the latencies).
+    pub fn unfinished(&self) -> u64 {
+        self.counts.unfinished
     }
     pub fn concurrency(&self) -> u64 {
         self.counts.max_concurrency

@@ -17,9 +17,11 @@ pub fn dropped_share(l: &super::model::LabelStats) -> String {
 }
 
 /// `label | hits | fail | rps | avg | p50 | p90 | p99 | max` for every label, `""` shown as ALL,
-/// with a `dropped` column when arrivals were dropped.
+/// with a `dropped` column when arrivals were dropped and an `unfinished` one when requests
+/// were cut in flight.
 pub fn suite_table(suite: &SuiteReport) -> String {
     let dropped = suite.labels.iter().any(|l| l.dropped > 0);
+    let unfinished = suite.labels.iter().any(|l| l.unfinished > 0);
     let mut rows: Vec<Vec<String>> = vec![
         [
             "label", "hits", "fail", "rps", "avg ms", "p50 ms", "p90 ms", "p99 ms", "max ms",
@@ -27,6 +29,9 @@ pub fn suite_table(suite: &SuiteReport) -> String {
         .map(str::to_owned)
         .to_vec(),
     ];
+    if unfinished {
+        rows[0].insert(3, "unfinished".to_owned());
+    }
     if dropped {
         rows[0].insert(3, "dropped".to_owned());
     }
@@ -53,6 +58,9 @@ pub fn suite_table(suite: &SuiteReport) -> String {
             p("99.0"),
             p("100.0"),
         ];
+        if unfinished {
+            row.insert(3, l.unfinished.to_string());
+        }
         if dropped {
             row.insert(3, dropped_share(l));
         }
@@ -67,6 +75,7 @@ pub fn suite_table(suite: &SuiteReport) -> String {
         SuiteStatus::Completed => "completed",
         SuiteStatus::Error => "ERROR",
         SuiteStatus::Interrupted => "interrupted",
+        SuiteStatus::Incomplete => "INCOMPLETE",
     };
     let _ = writeln!(out, "{} ({status}, {:.1}s)", suite.name, suite.duration_s);
     // Without samples, the header alone says nothing.
@@ -196,6 +205,11 @@ pub fn verdict_line(run: &RunReport) -> String {
         RunStatus::Terminated => {
             return format!(
                 "perfgate: TERMINATED (SIGTERM) after {measured}; reports hold what was measured"
+            );
+        }
+        RunStatus::Incomplete => {
+            return format!(
+                "perfgate: INCOMPLETE after {measured}: a checkpoint of a run that did not end"
             );
         }
         RunStatus::Completed => {}

@@ -96,8 +96,9 @@ pub fn results_json(path: &Path, report: &RunReport) -> std::io::Result<()> {
 /// `final_stats.csv` as Taurus's final-stats `dump-csv` writes it, column by column: `label`,
 /// the KPIs in name order (`throughput` is the sample count, as in Taurus), `perc_<level>`,
 /// `rc_<code>`; times in seconds with 5 decimals, a KPI without data as 0; one row per label,
-/// then the overall row (label empty). A `dropped` column (the open model's shortfall) follows
-/// Taurus's, so scripts that read Taurus's columns by name are unaffected.
+/// then the overall row (label empty). `dropped` (the open model's shortfall) and `unfinished`
+/// (cut in flight at the end) follow Taurus's columns, so scripts that read them by name are
+/// unaffected.
 pub fn final_stats_csv(path: &Path, labels: &[LabelStats]) -> std::io::Result<()> {
     let codes: std::collections::BTreeSet<&String> =
         labels.iter().flat_map(|l| l.rc.keys()).collect();
@@ -123,6 +124,7 @@ pub fn final_stats_csv(path: &Path, labels: &[LabelStats]) -> std::io::Result<()
     );
     header.extend(codes.iter().map(|c| format!("rc_{c}")));
     header.push("dropped".to_owned());
+    header.push("unfinished".to_owned());
     w.write_record(&header).map_err(std::io::Error::other)?;
     let secs = |ms: Option<f64>| format!("{:.5}", ms.unwrap_or(0.0) / 1000.0);
     let overall = labels.iter().filter(|l| l.label.is_empty());
@@ -150,6 +152,7 @@ pub fn final_stats_csv(path: &Path, labels: &[LabelStats]) -> std::io::Result<()
                 .map(|c| l.rc.get(*c).copied().unwrap_or(0).to_string()),
         );
         row.push(l.dropped.to_string());
+        row.push(l.unfinished.to_string());
         w.write_record(&row).map_err(std::io::Error::other)?;
     }
     write_atomically(
@@ -170,6 +173,7 @@ pub fn timeline_csv(path: &Path, rows: &[TimelineRow]) -> std::io::Result<()> {
         "bytes",
         "dropped",
         "served",
+        "unfinished",
         "concurrency",
         "avg_rt_ms",
         "p50_ms",
@@ -187,6 +191,7 @@ pub fn timeline_csv(path: &Path, rows: &[TimelineRow]) -> std::io::Result<()> {
             r.bytes.to_string(),
             r.dropped.to_string(),
             r.served.to_string(),
+            r.unfinished.to_string(),
             r.concurrency.to_string(),
             opt(r.avg_rt_ms),
             opt(r.p50_ms),

@@ -89,7 +89,7 @@ struct CriterionView<'a> {
 fn suite_view(s: &SuiteReport) -> SuiteView<'_> {
     let verdict = match (s.status, s.criteria_failed()) {
         (SuiteStatus::Error, _) => "error",
-        (SuiteStatus::Interrupted, _) => "interrupted",
+        (SuiteStatus::Interrupted | SuiteStatus::Incomplete, _) => "interrupted",
         (SuiteStatus::Completed, true) => "failed",
         (SuiteStatus::Completed, false) => "passed",
     };
@@ -147,6 +147,7 @@ fn suite_view(s: &SuiteReport) -> SuiteView<'_> {
                     format!("{:.2}%", 100.0 * l.fail as f64 / l.hits as f64)
                 },
                 super::console::dropped_share(l),
+                l.unfinished.to_string(),
                 l.throughput.map_or("–".to_owned(), |t| format!("{t:.1}")),
                 ms(l.avg_rt_ms),
                 p("50.0"),

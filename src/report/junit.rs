@@ -182,6 +182,11 @@ fn error_case(suite: &SuiteReport) -> Option<TestCase> {
             String::new(),
             "interrupted",
         ),
+        (None, SuiteStatus::Incomplete) => (
+            "the run did not end (perfgate was killed); this is its last checkpoint".to_owned(),
+            String::new(),
+            "incomplete",
+        ),
         (None, _) => return None,
     };
     let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);

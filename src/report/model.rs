@@ -30,6 +30,9 @@ pub enum RunStatus {
     Completed,
     Interrupted,
     Terminated,
+    /// A checkpoint written during the run: what was measured until then. If it is the
+    /// last word, perfgate was killed (SIGKILL, a crash) before the run ended.
+    Incomplete,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -203,6 +206,8 @@ pub enum SuiteStatus {
     Error,
     /// Stopped by SIGINT or SIGTERM; what was measured is here.
     Interrupted,
+    /// Still running when this checkpoint was written: what was measured until then.
+    Incomplete,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -232,6 +237,10 @@ pub struct LabelStats {
     pub fail: u64,
     pub bytes: u64,
     pub dropped: u64,
+    /// Requests still in flight when the load ended, counted in `hits` (neither `succ` nor
+    /// `fail`) with their age then as a lower bound of their latency.
+    #[serde(default)]
+    pub unfinished: u64,
     pub concurrency: u64,
     /// Served throughput: responses completed per second over the measured time.
     pub throughput: Option<f64>,
@@ -262,6 +271,9 @@ pub struct TimelineRow {
     /// Responses completed in this second (hits and dropped count by when they were due).
     #[serde(default)]
     pub served: u64,
+    /// Requests due in this second still in flight when the load ended.
+    #[serde(default)]
+    pub unfinished: u64,
     pub concurrency: u64,
     pub avg_rt_ms: Option<f64>,
     pub p50_ms: Option<f64>,
@@ -290,6 +302,7 @@ impl LabelStats {
             fail: s.fail(),
             bytes: s.bytes(),
             dropped: s.dropped(),
+            unfinished: s.unfinished(),
             concurrency: s.concurrency(),
             throughput: s.throughput(),
             offered: s.offered(),
@@ -329,6 +342,7 @@ pub fn stats(store: &Store) -> (Vec<LabelStats>, Vec<TimelineRow>) {
                 bytes: s.bytes(),
                 dropped: s.dropped(),
                 served: s.served(),
+                unfinished: s.unfinished(),
                 concurrency: s.concurrency(),
                 avg_rt_ms: ms(s.avg_rt()),
                 p50_ms: ms(s.percentile(50.0)),

@@ -11,9 +11,9 @@ pub fn markdown(run: &RunReport) -> String {
     let _ = writeln!(out, "## perfgate: {}\n", verdict(run));
     let _ = writeln!(
         out,
-        "| suite | status | requests | errors | dropped | p99 | criteria |"
+        "| suite | status | requests | errors | dropped | unfinished | p99 | criteria |"
     );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---|");
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---|");
     for s in &run.suites {
         let all = s.labels.iter().find(|l| l.label.is_empty());
         let hits = all.map_or(0, |l| l.hits);
@@ -36,13 +36,15 @@ pub fn markdown(run: &RunReport) -> String {
         let status = match (s.status, s.criteria_failed()) {
             (SuiteStatus::Error, _) => "❌ error",
             (SuiteStatus::Interrupted, _) => "⚠️ interrupted",
+            (SuiteStatus::Incomplete, _) => "⚠️ incomplete",
             (SuiteStatus::Completed, true) => "❌ failed",
             (SuiteStatus::Completed, false) => "✅ passed",
         };
         let dropped = all.map_or("-".to_owned(), super::console::dropped_share);
+        let unfinished = all.map_or(0, |l| l.unfinished);
         let _ = writeln!(
             out,
-            "| {} | {status} | {hits} | {errors} | {dropped} | {p99} | {criteria} |",
+            "| {} | {status} | {hits} | {errors} | {dropped} | {unfinished} | {p99} | {criteria} |",
             cell(&s.name)
         );
     }
@@ -83,6 +85,7 @@ pub fn markdown(run: &RunReport) -> String {
 pub fn verdict(run: &RunReport) -> &'static str {
     match run.status {
         RunStatus::Interrupted | RunStatus::Terminated => "interrupted",
+        RunStatus::Incomplete => "incomplete",
         RunStatus::Completed
             if run
                 .suites

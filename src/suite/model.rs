@@ -47,6 +47,9 @@ pub struct Settings {
     pub sequential: bool,
     /// `settings.max-dropped`, in percent of arrivals.
     pub max_dropped: f64,
+    /// `settings.graceful-stop`: how long what is in flight at the end may take to finish.
+    #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
+    pub graceful_stop: Duration,
 }
 
 #[derive(Clone, Debug, Serialize)]

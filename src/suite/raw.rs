@@ -68,6 +68,10 @@ pub struct RawSettings {
     pub ramp_up_exclude: Option<bool>,
     /// How often criteria are evaluated (default 1s).
     pub check_interval: Option<Located<DurationValue>>,
+    /// How long requests still in flight when the load ends (its duration, a `stop`
+    /// criterion, a failed server) may take to finish before they are cancelled and counted
+    /// as unfinished (default 2s, as k6's `gracefulStop`). A signal cancels them at once.
+    pub graceful_stop: Option<Located<DurationValue>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

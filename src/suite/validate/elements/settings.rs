@@ -8,6 +8,9 @@ use super::*;
 /// `settings.max-dropped` when none is given, in percent of arrivals.
 pub(in crate::suite::validate) const DEFAULT_MAX_DROPPED: f64 = 1.0;
 
+/// `settings.graceful-stop` when none is given.
+pub(in crate::suite::validate) const DEFAULT_GRACEFUL_STOP: Duration = Duration::from_secs(2);
+
 impl Validator<'_> {
     pub(in crate::suite::validate) fn settings(
         &mut self,
@@ -74,6 +77,8 @@ impl Validator<'_> {
             check_interval: dur(s.and_then(|s| s.check_interval.as_ref()))
                 .unwrap_or(Duration::from_secs(1)),
             sequential: false,
+            graceful_stop: dur(s.and_then(|s| s.graceful_stop.as_ref()))
+                .unwrap_or(DEFAULT_GRACEFUL_STOP),
             max_dropped: s
                 .and_then(|s| s.max_dropped.as_ref())
                 .and_then(|m| {

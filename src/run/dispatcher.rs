@@ -1,0 +1,299 @@
+//! The dispatcher: the state of one suite's load, changed only by the events it consumes.
+//!
+//! Everything that happens during a load arrives as one [`Event`]: the engine's requests
+//! starting and finishing, monitoring readings, the one-second tick, and the outside reasons
+//! to stop (a server exited or hung, a shellexec check failed, a signal). The dispatcher
+//! files measurements in the [`Store`], judges the criteria, and answers each event with
+//! whether the load must end. It reads no clock and spawns nothing: the suite runner
+//! ([`super::load`]) turns tasks, channels and time into events, and tests drive it with
+//! events alone.
+//!
+//! A second is judged only once every request due in it has finished (a watermark, as
+//! Taurus's consolidator buffers late samples): the oldest request still in flight holds
+//! the judgement back, up to its timeout. A `stop` criterion acts sooner when its breach is
+//! already certain, counting each request in flight at its age so far. At the end, requests
+//! still in flight are counted as `unfinished` at their age, and the last, partial second
+//! of the load is not judged as a full one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use crate::criteria::eval::{Judge, Judged};
+use crate::load::LoadEvent;
+use crate::metrics::{Outcome, Sample, Store};
+use crate::monitor::Reading;
+use crate::plan::SuitePlan;
+use crate::report::files::MetricsLog;
+
+use super::CancelReason;
+
+/// What happens during a load, in the order the dispatcher sees it.
+#[derive(Debug)]
+pub(crate) enum Event {
+    Load(LoadEvent),
+    Reading(Reading),
+    /// A second has passed: `now` from the start of the run, `in_flight` requests (or busy
+    /// virtual users) at that moment.
+    Tick { now: Duration, in_flight: u64 },
+    /// A reason from outside the load to end it (a server, a check, a signal).
+    Stop(CancelReason),
+}
+
+/// A request in flight: its label and when it was due.
+#[derive(Clone, Debug)]
+struct Pending {
+    label: String,
+    due: Duration,
+}
+
+/// The state of one suite's load.
+#[derive(Debug)]
+pub(crate) struct Dispatcher {
+    pub(crate) store: Store,
+    pub(crate) judge: Judge,
+    pub(crate) logged: MetricsLog,
+    /// Requests started and not yet finished, by id.
+    pending: HashMap<u64, Pending>,
+    /// How many of them are due in each second: the first key is the watermark.
+    pending_by_second: BTreeMap<u64, u64>,
+    /// Executions that have not finished.
+    running: usize,
+    /// Responses received: the readiness watchdogs' evidence that a slow server is alive.
+    answers: u64,
+}
+
+impl Dispatcher {
+    pub(crate) fn new(plan: &SuitePlan) -> Self {
+        Self {
+            store: Store::default(),
+            judge: Judge::new(&plan.suite.criteria, |c| scope_labels(plan, c)),
+            logged: MetricsLog::new(&plan.suite.monitoring),
+            pending: HashMap::new(),
+            pending_by_second: BTreeMap::new(),
+            running: plan.executions.len(),
+            answers: 0,
+        }
+    }
+
+    /// Executions still running.
+    pub(crate) fn running(&self) -> usize {
+        self.running
+    }
+
+    /// Responses received so far.
+    pub(crate) fn answers(&self) -> u64 {
+        self.answers
+    }
+
+    /// Files `event`; `Some` when the load must end, and why.
+    pub(crate) fn handle(&mut self, event: Event) -> Option<CancelReason> {
+        match event {
+            Event::Load(event) => self.load(event),
+            Event::Reading(reading) => {
+                for (metric, value) in &reading.values {
+                    let subject = format!("{}/{metric}", reading.source);
+                    self.store.record_metric(reading.second, &subject, *value);
+                }
+                self.logged.add(&reading);
+                None
+            }
+            Event::Tick { now, in_flight } => self.tick(now, in_flight),
+            Event::Stop(reason) => Some(reason),
+        }
+    }
+
+    fn load(&mut self, event: LoadEvent) -> Option<CancelReason> {
+        match event {
+            LoadEvent::Started { id, label, due } => {
+                *self.pending_by_second.entry(due.as_secs()).or_default() += 1;
+                self.pending.insert(id, Pending { label, due });
+            }
+            LoadEvent::Sample { id, sample } => {
+                self.settle(id);
+                if matches!(sample.outcome, Outcome::Response { .. }) {
+                    self.answers += 1;
+                }
+                self.store.record(&sample);
+            }
+            LoadEvent::Settled { id } => self.settle(id),
+            LoadEvent::Dropped { second, label } => self.store.record_dropped(second, &label, 1),
+            LoadEvent::Finished { index, error } => {
+                self.running = self.running.saturating_sub(1);
+                if let Some(e) = error {
+                    let what = format!("execution {} could not run: {e}", index + 1);
+                    return Some(CancelReason::EngineFailed(what));
+                }
+                if self.running == 0 {
+                    return Some(CancelReason::Completed);
+                }
+            }
+        }
+        None
+    }
+
+    fn settle(&mut self, id: u64) {
+        let Some(p) = self.pending.remove(&id) else {
+            return;
+        };
+        let second = p.due.as_secs();
+        if let Some(n) = self.pending_by_second.get_mut(&second) {
+            *n -= 1;
+            if *n == 0 {
+                self.pending_by_second.remove(&second);
+            }
+        }
+    }
+
+    /// Seconds before this one may be judged at `now`: every request due in them has
+    /// finished, and a second more has passed for requests that were due in them to have
+    /// been sent (a late scheduler, a busy machine).
+    pub(crate) fn watermark(&self, now: Duration) -> u64 {
+        let settled = now.as_secs().saturating_sub(1);
+        match self.pending_by_second.first_key_value() {
+            Some((&oldest, _)) => oldest.min(settled),
+            None => settled,
+        }
+    }
+
+    fn tick(&mut self, now: Duration, in_flight: u64) -> Option<CancelReason> {
+        let second = now.as_secs();
+        self.store
+            .record_concurrency(second.saturating_sub(1), "", in_flight);
+        let watermark = self.watermark(now);
+        self.store.close_before(watermark);
+        if let Some(&i) = self.judge.closed(&self.store, watermark).first() {
+            return Some(CancelReason::CriterionStop(self.judge.criteria()[i].name.clone()));
+        }
+        // Seconds past the watermark: a stop criterion acts as soon as its breach is certain.
+        let settled = second.saturating_sub(1);
+        if watermark < settled && self.judge.criteria().iter().any(|c| c.stop) {
+            let provisional = self.provisional(now, settled);
+            self.store.set_overlay(&provisional);
+            let stops = self.judge.certain_stops(&self.store, settled);
+            self.store.clear_overlay();
+            if let Some(&i) = stops.first() {
+                return Some(CancelReason::CriterionStop(self.judge.criteria()[i].name.clone()));
+            }
+        }
+        None
+    }
+
+    /// The requests in flight due before second `upto`, as unfinished samples of their age
+    /// at `now`.
+    fn provisional(&self, now: Duration, upto: u64) -> Vec<Sample> {
+        self.pending
+            .values()
+            .filter(|p| p.due.as_secs() < upto)
+            .map(|p| unfinished(p, now))
+            .collect()
+    }
+
+    /// The load is over at `end`: the end of the measured time.
+    pub(crate) fn end_load(&mut self, end: Duration) {
+        self.store.set_end(end);
+    }
+
+    /// What is still in flight at `now` will not finish: each request is counted as
+    /// unfinished, its age as a lower bound of its latency. Returns how many there were.
+    pub(crate) fn cut(&mut self, now: Duration) -> usize {
+        let cut: Vec<Sample> = self.pending.values().map(|p| unfinished(p, now)).collect();
+        for sample in &cut {
+            self.store.record(sample);
+        }
+        self.pending.clear();
+        self.pending_by_second.clear();
+        cut.len()
+    }
+
+    /// The verdicts: every second of the load judged, but the last, partial one (unless it
+    /// is the only one), then the criteria without a timeframe on cumulative values.
+    pub(crate) fn finish(&mut self) -> Vec<Judged> {
+        let seconds = self.store.seconds();
+        let full = match self.store.end() {
+            Some(end) if end.subsec_nanos() > 0 && end.as_secs() >= 1 => {
+                end.as_secs().min(seconds)
+            }
+            _ => seconds,
+        };
+        self.judge.finish(&self.store, full)
+    }
+}
+
+fn unfinished(p: &Pending, now: Duration) -> Sample {
+    let second = p.due.as_secs();
+    Sample {
+        label: p.label.clone(),
+        second,
+        rt: now.saturating_sub(p.due),
+        lt: Duration::ZERO,
+        ct: None,
+        bytes: 0,
+        outcome: Outcome::Unfinished,
+        concurrency: 0,
+        completed: now.as_secs(),
+    }
+}
+
+/// The labels a scoped criterion without a label stands for: its scenario's requests.
+fn scope_labels(plan: &SuitePlan, c: &crate::suite::model::Criterion) -> Option<Vec<String>> {
+    use crate::suite::model::{Check, Scope};
+    if let Check::Threshold { label, .. } = &c.check
+        && !label.is_empty()
+    {
+        return None;
+    }
+    let scenario = match &c.scope {
+        Scope::Suite => return None,
+        Scope::Execution(i) => plan.suite.executions.get(*i)?.scenario.clone(),
+        Scope::Scenario(name) => name.clone(),
+    };
+    let mut labels = Vec::new();
+    let mut seen = Vec::new();
+    collect_labels(&plan.suite.scenarios, &scenario, &mut labels, &mut seen);
+    // Only when the scenario is not the whole suite's load does the scope narrow anything.
+    let everything = plan.suite.executions.iter().all(|e| e.scenario == scenario);
+    (!everything).then_some(labels)
+}
+
+fn collect_labels(
+    scenarios: &[crate::suite::model::Scenario],
+    name: &str,
+    labels: &mut Vec<String>,
+    seen: &mut Vec<String>,
+) {
+    use crate::suite::model::Step;
+    if seen.iter().any(|s| s == name) {
+        return;
+    }
+    seen.push(name.to_owned());
+    fn walk(
+        steps: &[Step],
+        scenarios: &[crate::suite::model::Scenario],
+        labels: &mut Vec<String>,
+        seen: &mut Vec<String>,
+    ) {
+        for step in steps {
+            match step {
+                Step::Request(r) => {
+                    if !labels.contains(&r.label) {
+                        labels.push(r.label.clone());
+                    }
+                }
+                Step::IncludeScenario { scenario } => {
+                    collect_labels(scenarios, scenario, labels, seen)
+                }
+                Step::Transaction { name, steps } => {
+                    if !labels.contains(name) {
+                        labels.push(name.clone());
+                    }
+                    walk(steps, scenarios, labels, seen);
+                }
+                Step::Loop { steps, .. } => walk(steps, scenarios, labels, seen),
+                Step::SetVariables { .. } => {}
+            }
+        }
+    }
+    if let Some(s) = scenarios.iter().find(|s| s.name == name) {
+        walk(&s.steps, scenarios, labels, seen);
+    }
+}
