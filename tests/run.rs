@@ -712,3 +712,142 @@ reporting:
     );
     assert_eq!(code, 0, "{stdout}\n{stderr}");
 }
+
+/// An open-model suite against the demo server with a stall, and the criteria it is judged by.
+fn stalled_suite(stall: &str, hold: &str, criteria: &str) -> String {
+    format!(
+        r#"settings: {{ports: [PORT]}}
+services:
+  - module: server
+    label: model
+    command: ["${{PERFGATE}}", demo-server, --port, "${{PORT}}", {stall}]
+    ready: {{http: "http://127.0.0.1:${{PORT}}/v2/health/ready", timeout: 30s}}
+execution: [{{scenario: s, throughput: 40, arrival: constant, concurrency: 2000, hold-for: {hold}}}]
+scenarios:
+  s: {{default-address: "http://127.0.0.1:${{PORT}}", timeout: 120s, requests: [{{url: /v2/models/mlp/infer, label: infer, method: POST, body: {{inputs: [{{name: input, shape: [1, 4], datatype: FP32, data: [1, 2, 3, 4]}}]}}}}]}}
+reporting:
+  - module: passfail
+    criteria: [{criteria}]
+"#
+    )
+}
+
+/// The overall timeline's p99 (ms) of each second.
+fn p99_by_second(results: &serde_json::Value) -> std::collections::BTreeMap<u64, f64> {
+    results["suites"][0]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["label"] == "")
+        .filter_map(|r| Some((r["second"].as_u64()?, r["p99_ms"].as_f64()?)))
+        .collect()
+}
+
+/// The seconds `from..to` a criterion was judged on.
+fn criterion_window(results: &serde_json::Value) -> (u64, u64) {
+    let c = &results["suites"][0]["criteria"][0];
+    let from = c["window"][0].as_u64().unwrap_or_else(|| panic!("{c}"));
+    let to = c["window"][1].as_u64().unwrap_or_else(|| panic!("{c}"));
+    (from, to)
+}
+
+/// Requests that arrive during a stall complete when it ends, seconds later. Each second is
+/// judged only once its requests have completed, so a `for` criterion sees the stall (it
+/// used to judge each second while its slow requests were in flight, and passed) and fails
+/// with the seconds whose final p99 is over the threshold.
+#[test]
+fn an_overload_fails_a_for_criterion_with_the_seconds_of_the_breach() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("stall.yaml"),
+        stalled_suite(
+            "--stall-after, 3s, --stall-for, 5s",
+            "12s",
+            "\"p99>1500ms for 2s, continue as failed\"",
+        ),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = perfgate_in(
+        dir.path(),
+        &["run", "stall.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    let results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/results.json")).unwrap(),
+    )
+    .unwrap();
+    let c = &results["suites"][0]["criteria"][0];
+    assert_eq!(c["verdict"], "failed", "{c}");
+    let (from, to) = criterion_window(&results);
+    assert!(to - from >= 2, "{c}");
+    let p99 = p99_by_second(&results);
+    for second in from..to {
+        assert!(
+            p99.get(&second).is_some_and(|ms| *ms > 1500.0),
+            "second {second} of the breach {from}..{to} has p99 {:?}: {p99:?}",
+            p99.get(&second)
+        );
+    }
+    // Everything completed: the stall ended long before the requests' timeout.
+    let all = &results["suites"][0]["labels"][0];
+    assert_eq!(all["unfinished"], 0, "{all}");
+    assert_eq!(all["hits"], all["succ"], "{all}");
+}
+
+/// A server that stalls for good: a `stop` criterion on latency acts as soon as the requests
+/// in flight are older than its threshold (its breach is certain), without waiting for their
+/// 120 s timeout; what is still in flight then is counted as unfinished, at its age.
+#[test]
+fn a_stalled_server_stops_the_run_long_before_the_request_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("stuck.yaml"),
+        stalled_suite(
+            "--stall-after, 3s, --stall-for, 600s",
+            "300s",
+            "\"p99>1s for 2s, stop as failed\"",
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let (code, stdout, stderr) = perfgate_in(
+        dir.path(),
+        &["run", "stuck.yaml", "--no-progress", "-a", "out"],
+    );
+    let took = started.elapsed();
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    assert!(
+        took < Duration::from_secs(60),
+        "stopped by the criterion, not the 120 s timeout: {took:?}"
+    );
+    assert!(stderr.contains("counted as unfinished"), "{stderr}");
+    let results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/results.json")).unwrap(),
+    )
+    .unwrap();
+    let suite = &results["suites"][0];
+    assert_eq!(suite["stopped_by"], "p99>1s for 2s", "{suite}");
+    let all = &suite["labels"][0];
+    let unfinished = all["unfinished"].as_u64().unwrap();
+    assert!(unfinished >= 40, "a second's arrivals at least: {all}");
+    // Their age is a lower bound of their latency: the p99 is over the threshold.
+    assert!(
+        all["percentiles_ms"]["99.0"].as_f64().unwrap() > 1000.0,
+        "{all}"
+    );
+    let (from, to) = criterion_window(&results);
+    let p99 = p99_by_second(&results);
+    for second in from..to {
+        assert!(
+            p99.get(&second).is_some_and(|ms| *ms > 1000.0),
+            "second {second} of {from}..{to}: {p99:?}"
+        );
+    }
+    let csv = std::fs::read_to_string(dir.path().join("out/stuck/final_stats.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let column = header.iter().position(|c| *c == "unfinished").unwrap();
+    let overall = csv.lines().last().unwrap().split(',').nth(column).unwrap();
+    assert_eq!(overall.parse::<u64>().unwrap(), unfinished, "{csv}");
+    let summary = std::fs::read_to_string(dir.path().join("out/summary.md")).unwrap();
+    assert!(summary.contains("| unfinished |"), "{summary}");
+}

@@ -639,3 +639,86 @@ fn a_second_signal_skips_the_stop_grace() {
     assert!(dir.path().join("out/results.json").exists());
     assert_none_left(&tag);
 }
+
+/// On SIGINT with requests stuck on a hung server, every report is written at once, before
+/// the servers are stopped: here the server ignores SIGTERM for a 60 s grace and the requests
+/// have a 60 s timeout, yet the reports appear while perfgate is still in that grace. The
+/// requests stuck in flight are counted as unfinished. A second signal ends the grace.
+#[test]
+fn a_signal_during_a_hung_request_writes_every_report_before_the_servers_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = unique_tag("hung");
+    let suite = server_suite(
+        &tag,
+        ", --hang-after, \"20\", --ignore-term",
+        "    stop: {signal: SIGTERM, grace: 60s}\n",
+        "120s",
+    )
+    .replace("requests: [/]", "timeout: 60s, requests: [/]");
+    std::fs::write(dir.path().join("hung.yaml"), suite).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args(["run", "hung.yaml", "--no-progress", "-a", "out"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = dir.path().join("out/hung/srv.log");
+    let wait_for = |text: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains(text)) {
+            assert!(Instant::now() < deadline, "no `{text}` in the server's log");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for("hanging now");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let signalled = Instant::now();
+    let results_path = dir.path().join("out/results.json");
+    let files = ["junit.xml", "report.html", "summary.md", "hung/xunit.xml"];
+    let written = || {
+        files
+            .iter()
+            .all(|f| dir.path().join("out").join(f).exists())
+            && std::fs::read_to_string(&results_path)
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .is_some_and(|r| r["status"] == "interrupted")
+    };
+    while !written() {
+        assert!(
+            signalled.elapsed() < Duration::from_secs(30),
+            "no reports of an interrupted run"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let written = signalled.elapsed();
+    eprintln!("reports written {written:?} after the signal");
+    // The server still has most of its 60 s grace: the reports came first.
+    assert!(child.try_wait().unwrap().is_none(), "perfgate still runs");
+    assert!(
+        written < Duration::from_secs(10),
+        "reports within seconds, not after the timeout or the grace: {written:?}"
+    );
+    let r = results(dir.path());
+    let all = &r["suites"][0]["labels"][0];
+    assert_eq!(all["label"], "");
+    assert!(all["unfinished"].as_u64().unwrap() >= 1, "{all}");
+    assert_eq!(
+        all["hits"].as_u64().unwrap(),
+        all["succ"].as_u64().unwrap()
+            + all["fail"].as_u64().unwrap()
+            + all["unfinished"].as_u64().unwrap(),
+        "{all}"
+    );
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_none_left(&tag);
+}

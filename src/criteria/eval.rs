@@ -328,9 +328,7 @@ impl Judge {
 /// takes at least its age so far): latency averages and percentiles compared with `>`/`>=`.
 fn only_grows(check: &Check) -> bool {
     match check {
-        Check::Threshold {
-            subject, op, ..
-        } => {
+        Check::Threshold { subject, op, .. } => {
             matches!(op, Op::Gt | Op::Ge)
                 && matches!(
                     subject,
@@ -750,14 +748,14 @@ fn call(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::criteria::grammar::{parse_short, parse_subject, parse_threshold};
     use crate::metrics::{Outcome, Sample};
     use crate::suite::model::{Scope, Window};
 
     /// A criterion from its short form, as validation compiles it.
-    fn crit(text: &str) -> Criterion {
+    pub(crate) fn crit(text: &str) -> Criterion {
         let p = parse_short(text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
         let subject = parse_subject(&p.subject.text).expect("subject");
         let threshold = parse_threshold(&subject, &p.threshold.text).expect("threshold");

@@ -39,15 +39,9 @@ pub enum LoadEvent {
     /// Transaction `id` ended without a sample (none of its requests ran).
     Settled { id: u64 },
     /// An open-model arrival found no free slot.
-    Dropped {
-        second: u64,
-        label: String,
-    },
+    Dropped { second: u64, label: String },
     /// Execution `index` has sent everything it will send.
-    Finished {
-        index: usize,
-        error: Option<String>,
-    },
+    Finished { index: usize, error: Option<String> },
 }
 
 /// Requests (or busy virtual users) in flight right now, read by the dispatcher each second,

@@ -34,7 +34,10 @@ pub(crate) enum Event {
     Reading(Reading),
     /// A second has passed: `now` from the start of the run, `in_flight` requests (or busy
     /// virtual users) at that moment.
-    Tick { now: Duration, in_flight: u64 },
+    Tick {
+        now: Duration,
+        in_flight: u64,
+    },
     /// A reason from outside the load to end it (a server, a check, a signal).
     Stop(CancelReason),
 }
@@ -64,13 +67,22 @@ pub(crate) struct Dispatcher {
 
 impl Dispatcher {
     pub(crate) fn new(plan: &SuitePlan) -> Self {
+        Self::with(
+            Judge::new(&plan.suite.criteria, |c| scope_labels(plan, c)),
+            MetricsLog::new(&plan.suite.monitoring),
+            plan.executions.len(),
+        )
+    }
+
+    /// A dispatcher of `executions` judged by `judge`.
+    fn with(judge: Judge, logged: MetricsLog, executions: usize) -> Self {
         Self {
             store: Store::default(),
-            judge: Judge::new(&plan.suite.criteria, |c| scope_labels(plan, c)),
-            logged: MetricsLog::new(&plan.suite.monitoring),
+            judge,
+            logged,
             pending: HashMap::new(),
             pending_by_second: BTreeMap::new(),
-            running: plan.executions.len(),
+            running: executions,
             answers: 0,
         }
     }
@@ -162,7 +174,9 @@ impl Dispatcher {
         let watermark = self.watermark(now);
         self.store.close_before(watermark);
         if let Some(&i) = self.judge.closed(&self.store, watermark).first() {
-            return Some(CancelReason::CriterionStop(self.judge.criteria()[i].name.clone()));
+            return Some(CancelReason::CriterionStop(
+                self.judge.criteria()[i].name.clone(),
+            ));
         }
         // Seconds past the watermark: a stop criterion acts as soon as its breach is certain.
         let settled = second.saturating_sub(1);
@@ -172,7 +186,9 @@ impl Dispatcher {
             let stops = self.judge.certain_stops(&self.store, settled);
             self.store.clear_overlay();
             if let Some(&i) = stops.first() {
-                return Some(CancelReason::CriterionStop(self.judge.criteria()[i].name.clone()));
+                return Some(CancelReason::CriterionStop(
+                    self.judge.criteria()[i].name.clone(),
+                ));
             }
         }
         None
@@ -210,9 +226,7 @@ impl Dispatcher {
     pub(crate) fn finish(&mut self) -> Vec<Judged> {
         let seconds = self.store.seconds();
         let full = match self.store.end() {
-            Some(end) if end.subsec_nanos() > 0 && end.as_secs() >= 1 => {
-                end.as_secs().min(seconds)
-            }
+            Some(end) if end.subsec_nanos() > 0 && end.as_secs() >= 1 => end.as_secs().min(seconds),
             _ => seconds,
         };
         self.judge.finish(&self.store, full)
@@ -295,5 +309,159 @@ fn collect_labels(
     }
     if let Some(s) = scenarios.iter().find(|s| s.name == name) {
         walk(&s.steps, scenarios, labels, seen);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::criteria::eval::Verdict;
+    use crate::criteria::eval::tests::crit;
+
+    fn dispatcher(criteria: &[&str]) -> Dispatcher {
+        let criteria: Vec<_> = criteria.iter().map(|c| crit(c)).collect();
+        Dispatcher::with(Judge::new(&criteria, |_| None), MetricsLog::new(&[]), 1)
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// Request `id` of label `x`, due at `due` ms, answered `rt` ms later.
+    fn request(d: &mut Dispatcher, id: u64, due: u64, rt: Option<u64>) {
+        let label = "x".to_owned();
+        d.handle(Event::Load(LoadEvent::Started {
+            id,
+            label: label.clone(),
+            due: ms(due),
+        }));
+        if let Some(rt) = rt {
+            answer(d, id, due, rt);
+        }
+    }
+
+    fn answer(d: &mut Dispatcher, id: u64, due: u64, rt: u64) {
+        let sample = Sample {
+            label: "x".to_owned(),
+            second: due / 1000,
+            rt: ms(rt),
+            lt: ms(rt),
+            ct: None,
+            bytes: 1,
+            outcome: Outcome::Response {
+                status: 200,
+                success: true,
+                message: None,
+            },
+            concurrency: 1,
+            completed: (due + rt) / 1000,
+        };
+        d.handle(Event::Load(LoadEvent::Sample { id, sample }));
+    }
+
+    fn tick(d: &mut Dispatcher, at: u64) -> Option<CancelReason> {
+        d.handle(Event::Tick {
+            now: ms(at),
+            in_flight: 0,
+        })
+    }
+
+    /// Ten fast requests in each of seconds `from..to`, ids from `from * 100`.
+    fn fast(d: &mut Dispatcher, from: u64, to: u64) {
+        for s in from..to {
+            for i in 0..10 {
+                request(d, s * 100 + i, s * 1000 + i * 100, Some(5));
+            }
+        }
+    }
+
+    #[test]
+    fn a_second_is_judged_once_its_slow_requests_have_landed() {
+        let mut d = dispatcher(&["p99>1s for 2s, continue as failed"]);
+        fast(&mut d, 0, 2);
+        // Seconds 2 and 3: one request each that will take 3 s.
+        request(&mut d, 900, 2_000, None);
+        request(&mut d, 901, 3_000, None);
+        fast(&mut d, 2, 8);
+        for at in 1..=5 {
+            assert_eq!(tick(&mut d, at * 1000 + 1), None);
+            // Seconds from 2 on wait for the request due in second 2.
+            assert!(
+                d.judge.judged() <= 2,
+                "judged {} at {at}s",
+                d.judge.judged()
+            );
+        }
+        answer(&mut d, 900, 2_000, 3_000);
+        answer(&mut d, 901, 3_000, 3_000);
+        tick(&mut d, 7_001);
+        assert_eq!(d.judge.judged(), 6);
+        d.end_load(ms(8_000));
+        let j = d.finish().remove(0);
+        assert_eq!(j.verdict, Verdict::Failed);
+        let t = j.trigger.unwrap();
+        assert_eq!((t.from, t.to), (2, 4));
+    }
+
+    #[test]
+    fn the_partial_last_second_is_not_judged() {
+        let mut d = dispatcher(&["avg-rt>100ms for 1s, continue as failed"]);
+        fast(&mut d, 0, 3);
+        // Second 3 lasted 200 ms: one slow request in it.
+        request(&mut d, 999, 3_050, Some(500));
+        d.end_load(ms(3_200));
+        let j = d.finish().remove(0);
+        assert_eq!(j.verdict, Verdict::Passed, "{j:?}");
+        // A load that ends on a whole second judges every second.
+        let mut d = dispatcher(&["avg-rt>100ms for 1s, continue as failed"]);
+        fast(&mut d, 0, 3);
+        request(&mut d, 999, 2_050, Some(2_000));
+        d.end_load(ms(3_000));
+        assert_eq!(d.finish().remove(0).verdict, Verdict::Failed);
+    }
+
+    #[test]
+    fn a_stop_criterion_acts_once_its_breach_is_certain() {
+        let mut d = dispatcher(&["p99>1s for 2s, stop as failed"]);
+        fast(&mut d, 0, 2);
+        // From second 2 on the server stalls: nothing comes back.
+        for s in 2..6 {
+            for i in 0..10 {
+                request(&mut d, s * 100 + i, s * 1000 + i * 100, None);
+            }
+        }
+        // At 4.0 s the requests of second 2 are not all older than 1 s yet.
+        assert_eq!(tick(&mut d, 4_000), None);
+        let mut stopped = None;
+        for at in [5_000, 6_000] {
+            stopped = stopped.or(tick(&mut d, at));
+        }
+        assert_eq!(
+            stopped,
+            Some(CancelReason::CriterionStop(
+                "p99>1s for 2s, stop as failed".to_owned()
+            ))
+        );
+        d.end_load(ms(6_000));
+        assert_eq!(d.cut(ms(6_500)), 40);
+        let all = d.store.cumulative("");
+        assert_eq!((all.hits(), all.unfinished(), all.succ()), (60, 40, 20));
+        let j = d.finish().remove(0);
+        assert_eq!(j.verdict, Verdict::Failed);
+        let t = j.trigger.unwrap();
+        assert_eq!((t.from, t.to), (2, 4), "the seconds of the stall");
+    }
+
+    #[test]
+    fn a_criterion_that_could_still_pass_waits_for_the_answers() {
+        // A low throughput is not certain while requests are in flight: no early stop.
+        let mut d = dispatcher(&["avg-rt<1ms for 1s, stop as failed"]);
+        for i in 0..10 {
+            request(&mut d, i, 100 * i, None);
+        }
+        for at in 1..10 {
+            assert_eq!(tick(&mut d, at * 1000), None);
+        }
+        assert_eq!(d.judge.judged(), 0);
     }
 }

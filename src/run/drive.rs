@@ -23,7 +23,7 @@ use super::progress::Progress;
 use super::{CancelReason, PANIC_ON_PURPOSE, RunOptions, Signals, now_rfc3339};
 
 /// How often results.json is rewritten during a load, marked incomplete.
-const CHECKPOINT_EVERY: u64 = 10;
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
 
 /// At most this many queued engine events are filed before a tick is: a dispatcher behind
 /// a fast engine still ticks.
@@ -124,6 +124,7 @@ pub(super) async fn drive(
     } else {
         None
     };
+    let mut next_checkpoint = CHECKPOINT_EVERY;
     while reason.is_none() {
         let event = tokio::select! {
             event = events.recv() => match event {
@@ -171,8 +172,14 @@ pub(super) async fn drive(
         if ticked && reason.is_none() {
             let elapsed = t0.elapsed();
             let summary = dispatcher.judge.summary();
-            progress.line(console, &plan.suite.name, elapsed, &dispatcher.store, summary);
-            if elapsed.as_secs() % CHECKPOINT_EVERY == 0
+            progress.line(
+                console,
+                &plan.suite.name,
+                elapsed,
+                &dispatcher.store,
+                summary,
+            );
+            if elapsed >= next_checkpoint
                 && let Err(e) = checkpoint(&dispatcher, &started_at)
             {
                 let _ = writeln!(
@@ -180,6 +187,9 @@ pub(super) async fn drive(
                     "{}: could not write a checkpoint of results.json: {e}",
                     plan.suite.name
                 );
+            }
+            while next_checkpoint <= elapsed {
+                next_checkpoint += CHECKPOINT_EVERY;
             }
             if *PANIC_ON_PURPOSE {
                 panic!("PERFGATE_TEST_PANIC is set: the dispatcher panics on purpose");
@@ -287,4 +297,3 @@ async fn first_exit(servers: &mut [ManagedServer]) -> (String, String) {
     })
     .await
 }
-

@@ -90,8 +90,7 @@ pub async fn run_suites(
             started,
             opts,
         };
-        let (suite, reason) =
-            suite::run_suite(plan, opts, &mut signals, console, &reports).await?;
+        let (suite, reason) = suite::run_suite(plan, opts, &mut signals, console, &reports).await?;
         write!(tables, "{}", crate::report::console::suite_table(&suite))?;
         let failed = suite.status != SuiteStatus::Completed;
         report.suites.push(suite);

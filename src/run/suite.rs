@@ -435,4 +435,3 @@ async fn start_servers(
     }
     Ok(())
 }
-
