@@ -111,6 +111,11 @@ async fn respond(path: &str, headers: &HeaderMap, _body: &Bytes) -> Response {
         }
         "/missing" => StatusCode::NOT_FOUND.into_response(),
         "/big" => vec![b'x'; 3 << 20].into_response(),
+        // 1 GiB, an endless body, and one that stalls after its first chunk: streamed, so
+        // the server holds one chunk at a time.
+        "/huge" => streamed(Some(1 << 30), false),
+        "/endless" => streamed(None, false),
+        "/stalled" => streamed(None, true),
         "/bye" => ([(header::CONNECTION, "close")], "bye").into_response(),
         "/go" => (StatusCode::FOUND, [(header::LOCATION, "/whoami?from=go")]).into_response(),
         "/go307" => (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, "/kept")]).into_response(),
@@ -120,6 +125,33 @@ async fn respond(path: &str, headers: &HeaderMap, _body: &Bytes) -> Response {
         }
         _ => axum::Json(serde_json::json!({"ok": true})).into_response(),
     }
+}
+
+/// A body of 64 KiB chunks: `len` bytes (forever without), or one chunk and then nothing
+/// (the connection stays open) when `stall`. The sender stops when the client goes away.
+fn streamed(len: Option<u64>, stall: bool) -> Response {
+    let (mut tx, body) = http_body_util::channel::Channel::<bytes::Bytes>::new(4);
+    tokio::spawn(async move {
+        let chunk = bytes::Bytes::from(vec![b'x'; 64 << 10]);
+        let mut sent = 0u64;
+        while len.is_none_or(|len| sent < len) {
+            if tx.send_data(chunk.clone()).await.is_err() {
+                return;
+            }
+            sent += chunk.len() as u64;
+            if stall {
+                // Hold the connection open without another byte.
+                std::future::pending::<()>().await;
+            }
+        }
+    });
+    let mut response = axum::body::Body::new(body).into_response();
+    if let Some(len) = len {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, len.into());
+    }
+    response
 }
 
 /// Loads `yaml` (with `{port}` replaced) as a suite in `dir`.
@@ -631,6 +663,55 @@ scenarios:
     );
     let small = stats(&report, "small");
     assert_eq!(small.fail, 0, "{small:?}");
+}
+
+/// A 1 GiB body and an endless one fail at `max-body` (default 10 MiB) without being read
+/// further, on both paths; a body that stalls fails at the request timeout. The process's
+/// peak memory stays far below the gigabyte it was offered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_endless_and_stalled_bodies_are_cut() {
+    let server = TestServer::start(Duration::ZERO, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = suite(
+        dir.path(),
+        "execution:
+  - {scenario: s, concurrency: 1, iterations: 2}
+  - {scenario: s, throughput: 2, arrival: constant, concurrency: 4, hold-for: 1s}
+scenarios:
+  s:
+    default-address: 'http://127.0.0.1:{port}'
+    timeout: 2s
+    requests: [{url: /huge, label: huge}, {url: /endless, label: endless}, {url: /stalled, label: stalled}]",
+        server.port,
+    );
+    let report = run(plan, dir.path()).await;
+    for label in ["huge", "endless"] {
+        let s = stats(&report, label);
+        assert!(s.hits >= 3, "{s:?}");
+        assert_eq!(s.fail, s.hits, "{s:?}");
+        assert!(
+            s.errors.keys().all(|e| e.contains("larger than max-body")),
+            "{label}: {:?}",
+            s.errors
+        );
+    }
+    let stalled = stats(&report, "stalled");
+    assert_eq!(stalled.fail, stalled.hits, "{stalled:?}");
+    assert!(
+        stalled.errors.keys().all(|e| e.contains("timeout")),
+        "{:?}",
+        stalled.errors
+    );
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let peak_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(
+        peak_kb < 512 << 10,
+        "peak RSS {peak_kb} kB: a body was kept whole"
+    );
 }
 
 /// Served throughput counts completions when they complete: while the server stalls, the

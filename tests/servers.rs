@@ -722,3 +722,80 @@ fn a_signal_during_a_hung_request_writes_every_report_before_the_servers_stop() 
     );
     assert_none_left(&tag);
 }
+
+/// During a load, results.json is rewritten every 10 s with what was measured so far, marked
+/// incomplete: a SIGKILL (nothing can catch it) still leaves a valid one, and `perfgate
+/// report` renders it as an incomplete run that does not pass.
+#[test]
+fn a_sigkill_leaves_the_last_checkpoint_of_results_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = unique_tag("checkpoint");
+    let suite = server_suite(&tag, "", "", "120s");
+    std::fs::write(dir.path().join("kill.yaml"), suite).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args(["run", "kill.yaml", "--no-progress", "-a", "out"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let path = dir.path().join("out/results.json");
+    let checkpoint = || {
+        std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .filter(|r| r["status"] == "incomplete")
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let seen = loop {
+        if let Some(r) = checkpoint() {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no checkpoint");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(seen["suites"][0]["status"], "incomplete");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_none_left(&tag);
+    let r = results(dir.path());
+    assert_eq!(r["status"], "incomplete", "{r}");
+    let all = &r["suites"][0]["labels"][0];
+    assert!(all["hits"].as_u64().unwrap() > 0, "{all}");
+    assert!(!r["suites"][0]["timeline"].as_array().unwrap().is_empty());
+    let (code, out) = perfgate_in(dir.path(), &["report", "out/results.json", "-a", "again"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("INCOMPLETE"), "{out}");
+    let xml = std::fs::read_to_string(dir.path().join("again/junit.xml")).unwrap();
+    assert!(xml.contains("incomplete"), "{xml}");
+}
+
+/// The end of the load waits for what is in flight only `settings.graceful-stop` (2 s by
+/// default), not the requests' 60 s timeout: requests stuck on a hung server are then
+/// cancelled and counted as unfinished.
+#[test]
+fn the_end_of_the_load_waits_only_the_graceful_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = unique_tag("grace");
+    let suite = server_suite(&tag, ", --hang-after, \"10\"", "", "3s")
+        .replace("requests: [/]", "timeout: 60s, requests: [/]");
+    std::fs::write(dir.path().join("grace.yaml"), suite).unwrap();
+    let started = Instant::now();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["run", "grace.yaml", "--no-progress", "-a", "out"],
+    );
+    let took = started.elapsed();
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        took < Duration::from_secs(40),
+        "the drain is bounded by the grace, not the timeout: {took:?}"
+    );
+    assert!(out.contains("counted as unfinished"), "{out}");
+    let r = results(dir.path());
+    let all = &r["suites"][0]["labels"][0];
+    // Both users are stuck on the hung server when the load ends.
+    assert_eq!(all["unfinished"], 2, "{all}");
+    assert_eq!(all["succ"], 10, "{all}");
+    assert_none_left(&tag);
+}

@@ -204,11 +204,14 @@ async fn closed(shared: Arc<Shared>, in_flight: InFlight) {
             Ok::<(), LoadError>(())
         });
     }
-    while let Some(result) = tasks.join_next().await {
-        if let Ok(Err(LoadError::DataExhausted)) = result {
-            shared.finish();
+    let reap = async {
+        while let Some(result) = tasks.join_next().await {
+            if let Ok(Err(LoadError::DataExhausted)) = result {
+                shared.finish();
+            }
         }
-    }
+    };
+    shared.until_cut(reap).await;
 }
 
 async fn open(shared: Arc<Shared>, in_flight: InFlight) {
@@ -267,5 +270,7 @@ async fn open(shared: Arc<Shared>, in_flight: InFlight) {
             }
         }
     }
-    while tasks.join_next().await.is_some() {}
+    shared
+        .until_cut(async { while tasks.join_next().await.is_some() {} })
+        .await;
 }

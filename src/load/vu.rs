@@ -175,6 +175,28 @@ impl Shared {
         self.ends_at.get().copied()
     }
 
+    /// Whether the load is over: stopped, or past the end of a time-bound load (no request
+    /// is sent after it, even in the middle of an iteration).
+    /// `due` is when the next request is due (an open-model arrival's scheduled time, or
+    /// now).
+    fn over(&self, due: Option<Instant>) -> bool {
+        let due = due.unwrap_or_else(Instant::now);
+        self.stopped() || self.ends_at().is_some_and(|end| due >= end)
+    }
+
+    /// Runs `wait` (the users or arrivals finishing), but a time-bound load is a hard end:
+    /// what is still in flight `graceful_stop` after it is cancelled when this returns (the
+    /// dispatcher counts it as unfinished).
+    pub(super) async fn until_cut(&self, wait: impl std::future::Future<Output = ()>) {
+        match self.ends_at() {
+            Some(end) => {
+                let cut = end + self.plan.graceful_stop;
+                let _ = tokio::time::timeout_at(cut.into(), wait).await;
+            }
+            None => wait.await,
+        }
+    }
+
     /// Samples sent before the end of the warm-up are left out.
     fn warming(&self, sent: Instant) -> bool {
         self.warm_until.get().is_some_and(|until| sent < *until)
@@ -463,7 +485,7 @@ impl Vu {
                 ..StepResult::default()
             };
             for step in steps {
-                if self.shared.stopped() {
+                if self.shared.over(*scheduled) {
                     break;
                 }
                 let r = match step {
@@ -690,7 +712,7 @@ impl Vu {
         if let Some(pacer) = &self.pacer {
             let slot = pacer.slot(&self.shared.plan.schedule);
             super::sleep_until_or_stop(slot, self.shared.stop.clone()).await;
-            if self.shared.stopped() {
+            if self.shared.over(None) {
                 return Ok(StepResult::default());
             }
         }

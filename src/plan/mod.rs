@@ -174,6 +174,9 @@ pub struct ExecutionPlan {
     pub warm_up: Duration,
     /// Seeds think times and arrivals; recorded in the results.
     pub seed: u64,
+    /// How long requests in flight at the end of a time-bound load may take to finish
+    /// before they are cancelled (`settings.graceful-stop`).
+    pub graceful_stop: Duration,
 }
 
 /// A suite's executions, ready to run.
@@ -206,6 +209,7 @@ impl SuitePlan {
                     delay: e.delay,
                     warm_up,
                     seed: seed.wrapping_add(index as u64),
+                    graceful_stop: suite.settings.graceful_stop,
                 })
             })
             .collect();
