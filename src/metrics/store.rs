@@ -1,11 +1,10 @@
 //! [`Store`]: the per-second, per-label measurement store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
-use serde::Serialize;
 
 /// Distinct error messages kept per bucket; the rest are counted under "other errors".
 const MAX_ERROR_KINDS: usize = 50;
@@ -58,8 +57,69 @@ pub struct Sample {
     pub completed: u64,
 }
 
+/// Counts by name (response codes, error messages), small and sorted: most buckets hold one
+/// or two names, and a long run holds many thousands of buckets.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Tally(Vec<(Box<str>, u64)>);
+
+impl Tally {
+    fn add(&mut self, name: &str, n: u64) {
+        match self.0.binary_search_by(|(k, _)| k.as_ref().cmp(name)) {
+            Ok(i) => self.0[i].1 += n,
+            Err(i) => self.0.insert(i, (name.into(), n)),
+        }
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.0
+            .binary_search_by(|(k, _)| k.as_ref().cmp(name))
+            .is_ok()
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.0.iter().map(|(k, n)| (k.as_ref(), *n))
+    }
+
+    fn to_map(&self) -> BTreeMap<String, u64> {
+        self.iter().map(|(k, n)| (k.to_owned(), n)).collect()
+    }
+}
+
+/// Response codes and their counts, sorted; `0` stands for "Exception" (no response). No
+/// allocation per name: most buckets hold one code.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Codes(Vec<(u16, u64)>);
+
+/// The code of a sample without a response.
+const EXCEPTION: u16 = 0;
+
+impl Codes {
+    fn add(&mut self, code: u16, n: u64) {
+        match self.0.binary_search_by_key(&code, |(c, _)| *c) {
+            Ok(i) => self.0[i].1 += n,
+            Err(i) => self.0.insert(i, (code, n)),
+        }
+    }
+
+    fn name(code: u16) -> String {
+        if code == EXCEPTION {
+            "Exception".to_owned()
+        } else {
+            code.to_string()
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (String, u64)> + '_ {
+        self.0.iter().map(|&(c, n)| (Self::name(c), n))
+    }
+}
+
 /// Counters that merge by addition.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 struct Counts {
     hits: u64,
     succ: u64,
@@ -70,8 +130,8 @@ struct Counts {
     lt_sum_us: f64,
     ct_sum_us: f64,
     ct_count: u64,
-    codes: BTreeMap<String, u64>,
-    errors: BTreeMap<String, u64>,
+    codes: Codes,
+    errors: Tally,
     dropped: u64,
     max_concurrency: u64,
     /// Responses completed in this second (by completion time, not by when they were due).
@@ -91,11 +151,11 @@ impl Counts {
         self.lt_sum_us += other.lt_sum_us;
         self.ct_sum_us += other.ct_sum_us;
         self.ct_count += other.ct_count;
-        for (code, n) in &other.codes {
-            *self.codes.entry(code.clone()).or_default() += n;
+        for &(code, n) in &other.codes.0 {
+            self.codes.add(code, n);
         }
-        for (message, n) in &other.errors {
-            add_error(&mut self.errors, message, *n);
+        for (message, n) in other.errors.iter() {
+            add_error(&mut self.errors, message, n);
         }
         self.dropped += other.dropped;
         self.max_concurrency = self.max_concurrency.max(other.max_concurrency);
@@ -104,13 +164,13 @@ impl Counts {
     }
 }
 
-fn add_error(errors: &mut BTreeMap<String, u64>, message: &str, n: u64) {
-    let key = if errors.contains_key(message) || errors.len() < MAX_ERROR_KINDS {
+fn add_error(errors: &mut Tally, message: &str, n: u64) {
+    let key = if errors.contains(message) || errors.len() < MAX_ERROR_KINDS {
         message
     } else {
         "other errors"
     };
-    *errors.entry(key.to_owned()).or_default() += n;
+    errors.add(key, n);
 }
 
 fn new_histogram() -> Histogram<u64> {
@@ -123,13 +183,23 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
 }
 
-/// One label's measurements in one second. The histogram is dense while the second is open
-/// and in HdrHistogram's compact V2 encoding once it is closed (a few kilobytes, so a long
-/// run's memory grows by little per second however many requests it sends).
+/// The narrowest span older history is merged into, in seconds; spans double from there.
+const MIN_SPAN: u64 = 10;
+
+/// Latencies a bucket keeps as they are, before it needs a histogram: a label with a few
+/// requests a second costs bytes, not the tens of kilobytes of a dense histogram.
+const FEW: usize = 64;
+
+/// One label's measurements in one second (or a span of seconds). Latencies are kept as
+/// they are while few, then in a dense histogram while the second is open, and in
+/// HdrHistogram's compact V2 encoding once it is closed, so a long run's memory grows by
+/// little per second however many requests it sends.
 #[derive(Clone, Debug)]
 struct Bucket {
     counts: Counts,
-    live: Option<Histogram<u64>>,
+    /// Microseconds, while there are at most [`FEW`] and no histogram.
+    few: Vec<u32>,
+    live: Option<Box<Histogram<u64>>>,
     closed: Box<[u8]>,
 }
 
@@ -137,26 +207,74 @@ impl Bucket {
     fn new() -> Self {
         Self {
             counts: Counts::default(),
+            few: Vec::new(),
             live: None,
             closed: Box::default(),
         }
     }
 
-    fn close(&mut self) {
-        if let Some(h) = self.live.take() {
-            let mut bytes = Vec::new();
-            V2Serializer::new()
-                .serialize(&h, &mut bytes)
-                .expect("writing to memory does not fail");
-            self.closed = bytes.into_boxed_slice();
-        }
+    /// What the bucket holds on the heap, about (a closed one: no dense histogram).
+    fn heap_bytes(&self) -> usize {
+        let names = |t: &Tally| t.0.iter().map(|(k, _)| 48 + k.len()).sum::<usize>();
+        let live = self.live.as_ref().map_or(0, |h| 8 * h.distinct_values());
+        // With the allocator's own overhead per allocation.
+        let allocation = |bytes: usize| if bytes == 0 { 0 } else { bytes.max(16) + 16 };
+        allocation(self.closed.len())
+            + allocation(self.few.capacity() * 4)
+            + allocation(self.counts.codes.0.capacity() * 16)
+            + names(&self.counts.errors)
+            + live
     }
 
-    fn merge_into(&self, counts: &mut Counts, histogram: &mut Histogram<u64>) {
-        counts.add(&self.counts);
+    fn has_histogram(&self) -> bool {
+        self.live.is_some() || !self.closed.is_empty()
+    }
+
+    fn record(&mut self, rt: u64) {
+        if !self.has_histogram()
+            && self.few.len() < FEW
+            && let Ok(us) = u32::try_from(rt)
+        {
+            self.few.push(us);
+            return;
+        }
+        let few = std::mem::take(&mut self.few);
+        let live = self.live.get_or_insert_with(|| Box::new(new_histogram()));
+        for us in few {
+            live.record(u64::from(us))
+                .expect("auto-resizing histograms accept any value");
+        }
+        live.record(rt)
+            .expect("auto-resizing histograms accept any value");
+    }
+
+    /// Encodes the histogram compactly (with what an earlier close encoded); few latencies
+    /// stay as they are.
+    fn close(&mut self) {
+        if self.live.is_none() {
+            self.few.shrink_to_fit();
+            return;
+        }
+        let mut h = new_histogram();
+        self.histogram_into(&mut h);
+        self.live = None;
+        self.few = Vec::new();
+        let mut bytes = Vec::new();
+        V2Serializer::new()
+            .serialize(&h, &mut bytes)
+            .expect("writing to memory does not fail");
+        self.closed = bytes.into_boxed_slice();
+    }
+
+    fn histogram_into(&self, histogram: &mut Histogram<u64>) {
+        for &us in &self.few {
+            histogram
+                .record(u64::from(us))
+                .expect("auto-resizing histograms accept any value");
+        }
         if let Some(h) = &self.live {
             histogram
-                .add(h)
+                .add(h.as_ref())
                 .expect("auto-resizing histograms accept any value");
         }
         if !self.closed.is_empty() {
@@ -168,16 +286,119 @@ impl Bucket {
                 .expect("auto-resizing histograms accept any value");
         }
     }
+
+    fn merge_into(&self, counts: &mut Counts, histogram: &mut Histogram<u64>) {
+        counts.add(&self.counts);
+        self.histogram_into(histogram);
+    }
+
+    /// One closed bucket of several (seconds of the same label): counts added, latencies
+    /// merged into one histogram, encoded once.
+    fn merged(buckets: impl Iterator<Item = Bucket>) -> Bucket {
+        let mut out = Bucket::new();
+        let mut dense: Option<Histogram<u64>> = None;
+        for b in buckets {
+            out.counts.add(&b.counts);
+            if dense.is_none() && !b.has_histogram() && out.few.len() + b.few.len() <= FEW {
+                out.few.extend_from_slice(&b.few);
+                continue;
+            }
+            let h = dense.get_or_insert_with(|| {
+                let mut h = new_histogram();
+                for us in out.few.drain(..) {
+                    h.record(u64::from(us))
+                        .expect("auto-resizing histograms accept any value");
+                }
+                h
+            });
+            b.histogram_into(h);
+        }
+        match dense {
+            Some(h) => {
+                out.few = Vec::new();
+                out.live = Some(Box::new(h));
+                out.close();
+            }
+            None => out.few.shrink_to_fit(),
+        }
+        out
+    }
+}
+
+/// Buckets of every label (by index) over seconds `from..to`.
+#[derive(Debug)]
+struct Span {
+    from: u64,
+    to: u64,
+    buckets: Vec<Option<Bucket>>,
+}
+
+impl Span {
+    /// Consecutive spans as one.
+    fn merged(spans: Vec<Span>) -> Span {
+        let from = spans.first().map_or(0, |s| s.from);
+        let to = spans.last().map_or(0, |s| s.to);
+        let labels = spans.iter().map(|s| s.buckets.len()).max().unwrap_or(0);
+        let mut columns: Vec<Vec<Bucket>> = (0..labels).map(|_| Vec::new()).collect();
+        for span in spans {
+            for (column, bucket) in columns.iter_mut().zip(span.buckets) {
+                column.extend(bucket);
+            }
+        }
+        let buckets = columns
+            .into_iter()
+            .map(|c| (!c.is_empty()).then(|| Bucket::merged(c.into_iter())))
+            .collect();
+        Span { from, to, buckets }
+    }
+}
+
+/// How much history a store keeps at full resolution. Criteria look back at most `keep`
+/// seconds from the latest closed one; those are always kept per second. Beyond them, the
+/// store keeps closed per-second rows while they take at most `fine_bytes`, and merges older
+/// rows into spans (counts added, histograms merged: percentiles and maxima stay exact for a
+/// span), doubling the spans' width whenever they take more than `coarse_bytes`. Memory thus
+/// stays bounded however long the run, with any number of labels; a short run keeps every
+/// second.
+#[derive(Clone, Copy, Debug)]
+pub struct Retention {
+    pub keep: u64,
+    pub fine_bytes: usize,
+    pub coarse_bytes: usize,
+}
+
+impl Retention {
+    /// About 18 MB of history at most (see `bench/store_memory.sh`), more only when the
+    /// criteria's timeframes need it.
+    pub fn keeping(keep: u64) -> Self {
+        Self {
+            keep,
+            fine_bytes: 12 << 20,
+            coarse_bytes: 6 << 20,
+        }
+    }
+}
+
+/// What a closed row takes in memory, about.
+fn row_bytes(row: &[Option<Bucket>]) -> usize {
+    std::mem::size_of_val(row) + row.iter().flatten().map(Bucket::heap_bytes).sum::<usize>()
 }
 
 /// Measurements of a run, per second and per label (`""` is every label).
 #[derive(Debug, Default)]
 pub struct Store {
     labels: Vec<String>,
-    /// `seconds[s][label index]`.
-    seconds: Vec<Vec<Option<Bucket>>>,
+    /// History before `fine_from`, merged into spans: oldest first, contiguous from 0.
+    coarse: Vec<Span>,
+    /// `fine[s - fine_from][label index]`: one row per second from `fine_from` on.
+    fine: VecDeque<Vec<Option<Bucket>>>,
+    fine_from: u64,
+    /// The width coarse spans grow to.
+    width: u64,
     /// Seconds before this one are closed.
     open_from: u64,
+    /// `None`: every second is kept.
+    retention: Option<Retention>,
     /// When the load ended (from the start of the run), once it has.
     end: Option<Duration>,
     /// Monitoring series `source/metric` → second → (sum, count) of the readings in it.
@@ -198,17 +419,38 @@ impl Store {
         }
     }
 
+    /// A store that keeps its memory bounded (see [`Retention`]).
+    pub fn with_retention(retention: Retention) -> Self {
+        Self {
+            retention: Some(retention),
+            ..Self::default()
+        }
+    }
+
     fn bucket(&mut self, second: u64, label: &str) -> &mut Bucket {
         let index = self.label_index(label);
-        let second = usize::try_from(second).expect("seconds fit in usize");
-        if self.seconds.len() <= second {
-            self.seconds.resize_with(second + 1, Vec::new);
-        }
-        let row = &mut self.seconds[second];
+        let row = if second >= self.fine_from {
+            let at = usize::try_from(second - self.fine_from).expect("seconds fit in usize");
+            if self.fine.len() <= at {
+                self.fine.resize_with(at + 1, Vec::new);
+            }
+            &mut self.fine[at]
+        } else {
+            // A late sample of a second already merged: into its span.
+            let at = self.coarse.partition_point(|s| s.to <= second);
+            &mut self.coarse[at].buckets
+        };
         if row.len() <= index {
             row.resize_with(index + 1, || None);
         }
         row[index].get_or_insert_with(Bucket::new)
+    }
+
+    /// The rows of history as `(from, to)` seconds: merged spans, then single seconds.
+    pub fn spans(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let coarse = self.coarse.iter().map(|s| (s.from, s.to));
+        let fine = (self.fine_from..self.seconds()).map(|s| (s, s + 1));
+        coarse.chain(fine)
     }
 
     /// Labels seen so far, in first-seen order (`""` first once anything was recorded).
@@ -218,7 +460,7 @@ impl Store {
 
     /// Number of seconds with a bucket (the last second index + 1).
     pub fn seconds(&self) -> u64 {
-        self.seconds.len() as u64
+        self.fine_from + self.fine.len() as u64
     }
 
     /// Files a sample under its label and under `""`.
@@ -254,23 +496,19 @@ impl Store {
                     } else {
                         c.fail += 1
                     }
-                    *c.codes.entry(status.to_string()).or_default() += 1;
+                    c.codes.add(*status, 1);
                     if let Some(m) = message.as_deref().filter(|_| !*success) {
                         add_error(&mut c.errors, m, 1);
                     }
                 }
                 Outcome::Error { kind, message } => {
                     c.fail += 1;
-                    *c.codes.entry("Exception".to_owned()).or_default() += 1;
+                    c.codes.add(EXCEPTION, 1);
                     add_error(&mut c.errors, &format!("{kind}: {message}"), 1);
                 }
                 Outcome::Unfinished => c.unfinished += 1,
             }
-            bucket
-                .live
-                .get_or_insert_with(new_histogram)
-                .record(rt)
-                .expect("auto-resizing histograms accept any value");
+            bucket.record(rt);
             if label.is_empty() && sample.label.is_empty() {
                 break;
             }
@@ -300,14 +538,109 @@ impl Store {
         }
     }
 
-    /// Closes every second before `second`: their histograms become sparse.
+    /// Closes every second before `second`: their histograms become compact, and with a
+    /// [`Retention`], the oldest are merged into spans.
     pub fn close_before(&mut self, second: u64) {
-        let end = usize::try_from(second.min(self.seconds())).unwrap_or(usize::MAX);
-        let start = usize::try_from(self.open_from).unwrap_or(end).min(end);
-        for row in &mut self.seconds[start..end] {
-            row.iter_mut().flatten().for_each(Bucket::close);
+        let end = second.min(self.seconds());
+        let start = self.open_from.max(self.fine_from).min(end);
+        for s in start..end {
+            let at = usize::try_from(s - self.fine_from).unwrap_or(usize::MAX);
+            if let Some(row) = self.fine.get_mut(at) {
+                row.iter_mut().flatten().for_each(Bucket::close);
+            }
         }
         self.open_from = self.open_from.max(second);
+        if let Some(retention) = self.retention {
+            self.compact(retention, second);
+        }
+    }
+
+    /// Merges closed seconds older than `retention.keep` before `closed` into spans while
+    /// there are more than the budget allows.
+    fn compact(&mut self, retention: Retention, closed: u64) {
+        let closed_rows = usize::try_from(self.open_from.saturating_sub(self.fine_from))
+            .unwrap_or(usize::MAX)
+            .min(self.fine.len());
+        let mut fine_bytes: usize = self
+            .fine
+            .iter()
+            .take(closed_rows)
+            .map(|r| row_bytes(r))
+            .sum();
+        // Over the budget: rows go to spans until an eighth of it is free again, a span's
+        // width of rows at a time (each span is encoded once).
+        if fine_bytes > retention.fine_bytes {
+            let target = retention.fine_bytes - retention.fine_bytes / 8;
+            while fine_bytes > target {
+                let width = self.width.max(MIN_SPAN);
+                let movable = self
+                    .open_from
+                    .min(closed.saturating_sub(retention.keep))
+                    .saturating_sub(self.fine_from)
+                    .min(width);
+                if movable == 0 {
+                    break;
+                }
+                let from = self.fine_from;
+                let mut rows = Vec::new();
+                for second in from..from + movable {
+                    let Some(buckets) = self.fine.pop_front() else {
+                        break;
+                    };
+                    fine_bytes = fine_bytes.saturating_sub(row_bytes(&buckets));
+                    self.fine_from += 1;
+                    rows.push(Span {
+                        from: second,
+                        to: second + 1,
+                        buckets,
+                    });
+                }
+                if rows.is_empty() {
+                    break;
+                }
+                self.coarse.push(Span::merged(rows));
+            }
+        }
+        let coarse_bytes =
+            |coarse: &[Span]| -> usize { coarse.iter().map(|s| row_bytes(&s.buckets)).sum() };
+        while self.coarse.len() > 1 && coarse_bytes(&self.coarse) > retention.coarse_bytes {
+            let extent = self.coarse[self.coarse.len() - 1].to - self.coarse[0].from;
+            if self.width < extent {
+                self.width = self.width.max(MIN_SPAN) * 2;
+            }
+            let before = self.coarse.len();
+            let mut groups: Vec<Vec<Span>> = Vec::new();
+            for span in std::mem::take(&mut self.coarse) {
+                match groups.last_mut() {
+                    Some(group) if span.to - group[0].from <= self.width => group.push(span),
+                    _ => groups.push(vec![span]),
+                }
+            }
+            self.coarse = groups.into_iter().map(Span::merged).collect();
+            if self.coarse.len() == before && self.width >= extent {
+                break;
+            }
+        }
+        self.coarsen_series();
+    }
+
+    /// Monitoring readings before `fine_from` are merged into the span they fall in (keyed
+    /// by its first second).
+    fn coarsen_series(&mut self) {
+        if self.coarse.is_empty() {
+            return;
+        }
+        for points in self.series.values_mut() {
+            let recent = points.split_off(&self.fine_from);
+            let old = std::mem::replace(points, recent);
+            for (second, (sum, n)) in old {
+                let at = self.coarse.partition_point(|s| s.to <= second);
+                let key = self.coarse.get(at).map_or(second, |s| s.from);
+                let e = points.entry(key).or_insert((0.0, 0));
+                e.0 += sum;
+                e.1 += n;
+            }
+        }
     }
 
     /// Files a monitoring reading of `subject` (`source/metric`) taken in `second`.
@@ -395,12 +728,23 @@ impl Store {
             .iter()
             .filter_map(|l| self.labels.iter().position(|x| x == l.as_ref()))
             .collect();
-        for s in from..to {
-            let row = &self.seconds[usize::try_from(s).unwrap_or(usize::MAX)];
+        let mut merge = |row: &[Option<Bucket>]| {
             for &index in &indices {
                 if let Some(Some(bucket)) = row.get(index) {
                     bucket.merge_into(counts, histogram);
                 }
+            }
+        };
+        // Spans that overlap the window count whole: their seconds were merged.
+        for span in self.coarse.iter().filter(|s| s.to > from && s.from < to) {
+            merge(&span.buckets);
+        }
+        for s in from.max(self.fine_from)..to {
+            if let Some(row) = self
+                .fine
+                .get(usize::try_from(s - self.fine_from).unwrap_or(usize::MAX))
+            {
+                merge(row);
             }
         }
         if indices.is_empty() {
@@ -415,6 +759,17 @@ impl Store {
     /// is already certain while the store itself holds only what completed.
     pub fn set_overlay(&mut self, provisional: &[Sample]) {
         let mut overlay = Store::default();
+        // Rows from the first second it holds only: nothing before it.
+        let first = provisional.iter().map(|s| s.second).min().unwrap_or(0);
+        overlay.fine_from = first;
+        overlay.open_from = first;
+        if first > 0 {
+            overlay.coarse.push(Span {
+                from: 0,
+                to: first,
+                buckets: Vec::new(),
+            });
+        }
         for sample in provisional {
             overlay.record(sample);
         }
@@ -448,12 +803,16 @@ impl Store {
     /// warm-up, does not count).
     fn first_second(&self) -> Option<u64> {
         let overall = self.labels.iter().position(String::is_empty)?;
-        let first = self.seconds.iter().position(|row| {
+        let measured = |row: &[Option<Bucket>]| {
             row.get(overall)
                 .and_then(Option::as_ref)
                 .is_some_and(|b| b.counts.hits + b.counts.dropped > 0)
-        })?;
-        u64::try_from(first).ok()
+        };
+        if let Some(span) = self.coarse.iter().find(|s| measured(&s.buckets)) {
+            return Some(span.from);
+        }
+        let first = self.fine.iter().position(|row| measured(row))?;
+        Some(self.fine_from + first as u64)
     }
 }
 
@@ -490,12 +849,12 @@ impl Snapshot {
         self.counts.max_concurrency
     }
     /// Response codes (`"200"`, `"Exception"`) and their counts.
-    pub fn codes(&self) -> &BTreeMap<String, u64> {
-        &self.counts.codes
+    pub fn codes(&self) -> BTreeMap<String, u64> {
+        self.counts.codes.iter().collect()
     }
     /// Error messages and their counts (at most 50 kinds, then "other errors").
-    pub fn errors(&self) -> &BTreeMap<String, u64> {
-        &self.counts.errors
+    pub fn errors(&self) -> BTreeMap<String, u64> {
+        self.counts.errors.to_map()
     }
 
     fn mean_us(&self, sum: f64) -> Option<Duration> {
@@ -726,6 +1085,29 @@ mod tests {
         let s = store.cumulative("x");
         assert_eq!((s.dropped(), s.concurrency(), s.hits()), (5, 7, 0));
         assert_eq!(store.cumulative("").dropped(), 5);
+    }
+
+    /// Merged history counts every latency once: the histogram of a long run's merged spans
+    /// holds exactly its samples.
+    #[test]
+    fn merging_spans_counts_each_latency_once() {
+        let mut store = Store::with_retention(Retention {
+            keep: 5,
+            fine_bytes: 4000,
+            coarse_bytes: 20_000,
+        });
+        for second in 0..2000 {
+            for k in 0..(second % 90) {
+                store.record(&ok("x", second, 1 + k));
+            }
+            store.close_before(second);
+        }
+        store.close_before(2000);
+        assert!(store.spans().count() < 100, "{}", store.spans().count());
+        let all = store.cumulative("x");
+        assert_eq!(all.histogram.len(), all.hits());
+        let merged = store.window("x", 0, 1000);
+        assert_eq!(merged.histogram.len(), merged.hits());
     }
 
     #[test]

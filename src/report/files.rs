@@ -167,6 +167,7 @@ pub fn timeline_csv(path: &Path, rows: &[TimelineRow]) -> std::io::Result<()> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "second",
+        "seconds",
         "label",
         "hits",
         "fail",
@@ -185,6 +186,7 @@ pub fn timeline_csv(path: &Path, rows: &[TimelineRow]) -> std::io::Result<()> {
     for r in rows {
         w.write_record([
             r.second.to_string(),
+            r.seconds.to_string(),
             r.label.clone(),
             r.hits.to_string(),
             r.fail.to_string(),

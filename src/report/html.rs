@@ -86,6 +86,11 @@ struct CriterionView<'a> {
     detail: &'a str,
 }
 
+/// A count per second, also over a timeline row that merged several (a long run's history).
+fn per_s(r: &super::model::TimelineRow, n: u64) -> f64 {
+    n as f64 / r.seconds.max(1) as f64
+}
+
 fn suite_view(s: &SuiteReport) -> SuiteView<'_> {
     let verdict = match (s.status, s.criteria_failed()) {
         (SuiteStatus::Error, _) => "error",
@@ -235,6 +240,7 @@ fn charts(s: &SuiteReport) -> Vec<Chart> {
                 .filter_map(|r| f(r).map(|v| (t(r), v)))
                 .collect()
         };
+
         out.push(line_chart(
             "Response time (all labels)",
             "ms",
@@ -252,10 +258,10 @@ fn charts(s: &SuiteReport) -> Vec<Chart> {
             &[
                 // Served: completions in each second; offered: arrivals due in it. An
                 // overloaded server shows the gap.
-                ("served/s", pick(|r| Some(r.served as f64))),
-                ("offered/s", pick(|r| Some((r.hits + r.dropped) as f64))),
-                ("failed/s", pick(|r| Some(r.fail as f64))),
-                ("dropped/s", pick(|r| Some(r.dropped as f64))),
+                ("served/s", pick(|r| Some(per_s(r, r.served)))),
+                ("offered/s", pick(|r| Some(per_s(r, r.hits + r.dropped)))),
+                ("failed/s", pick(|r| Some(per_s(r, r.fail)))),
+                ("dropped/s", pick(|r| Some(per_s(r, r.dropped)))),
             ],
             &request_marks,
         ));
@@ -306,7 +312,7 @@ fn charts(s: &SuiteReport) -> Vec<Chart> {
         for (code, points) in codes.iter_mut() {
             *points = overall
                 .iter()
-                .map(|r| (t(r), r.rc.get(*code).copied().unwrap_or(0) as f64))
+                .map(|r| (t(r), per_s(r, r.rc.get(*code).copied().unwrap_or(0))))
                 .collect();
         }
         if !codes.is_empty() {

@@ -263,6 +263,10 @@ pub struct LabelStats {
 pub struct TimelineRow {
     /// Seconds since the suite started.
     pub second: u64,
+    /// How many seconds the row covers: 1, or more for older history of a long run, merged
+    /// to bound memory (its counts are totals over them).
+    #[serde(default = "one")]
+    pub seconds: u64,
     pub label: String,
     pub hits: u64,
     pub fail: u64,
@@ -282,6 +286,10 @@ pub struct TimelineRow {
     /// Response code ("200", "Exception") → count in this second.
     #[serde(default)]
     pub rc: BTreeMap<String, u64>,
+}
+
+fn one() -> u64 {
+    1
 }
 
 fn ms(d: Option<std::time::Duration>) -> Option<f64> {
@@ -314,8 +322,8 @@ impl LabelStats {
                 .iter()
                 .filter_map(|&l| Some((level_name(l), ms(s.percentile(l))?)))
                 .collect(),
-            rc: s.codes().clone(),
-            errors: s.errors().clone(),
+            rc: s.codes(),
+            errors: s.errors(),
         }
     }
 }
@@ -328,14 +336,15 @@ pub fn stats(store: &Store) -> (Vec<LabelStats>, Vec<TimelineRow>) {
         .map(|l| LabelStats::from_snapshot(l, &store.cumulative(l)))
         .collect();
     let mut timeline = Vec::new();
-    for second in 0..store.seconds() {
+    for (second, to) in store.spans() {
         for label in &labels {
-            let s = store.window(label, second, second + 1);
+            let s = store.window(label, second, to);
             if s.hits() == 0 && s.dropped() == 0 && s.concurrency() == 0 && s.served() == 0 {
                 continue;
             }
             timeline.push(TimelineRow {
                 second,
+                seconds: to - second,
                 label: label.clone(),
                 hits: s.hits(),
                 fail: s.fail(),
@@ -348,7 +357,7 @@ pub fn stats(store: &Store) -> (Vec<LabelStats>, Vec<TimelineRow>) {
                 p50_ms: ms(s.percentile(50.0)),
                 p90_ms: ms(s.percentile(90.0)),
                 p99_ms: ms(s.percentile(99.0)),
-                rc: s.codes().clone(),
+                rc: s.codes(),
             });
         }
     }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crate::criteria::eval::{Judge, Judged};
 use crate::load::LoadEvent;
-use crate::metrics::{Outcome, Sample, Store};
+use crate::metrics::{Outcome, Retention, Sample, Store};
 use crate::monitor::Reading;
 use crate::plan::SuitePlan;
 use crate::report::files::MetricsLog;
@@ -76,8 +76,17 @@ impl Dispatcher {
 
     /// A dispatcher of `executions` judged by `judge`.
     fn with(judge: Judge, logged: MetricsLog, executions: usize) -> Self {
+        // Criteria look back at most their longest timeframe: that much history stays per
+        // second whatever the run's length; older history may be merged to bound memory.
+        let keep = judge
+            .criteria()
+            .iter()
+            .filter_map(|c| c.window.map(|w| w.timeframe.as_secs_f64().ceil() as u64))
+            .max()
+            .unwrap_or(0)
+            + 2;
         Self {
-            store: Store::default(),
+            store: Store::with_retention(Retention::keeping(keep)),
             judge,
             logged,
             pending: HashMap::new(),
