@@ -851,3 +851,57 @@ fn a_stalled_server_stops_the_run_long_before_the_request_timeout() {
     let summary = std::fs::read_to_string(dir.path().join("out/summary.md")).unwrap();
     assert!(summary.contains("| unfinished |"), "{summary}");
 }
+
+/// A server whose listening process died while its supervisor lives on (a wrapper script, a
+/// frontend whose workers crashed): connections are refused, and the load stops at once
+/// instead of spinning on them for the rest of the run.
+#[test]
+fn a_server_that_stops_listening_ends_the_load_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("deaf.yaml"),
+        r#"settings: {ports: [PORT]}
+services:
+  - module: server
+    label: deaf
+    command: [sh, -c, 'python3 "$0" --port ${PORT} --crash-after 20; echo "worker died"; sleep 60', FAKESERVER]
+    ready: {http: "http://127.0.0.1:${PORT}/v2/health/ready", timeout: 10s}
+execution: [{scenario: s, concurrency: 8, hold-for: 60s}]
+scenarios:
+  s: {default-address: "http://127.0.0.1:${PORT}", requests: [/v2/health/live]}
+"#
+        .replace("FAKESERVER", &helpers::fakeserver().display().to_string()),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let (code, stdout, stderr) = perfgate_in(
+        dir.path(),
+        &["run", "deaf.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "not the 60 s hold: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        stdout.contains("server `deaf` stopped listening during the load"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("worker died"), "the log tail: {stdout}");
+    let results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/results.json")).unwrap(),
+    )
+    .unwrap();
+    let refused: u64 = results["suites"][0]["labels"][0]["errors"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(message, _)| message.contains("refused"))
+        .map(|(_, n)| n.as_u64().unwrap())
+        .sum();
+    assert!(
+        (100..500).contains(&refused),
+        "stopped soon after the first refusals: {refused}"
+    );
+}

@@ -63,7 +63,16 @@ pub(crate) struct Dispatcher {
     running: usize,
     /// Responses received: the readiness watchdogs' evidence that a slow server is alive.
     answers: u64,
+    /// The servers perfgate manages, by label.
+    servers: Vec<String>,
+    /// Refused connections since the last response.
+    refused: u64,
 }
+
+/// Refused connections in a row, with no response between them, after which a managed
+/// server counts as down: nothing listens on its port (an overloaded server queues or
+/// times out; it does not refuse).
+const REFUSED_IN_A_ROW: u64 = 100;
 
 impl Dispatcher {
     pub(crate) fn new(plan: &SuitePlan) -> Self {
@@ -93,7 +102,15 @@ impl Dispatcher {
             pending_by_second: BTreeMap::new(),
             running: executions,
             answers: 0,
+            servers: Vec::new(),
+            refused: 0,
         }
+    }
+
+    /// The labels of the servers under test: refused connections end the load when one of
+    /// them stops listening, before its process has exited.
+    pub(crate) fn watch_servers(&mut self, labels: Vec<String>) {
+        self.servers = labels;
     }
 
     /// Executions still running.
@@ -131,10 +148,27 @@ impl Dispatcher {
             }
             LoadEvent::Sample { id, sample } => {
                 self.settle(id);
-                if matches!(sample.outcome, Outcome::Response { .. }) {
-                    self.answers += 1;
+                match &sample.outcome {
+                    Outcome::Response { .. } => {
+                        self.answers += 1;
+                        self.refused = 0;
+                    }
+                    Outcome::Error { message, .. } if message.contains("Connection refused") => {
+                        self.refused += 1;
+                    }
+                    _ => {}
                 }
                 self.store.record(&sample);
+                if self.refused >= REFUSED_IN_A_ROW && !self.servers.is_empty() {
+                    return Some(CancelReason::ServerFailed {
+                        label: self.servers.join(", "),
+                        what: format!(
+                            "stopped listening during the load ({} connections refused in a row)",
+                            self.refused
+                        ),
+                        log_tail: String::new(),
+                    });
+                }
             }
             LoadEvent::Settled { id } => self.settle(id),
             LoadEvent::Dropped { second, label } => self.store.record_dropped(second, &label, 1),

@@ -51,6 +51,7 @@ pub(super) async fn drive(
 ) -> (CancelReason, Measured) {
     let dir = files::suite_dir(&opts.artifacts_dir, &plan.suite.name);
     let mut dispatcher = Dispatcher::new(plan);
+    dispatcher.watch_servers(servers.iter().map(|s| s.label.clone()).collect());
     if let Err(e) = shell.stage(Stage::Startup).await {
         let measured = Measured {
             started_at: now_rfc3339(),
@@ -161,6 +162,15 @@ pub(super) async fn drive(
         };
         let ticked = matches!(event, Event::Tick { .. });
         reason = dispatcher.handle(event);
+        if let Some(CancelReason::ServerFailed {
+            label,
+            log_tail: tail,
+            ..
+        }) = &mut reason
+            && tail.is_empty()
+        {
+            *tail = log_tail(servers, label);
+        }
         answers.store(dispatcher.answers(), Ordering::Relaxed);
         if let Some(CancelReason::CriterionStop(name)) = &reason {
             let _ = writeln!(
