@@ -792,6 +792,9 @@ fn an_overload_fails_a_for_criterion_with_the_seconds_of_the_breach() {
     let all = &results["suites"][0]["labels"][0];
     assert_eq!(all["unfinished"], 0, "{all}");
     assert_eq!(all["hits"], all["succ"], "{all}");
+    // The offered rate is over the load's 12 s, not the wait for its last answers.
+    let offered = all["offered"].as_f64().unwrap();
+    assert!((36.0..=44.0).contains(&offered), "offered {offered}: {all}");
 }
 
 /// A server that stalls for good: a `stop` criterion on latency acts as soon as the requests

@@ -40,8 +40,14 @@ pub enum LoadEvent {
     Settled { id: u64 },
     /// An open-model arrival found no free slot.
     Dropped { second: u64, label: String },
-    /// Execution `index` has sent everything it will send.
-    Finished { index: usize, error: Option<String> },
+    /// Execution `index` has sent everything it will send; its load ended at `ended` from
+    /// the start of the run (the end of a time-bound load, not when what was in flight then
+    /// finished).
+    Finished {
+        index: usize,
+        error: Option<String>,
+        ended: Duration,
+    },
 }
 
 /// Requests (or busy virtual users) in flight right now, read by the dispatcher each second,
@@ -86,21 +92,28 @@ pub async fn run_execution(
     in_flight: InFlight,
 ) {
     let index = plan.index;
-    let error = match Shared::new(plan, t0, events.clone(), stop, in_flight.clone()) {
+    let (error, ended) = match Shared::new(plan, t0, events.clone(), stop, in_flight.clone()) {
         Ok(shared) => {
             let shared = Arc::new(shared);
             sleep_until_or_stop(Instant::now() + shared.plan.delay, shared.stop.clone()).await;
             if !shared.stopped() {
                 match shared.plan.schedule.clone() {
-                    Schedule::Closed { .. } => closed(shared, in_flight).await,
-                    Schedule::Open { .. } => open(shared, in_flight).await,
+                    Schedule::Closed { .. } => closed(shared.clone(), in_flight).await,
+                    Schedule::Open { .. } => open(shared.clone(), in_flight).await,
                 }
             }
-            None
+            (None, shared.ended())
         }
-        Err(e) => Some(e.to_string()),
+        Err(e) => (Some(e.to_string()), Instant::now()),
     };
-    let _ = events.send(LoadEvent::Finished { index, error }).await;
+    let ended = ended.saturating_duration_since(t0);
+    let _ = events
+        .send(LoadEvent::Finished {
+            index,
+            error,
+            ended,
+        })
+        .await;
 }
 
 async fn sleep_until_or_stop(at: Instant, mut stop: watch::Receiver<bool>) {

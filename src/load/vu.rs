@@ -175,6 +175,13 @@ impl Shared {
         self.ends_at.get().copied()
     }
 
+    /// When this execution's load ended: now, or the end of a time-bound load if that was
+    /// earlier (what was in flight then may have taken longer).
+    pub(super) fn ended(&self) -> Instant {
+        let now = Instant::now();
+        self.ends_at().map_or(now, |end| end.min(now))
+    }
+
     /// Whether the load is over: stopped, or past the end of a time-bound load (no request
     /// is sent after it, even in the middle of an iteration).
     /// `due` is when the next request is due (an open-model arrival's scheduled time, or

@@ -67,6 +67,8 @@ pub(crate) struct Dispatcher {
     servers: Vec<String>,
     /// Refused connections since the last response.
     refused: u64,
+    /// When the executions that finished ended their load, the latest.
+    ended: Option<Duration>,
 }
 
 /// Refused connections in a row, with no response between them, after which a managed
@@ -104,6 +106,7 @@ impl Dispatcher {
             answers: 0,
             servers: Vec::new(),
             refused: 0,
+            ended: None,
         }
     }
 
@@ -172,8 +175,13 @@ impl Dispatcher {
             }
             LoadEvent::Settled { id } => self.settle(id),
             LoadEvent::Dropped { second, label } => self.store.record_dropped(second, &label, 1),
-            LoadEvent::Finished { index, error } => {
+            LoadEvent::Finished {
+                index,
+                error,
+                ended,
+            } => {
                 self.running = self.running.saturating_sub(1);
+                self.ended = Some(self.ended.map_or(ended, |e| e.max(ended)));
                 if let Some(e) = error {
                     let what = format!("execution {} could not run: {e}", index + 1);
                     return Some(CancelReason::EngineFailed(what));
@@ -247,8 +255,13 @@ impl Dispatcher {
             .collect()
     }
 
-    /// The load is over at `end`: the end of the measured time.
-    pub(crate) fn end_load(&mut self, end: Duration) {
+    /// The load is over at `now`. The measured time ends then, or when the executions said
+    /// their load ended if all did (the end of `hold-for`, not the grace after it).
+    pub(crate) fn end_load(&mut self, now: Duration) {
+        let end = match self.ended {
+            Some(ended) if self.running == 0 => ended.min(now),
+            _ => now,
+        };
         self.store.set_end(end);
     }
 

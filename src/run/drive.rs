@@ -162,15 +162,6 @@ pub(super) async fn drive(
         };
         let ticked = matches!(event, Event::Tick { .. });
         reason = dispatcher.handle(event);
-        if let Some(CancelReason::ServerFailed {
-            label,
-            log_tail: tail,
-            ..
-        }) = &mut reason
-            && tail.is_empty()
-        {
-            *tail = log_tail(servers, label);
-        }
         answers.store(dispatcher.answers(), Ordering::Relaxed);
         if let Some(CancelReason::CriterionStop(name)) = &reason {
             let _ = writeln!(
@@ -207,6 +198,16 @@ pub(super) async fn drive(
         }
     }
     let mut reason = reason.unwrap_or(CancelReason::Completed);
+    // A server the dispatcher found down (refusing connections): what its log says.
+    if let CancelReason::ServerFailed {
+        label,
+        log_tail: tail,
+        ..
+    } = &mut reason
+        && tail.is_empty()
+    {
+        *tail = log_tail(servers, label);
+    }
     progress.finish();
     watchdogs.abort_all();
     // The end of the measured time, and the concurrency of its last, partial second.
