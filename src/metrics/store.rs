@@ -326,7 +326,7 @@ impl Bucket {
 }
 
 /// Buckets of every label (by index) over seconds `from..to`.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Span {
     from: u64,
     to: u64,
@@ -385,7 +385,7 @@ fn row_bytes(row: &[Option<Bucket>]) -> usize {
 }
 
 /// Measurements of a run, per second and per label (`""` is every label).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Store {
     labels: Vec<String>,
     /// History before `fine_from`, merged into spans: oldest first, contiguous from 0.

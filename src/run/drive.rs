@@ -36,8 +36,12 @@ pub(super) struct Measured {
     pub(super) dispatcher: Dispatcher,
 }
 
-/// Writes a checkpoint of what the dispatcher holds; the load started at the given time.
-pub(super) type Checkpoint<'a> = dyn FnMut(&Dispatcher, &str) -> std::io::Result<()> + Send + 'a;
+/// Takes a copy of what the dispatcher holds (the load started at the given time) for a
+/// checkpoint, to be written away from the dispatcher.
+pub(super) type Checkpoint<'a> = dyn FnMut(&Dispatcher, &str) -> CheckpointJob + Send + 'a;
+
+/// Builds and writes one checkpoint (on a blocking thread).
+pub(super) type CheckpointJob = Box<dyn FnOnce() -> std::io::Result<()> + Send + 'static>;
 
 /// Runs the suite's load to its end; returns why it ended and what it measured.
 pub(super) async fn drive(
@@ -126,6 +130,7 @@ pub(super) async fn drive(
         None
     };
     let mut next_checkpoint = CHECKPOINT_EVERY;
+    let mut writing: Option<tokio::task::JoinHandle<std::io::Result<()>>> = None;
     while reason.is_none() {
         let event = tokio::select! {
             event = events.recv() => match event {
@@ -180,14 +185,15 @@ pub(super) async fn drive(
                 &dispatcher.store,
                 summary,
             );
-            if elapsed >= next_checkpoint
-                && let Err(e) = checkpoint(&dispatcher, &started_at)
-            {
-                let _ = writeln!(
-                    console,
-                    "{}: could not write a checkpoint of results.json: {e}",
-                    plan.suite.name
-                );
+            // One checkpoint at a time: a slow disk skips one rather than piling them up.
+            if elapsed >= next_checkpoint && writing.as_ref().is_none_or(|w| w.is_finished()) {
+                if let Some(done) = writing.take() {
+                    checkpoint_written(done.await, console, &plan.suite.name);
+                }
+                writing = Some(tokio::task::spawn_blocking(checkpoint(
+                    &dispatcher,
+                    &started_at,
+                )));
             }
             while next_checkpoint <= elapsed {
                 next_checkpoint += CHECKPOINT_EVERY;
@@ -198,6 +204,10 @@ pub(super) async fn drive(
         }
     }
     let mut reason = reason.unwrap_or(CancelReason::Completed);
+    // A checkpoint still being written ends first: it must not land after the final report.
+    if let Some(done) = writing.take() {
+        checkpoint_written(done.await, console, &plan.suite.name);
+    }
     // A server the dispatcher found down (refusing connections): what its log says.
     if let CancelReason::ServerFailed {
         label,
@@ -269,6 +279,22 @@ pub(super) async fn drive(
         dispatcher,
     };
     (reason, measured)
+}
+
+fn checkpoint_written(
+    done: Result<std::io::Result<()>, tokio::task::JoinError>,
+    console: &mut (dyn Write + Send),
+    suite: &str,
+) {
+    let error = match done {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => e.to_string(),
+    };
+    let _ = writeln!(
+        console,
+        "{suite}: could not write a checkpoint of results.json: {error}"
+    );
 }
 
 fn log_tail(servers: &[ManagedServer], label: &str) -> String {

@@ -140,14 +140,36 @@ impl Reports<'_> {
         crate::report::write_all(&run, &self.opts.artifacts_dir, &self.opts.destinations)
     }
 
-    /// `results.json` with `suite` as measured so far, the run marked incomplete.
-    fn checkpoint(&self, suite: SuiteReport) -> std::io::Result<()> {
-        let run = self.with(suite, RunStatus::Incomplete);
-        let to = &self.opts.destinations.json;
-        let path = to
+    /// What a checkpoint written away from the run needs.
+    fn detached(&self) -> Checkpoints {
+        let path = self
+            .opts
+            .destinations
+            .json
             .clone()
             .unwrap_or_else(|| self.opts.artifacts_dir.join("results.json"));
-        crate::report::files::results_json(&path, &run)
+        Checkpoints {
+            run: self.run.clone(),
+            started: self.started,
+            path,
+        }
+    }
+}
+
+/// Writes checkpoints of `results.json`: the suites before this one and this one so far.
+pub(crate) struct Checkpoints {
+    run: RunReport,
+    started: Instant,
+    path: PathBuf,
+}
+
+impl Checkpoints {
+    /// `results.json` with `suite` as measured so far, the run marked incomplete.
+    fn checkpoint(mut self, suite: SuiteReport) -> std::io::Result<()> {
+        self.run.suites.push(suite);
+        self.run.status = RunStatus::Incomplete;
+        self.run.duration_s = self.started.elapsed().as_secs_f64();
+        crate::report::files::results_json(&self.path, &self.run)
     }
 }
 

@@ -14,10 +14,10 @@ use crate::report::redact::Redactor;
 use crate::server::shellexec::{Shell, Stage};
 use crate::server::{ManagedServer, ServerError};
 use crate::suite::interpolate::unescape;
-use crate::suite::model::{Launch, Service, ShellExec, Suite};
+use crate::suite::model::{Criterion, Launch, Service, ShellExec};
 
 use super::dispatcher::Dispatcher;
-use super::drive::drive;
+use super::drive::{CheckpointJob, drive};
 use super::{CancelReason, Reports, RunOptions, Signals, now_rfc3339, outputs, with_settings_env};
 
 /// Runs one suite: its servers and commands, its load (see [`drive`]), its verdict. Every
@@ -102,14 +102,21 @@ pub(super) async fn run_suite(
         Ok(()) => {
             // Every few seconds, results.json of what was measured so far, marked incomplete:
             // even a SIGKILL leaves a valid one.
-            let mut checkpoint = |d: &Dispatcher, load_started_at: &str| {
+            // The dispatcher hands over a copy of what it holds; the report is built and
+            // written beside the load, not in its way.
+            let mut checkpoint = |d: &Dispatcher, load_started_at: &str| -> CheckpointJob {
                 let mut partial = report.clone();
                 partial.status = SuiteStatus::Incomplete;
                 partial.duration_s = started.elapsed().as_secs_f64();
                 partial.load_started_at = Some(load_started_at.to_owned());
-                fill_criteria(&mut partial, suite, Some(&d.judge.so_far(&d.store)));
-                fill_measurements(&mut partial, &d.store);
-                reports.checkpoint(redactor.report(partial))
+                let (store, judge) = (d.store.clone(), d.judge.clone());
+                let (criteria, redactor) = (suite.criteria.clone(), redactor.clone());
+                let writer = reports.detached();
+                Box::new(move || {
+                    fill_criteria(&mut partial, &criteria, Some(&judge.so_far(&store)));
+                    fill_measurements(&mut partial, &store);
+                    writer.checkpoint(redactor.report(partial))
+                })
             };
             let (reason, measured) = drive(
                 &plan,
@@ -136,7 +143,7 @@ pub(super) async fn run_suite(
     // The load is over: the criteria are judged now, so shutdown commands see the verdict.
     let judged = measured.as_mut().map(|m| m.dispatcher.finish());
     apply_reason(&mut report, &reason, &dir);
-    fill_criteria(&mut report, suite, judged.as_deref());
+    fill_criteria(&mut report, &suite.criteria, judged.as_deref());
     if let Some(m) = &measured {
         report.load_started_at = Some(m.started_at.clone());
         fill_measurements(&mut report, &m.dispatcher.store);
@@ -256,10 +263,9 @@ fn apply_reason(report: &mut SuiteReport, reason: &CancelReason, dir: &Path) {
 }
 
 /// The criteria of the report: judged, or "not judged" when the load never ran.
-fn fill_criteria(report: &mut SuiteReport, suite: &Suite, judged: Option<&[Judged]>) {
+fn fill_criteria(report: &mut SuiteReport, criteria: &[Criterion], judged: Option<&[Judged]>) {
     report.criteria = match judged {
-        Some(judged) => suite
-            .criteria
+        Some(judged) => criteria
             .iter()
             .zip(judged)
             .map(|(c, j)| {
@@ -267,8 +273,7 @@ fn fill_criteria(report: &mut SuiteReport, suite: &Suite, judged: Option<&[Judge
                 model::criterion_report(c, Some(j), stopped)
             })
             .collect(),
-        None => suite
-            .criteria
+        None => criteria
             .iter()
             .map(|c| model::criterion_report(c, None, false))
             .collect(),
