@@ -5,7 +5,7 @@
 //! to stop (a server exited or hung, a shellexec check failed, a signal). The dispatcher
 //! files measurements in the [`Store`], judges the criteria, and answers each event with
 //! whether the load must end. It reads no clock and spawns nothing: the suite runner
-//! ([`super::load`]) turns tasks, channels and time into events, and tests drive it with
+//! (`run::drive`) turns tasks, channels and time into events, and tests drive it with
 //! events alone.
 //!
 //! A second is judged only once every request due in it has finished (a watermark, as

@@ -1,8 +1,8 @@
 //! Running suites.
 //!
-//! [`run_suites`] runs suites one after another; [`suite`] runs one: its servers and
-//! commands, then its load, which [`drive`] wires (executions, monitors, watchdogs, checks,
-//! ticks, signals) into one stream of events for the [`dispatcher`], the single owner of the
+//! [`run_suites`] runs suites one after another; `suite` runs one: its servers and
+//! commands, then its load, which `drive` wires (executions, monitors, watchdogs, checks,
+//! ticks, signals) into one stream of events for the `dispatcher`, the single owner of the
 //! load's state and of the decision to stop. Whatever ends the load — its own end, a
 //! criterion, a server crash, SIGINT or SIGTERM — is a [`CancelReason`]; what was measured
 //! is judged and every report written before the servers are stopped.
