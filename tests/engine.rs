@@ -183,6 +183,7 @@ async fn run(plan: SuitePlan, dir: &std::path::Path) -> RunReport {
         progress: false,
         fail_fast: false,
         seed: 7,
+        environment: None,
     };
     let (mut console, mut tables) = (Vec::new(), Vec::new());
     run_suites(vec![plan], &opts, &mut console, &mut tables)

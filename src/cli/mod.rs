@@ -383,6 +383,7 @@ fn run_command(
         progress: !args.no_progress && !args.quiet,
         fail_fast: args.fail_fast,
         seed,
+        environment: args.suites.env.clone(),
     };
     // Half the cores by default: the server under test usually shares the machine, and a load
     // generator that starves it measures itself.
@@ -491,6 +492,7 @@ fn invalid_run_report(loaded: &Loaded) -> crate::report::RunReport {
         started_at: crate::run::now_rfc3339(),
         duration_s: 0.0,
         status: crate::report::model::RunStatus::Completed,
+        meta: crate::run::run_meta(),
         suites,
     }
 }

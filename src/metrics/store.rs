@@ -885,6 +885,20 @@ impl Snapshot {
         })
     }
 
+    /// The merged latency histogram (microseconds) in HdrHistogram's V2 encoding, base64;
+    /// `None` without samples.
+    pub fn histogram_base64(&self) -> Option<String> {
+        use base64::Engine as _;
+        if self.histogram.is_empty() {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        V2Serializer::new()
+            .serialize(&self.histogram, &mut bytes)
+            .ok()?;
+        Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
     /// Any percentile of the response time, from the merged histogram.
     pub fn percentile(&self, level: f64) -> Option<Duration> {
         (self.counts.hits > 0)

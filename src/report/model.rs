@@ -8,7 +8,11 @@ use serde::{Deserialize, Serialize};
 use crate::criteria::eval::Verdict;
 use crate::metrics::{Snapshot, Store};
 
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest results a comparison reads: version 2 added the whole-run histograms and the
+/// suite's identity a baseline needs.
+pub const COMPARABLE_SINCE: u32 = 2;
 /// Percentile levels every report carries (any level is available to criteria).
 pub const PERCENTILES: &[f64] = &[0.0, 50.0, 90.0, 95.0, 99.0, 99.9, 100.0];
 
@@ -21,7 +25,31 @@ pub struct RunReport {
     pub started_at: String,
     pub duration_s: f64,
     pub status: RunStatus,
+    /// Where and from what the run ran, to tell runs apart in a history.
+    #[serde(default)]
+    pub meta: RunMeta,
     pub suites: Vec<SuiteReport>,
+}
+
+/// Where and from what a run ran.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct RunMeta {
+    /// The git commit of the working directory, when it is a git checkout.
+    pub git_commit: Option<String>,
+    /// Whether that checkout had uncommitted changes.
+    #[serde(default)]
+    pub git_dirty: bool,
+    pub host: String,
+}
+
+/// What makes two runs of a suite comparable: the same suite, environment and load.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SuiteIdentity {
+    /// `-e/--env NAME`, when given.
+    pub environment: Option<String>,
+    /// SHA-256 (hex) of the suite's executions and scenarios as they ran: a different hash
+    /// is a different load.
+    pub load_hash: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -69,6 +97,8 @@ pub struct SuiteReport {
     /// The suite as it ran (`effective.yml`), with secrets redacted.
     #[serde(default)]
     pub effective_yaml: String,
+    #[serde(default)]
+    pub identity: SuiteIdentity,
 }
 
 /// The report files a suite's `reporting` modules ask for.
@@ -121,6 +151,7 @@ impl SuiteReport {
             stopped_by: None,
             outputs: SuiteOutputs::default(),
             effective_yaml: String::new(),
+            identity: SuiteIdentity::default(),
         }
     }
 
@@ -257,6 +288,10 @@ pub struct LabelStats {
     pub rc: BTreeMap<String, u64>,
     /// Error message → count (at most 50 kinds).
     pub errors: BTreeMap<String, u64>,
+    /// The whole run's latency histogram (microseconds), HdrHistogram V2, base64: what a
+    /// later comparison merges and tests.
+    #[serde(default)]
+    pub histogram: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -324,6 +359,7 @@ impl LabelStats {
                 .collect(),
             rc: s.codes(),
             errors: s.errors(),
+            histogram: s.histogram_base64(),
         }
     }
 }

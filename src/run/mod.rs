@@ -61,6 +61,8 @@ pub struct RunOptions {
     /// Stop after the first suite that does not complete.
     pub fail_fast: bool,
     pub seed: u64,
+    /// `-e/--env NAME`: part of each suite's identity for comparisons.
+    pub environment: Option<String>,
 }
 
 /// Runs every suite; returns the report (already written to `results.json`). Progress and
@@ -81,6 +83,7 @@ pub async fn run_suites(
         started_at: now_rfc3339(),
         duration_s: 0.0,
         status: RunStatus::Completed,
+        meta: run_meta(),
         suites: Vec::new(),
     };
     let mut signals = Signals::new()?;
@@ -105,6 +108,33 @@ pub async fn run_suites(
     report.duration_s = started.elapsed().as_secs_f64();
     crate::report::write_all(&report, &opts.artifacts_dir, &opts.destinations)?;
     Ok(report)
+}
+
+/// Where this run runs: the working directory's git commit (when it is a checkout) and the
+/// host.
+pub fn run_meta() -> model::RunMeta {
+    let git = |args: &[&str]| -> Option<String> {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    let git_commit = git(&["rev-parse", "HEAD"]).filter(|c| !c.is_empty());
+    let git_dirty = git_commit.is_some()
+        && git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    model::RunMeta {
+        git_commit,
+        git_dirty,
+        host: nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default(),
+    }
 }
 
 /// The run's status after a suite that ended for `reason`.

@@ -9,7 +9,9 @@ use crate::criteria::eval::Judged;
 use crate::metrics::Store;
 use crate::plan::SuitePlan;
 use crate::report::files;
-use crate::report::model::{self, ExecutionReport, SuiteError, SuiteReport, SuiteStatus};
+use crate::report::model::{
+    self, ExecutionReport, SuiteError, SuiteIdentity, SuiteReport, SuiteStatus,
+};
 use crate::report::redact::Redactor;
 use crate::server::shellexec::{Shell, Stage};
 use crate::server::{ManagedServer, ServerError};
@@ -64,6 +66,10 @@ pub(super) async fn run_suite(
         outputs: outputs(suite),
         effective_yaml,
         load_started_at: None,
+        identity: SuiteIdentity {
+            environment: opts.environment.clone(),
+            load_hash: load_hash(&effective),
+        },
     };
     // Every shellexec module's commands, stage by stage in declared order.
     let mut shell_config = ShellExec::default();
@@ -223,6 +229,16 @@ pub(super) async fn run_suite(
         set_error(&mut report, e);
     }
     Ok((redactor.report(report), reason))
+}
+
+/// SHA-256 (hex) of what makes the load: the executions and the scenarios as they ran.
+fn load_hash(effective: &serde_json::Value) -> String {
+    let load = serde_json::json!({
+        "execution": effective.get("execution"),
+        "scenarios": effective.get("scenarios"),
+    });
+    let digest = ring::digest::digest(&ring::digest::SHA256, load.to_string().as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The suite's status and error from why its load ended.
