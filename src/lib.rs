@@ -5,6 +5,7 @@
 //! DESIGN.md. The binary in `main.rs` only parses arguments and maps results to exit codes.
 
 pub mod cli;
+pub mod compare;
 pub mod criteria;
 pub mod demo;
 pub mod load;

@@ -79,6 +79,23 @@ pub enum Command {
         #[command(flatten)]
         outputs: OutputArgs,
     },
+    /// Compare a run with an earlier one: per suite and label, each KPI before and now, and
+    /// whether it regressed beyond the threshold and the run-to-run noise (exit 3 if so).
+    Compare {
+        /// The baseline: an earlier results.json.
+        #[arg(value_name = "OLD.json")]
+        old: PathBuf,
+        /// The run to judge: a results.json.
+        #[arg(value_name = "NEW.json")]
+        new: PathBuf,
+        /// How much worse a KPI may get before it counts as a regression (percent; for the
+        /// error rate, percentage points).
+        #[arg(long, default_value = "10%", value_parser = parse_percent_arg)]
+        threshold: f64,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = CompareFormat::Table)]
+        format: CompareFormat,
+    },
     /// Run the reference model server (KServe v2 REST, Prometheus /metrics).
     DemoServer(DemoArgs),
     /// Print the JSON Schema of the suite format (or of results.json).
@@ -96,6 +113,21 @@ pub enum Command {
 pub enum Format {
     Table,
     Json,
+}
+
+/// How `perfgate compare` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompareFormat {
+    Table,
+    Json,
+    Markdown,
+}
+
+fn parse_percent_arg(text: &str) -> Result<f64, String> {
+    crate::suite::units::parse_percent(text)
+        .ok()
+        .filter(|p| p.is_finite() && *p >= 0.0)
+        .ok_or_else(|| format!("`{text}` is not a percentage such as 10% or 5"))
 }
 
 /// `perfgate run` options.
@@ -292,6 +324,12 @@ pub fn run(cli: Cli) -> ExitCode {
             artifacts_dir,
             outputs,
         } => report(&results, artifacts_dir, &outputs, &mut stdout, &mut stderr),
+        Command::Compare {
+            old,
+            new,
+            threshold,
+            format,
+        } => compare(&old, &new, threshold, format, &mut stdout, &mut stderr),
         Command::DemoServer(args) => {
             drop(stdout);
             demo_server(args, &mut stderr)
@@ -495,6 +533,42 @@ fn invalid_run_report(loaded: &Loaded) -> crate::report::RunReport {
         meta: crate::run::run_meta(),
         suites,
     }
+}
+
+/// `perfgate compare OLD NEW`: exit 3 when a KPI regressed, 0 otherwise, 1 on errors.
+fn compare(
+    old: &std::path::Path,
+    new: &std::path::Path,
+    threshold: f64,
+    format: CompareFormat,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> std::io::Result<ExitCode> {
+    let runs = crate::compare::load(old).and_then(|o| Ok((o, crate::compare::load(new)?)));
+    let (old_run, new_run) = match runs {
+        Ok(runs) => runs,
+        Err(e) => {
+            writeln!(stderr, "error: {e}")?;
+            return Ok(ExitCode::Error);
+        }
+    };
+    let comparison = crate::compare::compare(&old_run, &new_run, threshold);
+    let text = match format {
+        CompareFormat::Table => crate::compare::render::table(&comparison, threshold),
+        CompareFormat::Markdown => crate::compare::render::markdown(&comparison, threshold),
+        CompareFormat::Json => {
+            let mut json =
+                serde_json::to_string_pretty(&comparison).map_err(std::io::Error::other)?;
+            json.push('\n');
+            json
+        }
+    };
+    write!(stdout, "{text}")?;
+    Ok(if comparison.regressions() > 0 {
+        ExitCode::CriteriaFailed
+    } else {
+        ExitCode::Ok
+    })
 }
 
 /// `perfgate report RESULTS.json`: every report again, from saved results.

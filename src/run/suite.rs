@@ -68,7 +68,7 @@ pub(super) async fn run_suite(
         load_started_at: None,
         identity: SuiteIdentity {
             environment: opts.environment.clone(),
-            load_hash: load_hash(&effective),
+            load_hash: load_hash(&suite.load_identity),
         },
     };
     // Every shellexec module's commands, stage by stage in declared order.
@@ -232,12 +232,8 @@ pub(super) async fn run_suite(
 }
 
 /// SHA-256 (hex) of what makes the load: the executions and the scenarios as they ran.
-fn load_hash(effective: &serde_json::Value) -> String {
-    let load = serde_json::json!({
-        "execution": effective.get("execution"),
-        "scenarios": effective.get("scenarios"),
-    });
-    let digest = ring::digest::digest(&ring::digest::SHA256, load.to_string().as_bytes());
+fn load_hash(load_identity: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, load_identity.as_bytes());
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 

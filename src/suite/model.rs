@@ -31,6 +31,10 @@ pub struct Suite {
     /// The merged, interpolated config (written as `effective.yml`).
     #[serde(skip)]
     pub effective: serde_json::Value,
+    /// The executions and scenarios as they run, the same from run to run of the same load
+    /// (ports as their names): hashed into the suite's identity for comparisons.
+    #[serde(skip)]
+    pub load_identity: String,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -266,6 +266,16 @@ pub fn validate(raw: &RawSuite, cx: &Context<'_>, diags: &mut Diagnostics) -> Op
     if has_errors {
         return None;
     }
+    let effective = cx.effective.to_json();
+    // The load as it ran, with the run's ports written as the names they came from: what two
+    // runs must share to be compared.
+    let load_identity = cx.stable_label(
+        &serde_json::json!({
+            "execution": effective.get("execution"),
+            "scenarios": effective.get("scenarios"),
+        })
+        .to_string(),
+    );
     Some(Suite {
         name: cx.name.clone(),
         path: cx.path.clone(),
@@ -277,7 +287,8 @@ pub fn validate(raw: &RawSuite, cx: &Context<'_>, diags: &mut Diagnostics) -> Op
         reporters,
         criteria,
         labels: v.labels,
-        effective: cx.effective.to_json(),
+        effective,
+        load_identity,
     })
 }
 

@@ -1,0 +1,362 @@
+//! Comparing a run with an earlier one: per suite and label, each KPI before and now, its
+//! change, and whether the change is a regression beyond the run-to-run noise.
+//!
+//! The rule: a KPI regresses when its whole-run value got worse by more than the threshold
+//! (10% by default) *and* the change is beyond the noise: the 95% bootstrap confidence
+//! interval of the ratio of the two runs' medians of the per-second values (2000 resamples,
+//! seeded, so the same inputs give the same verdict) lies entirely on the worse side of 1.
+//! With fewer than [`MIN_SECONDS`] per-second values in either run there is no noise estimate
+//! and the threshold alone decides. Nothing here reads a clock or the network.
+
+pub mod render;
+
+use std::path::{Path, PathBuf};
+
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::report::model::{COMPARABLE_SINCE, FORMAT_VERSION, LabelStats, RunReport, SuiteReport};
+
+/// Per-second values needed in each run for a noise estimate.
+pub const MIN_SECONDS: usize = 5;
+/// Bootstrap resamples.
+const RESAMPLES: usize = 2000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not a perfgate results.json: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(
+        "{} is results format {found}; comparisons need format {COMPARABLE_SINCE} to {FORMAT_VERSION} (run the suite again with this perfgate to get one)",
+        path.display()
+    )]
+    Version { path: PathBuf, found: u32 },
+}
+
+/// Reads a results.json that a comparison can use.
+pub fn load(path: &Path) -> Result<RunReport, CompareError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CompareError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    // The version first: an older file may not parse as today's report.
+    let version = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("format_version")?.as_u64())
+        .and_then(|v| u32::try_from(v).ok());
+    if let Some(found) = version
+        && !(COMPARABLE_SINCE..=FORMAT_VERSION).contains(&found)
+    {
+        return Err(CompareError::Version {
+            path: path.to_owned(),
+            found,
+        });
+    }
+    serde_json::from_str(&text).map_err(|source| CompareError::Parse {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// A KPI compared, and which way is worse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kpi {
+    AvgRt,
+    P50,
+    P90,
+    P99,
+    Throughput,
+    /// Failed samples, percent of hits (compared in percentage points).
+    ErrorRate,
+}
+
+impl Kpi {
+    pub const ALL: [Kpi; 6] = [
+        Kpi::AvgRt,
+        Kpi::P50,
+        Kpi::P90,
+        Kpi::P99,
+        Kpi::Throughput,
+        Kpi::ErrorRate,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kpi::AvgRt => "avg-rt",
+            Kpi::P50 => "p50",
+            Kpi::P90 => "p90",
+            Kpi::P99 => "p99",
+            Kpi::Throughput => "throughput",
+            Kpi::ErrorRate => "error-rate",
+        }
+    }
+
+    /// Whether a larger value is worse (latency, errors) or better (throughput).
+    fn higher_is_worse(self) -> bool {
+        !matches!(self, Kpi::Throughput)
+    }
+
+    /// The whole-run value: milliseconds, requests per second, or percent.
+    fn whole(self, l: &LabelStats) -> Option<f64> {
+        match self {
+            Kpi::AvgRt => l.avg_rt_ms,
+            Kpi::P50 => l.percentiles_ms.get("50.0").copied(),
+            Kpi::P90 => l.percentiles_ms.get("90.0").copied(),
+            Kpi::P99 => l.percentiles_ms.get("99.0").copied(),
+            Kpi::Throughput => l.throughput,
+            Kpi::ErrorRate => (l.hits > 0).then(|| 100.0 * l.fail as f64 / l.hits as f64),
+        }
+    }
+
+    /// The label's per-second values (single-second timeline rows only).
+    fn per_second(self, suite: &SuiteReport, label: &str) -> Vec<f64> {
+        suite
+            .timeline
+            .iter()
+            .filter(|r| r.label == label && r.seconds <= 1)
+            .filter_map(|r| match self {
+                Kpi::AvgRt => r.avg_rt_ms,
+                Kpi::P50 => r.p50_ms,
+                Kpi::P90 => r.p90_ms,
+                Kpi::P99 => r.p99_ms,
+                Kpi::Throughput => Some(r.served as f64),
+                Kpi::ErrorRate => (r.hits > 0).then(|| 100.0 * r.fail as f64 / r.hits as f64),
+            })
+            .collect()
+    }
+}
+
+/// What a comparison concludes about one KPI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Within the threshold.
+    Ok,
+    /// Worse beyond the threshold, but within the run-to-run noise.
+    Noise,
+    /// Worse beyond the threshold and beyond the noise.
+    Regression,
+    /// Better beyond the threshold and beyond the noise.
+    Improvement,
+    /// No value in one of the runs.
+    NoData,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Noise => "within noise",
+            Verdict::Regression => "REGRESSION",
+            Verdict::Improvement => "improved",
+            Verdict::NoData => "no data",
+        }
+    }
+}
+
+/// One KPI of one label, before and now.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub suite: String,
+    pub label: String,
+    pub kpi: Kpi,
+    pub old: Option<f64>,
+    pub new: Option<f64>,
+    /// Relative change in percent (percentage points for the error rate).
+    pub change: Option<f64>,
+    /// 95% interval of the ratio new/old of the per-second medians, when both runs have
+    /// enough seconds.
+    pub interval: Option<(f64, f64)>,
+    pub verdict: Verdict,
+}
+
+/// A whole comparison.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Comparison {
+    pub rows: Vec<Row>,
+    /// Suites that could not be compared, and why.
+    pub notes: Vec<String>,
+}
+
+impl Comparison {
+    pub fn regressions(&self) -> usize {
+        self.rows
+            .iter()
+            .filter(|r| r.verdict == Verdict::Regression)
+            .count()
+    }
+}
+
+/// Compares every suite of `new` with the same suite (name and environment) in `old`;
+/// `threshold` in percent (percentage points for the error rate).
+pub fn compare(old: &RunReport, new: &RunReport, threshold: f64) -> Comparison {
+    let mut out = Comparison::default();
+    for suite in &new.suites {
+        let Some(before) = old
+            .suites
+            .iter()
+            .find(|s| s.name == suite.name && s.identity.environment == suite.identity.environment)
+        else {
+            out.notes
+                .push(format!("suite `{}`: not in the baseline", suite.name));
+            continue;
+        };
+        if before.identity.load_hash != suite.identity.load_hash {
+            out.notes.push(format!(
+                "suite `{}`: its load changed since the baseline (executions or scenarios differ)",
+                suite.name
+            ));
+        }
+        for label in &suite.labels {
+            let Some(old_label) = before.labels.iter().find(|l| l.label == label.label) else {
+                continue;
+            };
+            for kpi in Kpi::ALL {
+                out.rows
+                    .push(row(suite, before, label, old_label, kpi, threshold));
+            }
+        }
+    }
+    out
+}
+
+fn row(
+    suite: &SuiteReport,
+    before: &SuiteReport,
+    label: &LabelStats,
+    old_label: &LabelStats,
+    kpi: Kpi,
+    threshold: f64,
+) -> Row {
+    let (old, new) = (kpi.whole(old_label), kpi.whole(label));
+    let change = match (old, new) {
+        (Some(o), Some(n)) if kpi == Kpi::ErrorRate => Some(n - o),
+        (Some(o), Some(n)) if o > 0.0 => Some((n - o) / o * 100.0),
+        (Some(o), Some(n)) if o == n => Some(0.0),
+        _ => None,
+    };
+    let interval = {
+        let (a, b) = (
+            kpi.per_second(before, &label.label),
+            kpi.per_second(suite, &label.label),
+        );
+        let seed = seed_of(&suite.name, &label.label, kpi);
+        (a.len() >= MIN_SECONDS && b.len() >= MIN_SECONDS)
+            .then(|| ratio_interval(&a, &b, seed))
+            .flatten()
+    };
+    let verdict = match change {
+        None => Verdict::NoData,
+        Some(c) => {
+            let worse = if kpi.higher_is_worse() { c } else { -c };
+            let beyond_noise = |worse_side: bool| match interval {
+                // The whole interval of new/old on one side of 1.
+                Some((lo, hi)) => {
+                    let higher = lo > 1.0;
+                    let lower = hi < 1.0;
+                    if worse_side == kpi.higher_is_worse() {
+                        higher
+                    } else {
+                        lower
+                    }
+                }
+                None => true,
+            };
+            if worse > threshold {
+                if beyond_noise(true) {
+                    Verdict::Regression
+                } else {
+                    Verdict::Noise
+                }
+            } else if -worse > threshold && beyond_noise(false) {
+                Verdict::Improvement
+            } else {
+                Verdict::Ok
+            }
+        }
+    };
+    Row {
+        suite: suite.name.clone(),
+        label: label.label.clone(),
+        kpi,
+        old,
+        new,
+        change,
+        interval,
+        verdict,
+    }
+}
+
+/// The same inputs resample the same way: a verdict does not change from one reading of the
+/// same two files to the next.
+fn seed_of(suite: &str, label: &str, kpi: Kpi) -> u64 {
+    let text = format!("{suite}\u{0}{label}\u{0}{}", kpi.name());
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest.as_ref()[..8]);
+    u64::from_le_bytes(bytes)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// The 95% percentile-bootstrap interval of median(b) / median(a); `None` when a median
+/// is zero.
+fn ratio_interval(a: &[f64], b: &[f64], seed: u64) -> Option<(f64, f64)> {
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    let mut ratios = Vec::with_capacity(RESAMPLES);
+    let (mut ra, mut rb) = (vec![0.0; a.len()], vec![0.0; b.len()]);
+    for _ in 0..RESAMPLES {
+        for x in ra.iter_mut() {
+            *x = a[rng.random_range(0..a.len())];
+        }
+        for x in rb.iter_mut() {
+            *x = b[rng.random_range(0..b.len())];
+        }
+        let (ma, mb) = (median(&mut ra), median(&mut rb));
+        if ma > 0.0 {
+            ratios.push(mb / ma);
+        }
+    }
+    if ratios.len() < RESAMPLES / 2 {
+        return None;
+    }
+    ratios.sort_by(f64::total_cmp);
+    let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
+    Some((at(0.025), at(0.975)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_interval_excludes_one_only_for_a_real_shift() {
+        // Two noisy series around 10 ms, then one around 12 ms.
+        let noisy = |centre: f64, k: u64| -> Vec<f64> {
+            (0..30)
+                .map(|i| centre + ((i * 7 + k * 13) % 11) as f64 * 0.2 - 1.0)
+                .collect()
+        };
+        let (lo, hi) = ratio_interval(&noisy(10.0, 1), &noisy(10.0, 2), 7).unwrap();
+        assert!(lo <= 1.0 && hi >= 1.0, "A/A: {lo}..{hi}");
+        let (lo, hi) = ratio_interval(&noisy(10.0, 1), &noisy(12.0, 2), 7).unwrap();
+        assert!(lo > 1.1 && hi < 1.3, "a 20% shift: {lo}..{hi}");
+    }
+}
