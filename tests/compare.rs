@@ -152,3 +152,174 @@ fn formats_notes_and_errors() {
     );
     assert_eq!(code, 2, "{out}");
 }
+
+/// `results` started at `when` from commit `commit`.
+fn run_at(when: &str, commit: &str, centre: f64) -> Value {
+    let mut r = results(&around(centre, 0.5, 1), "h1", 2);
+    r["started_at"] = json!(when);
+    r["meta"]["git_commit"] = json!(commit);
+    r
+}
+
+fn report(v: &Value) -> perfgate::report::RunReport {
+    serde_json::from_value(v.clone()).unwrap()
+}
+
+/// A history keeps the last N runs, names them by time and commit, and gives each suite the
+/// latest earlier run as its baseline (or the run of a revision); none when no run has it.
+#[test]
+fn a_history_rotates_and_picks_baselines() {
+    use perfgate::compare::history;
+    let dir = tempfile::tempdir().unwrap();
+    let hist = dir.path().join("history");
+    for (i, commit) in ["aaa111", "bbb222", "ccc333", "ddd444", "eee555"]
+        .iter()
+        .enumerate()
+    {
+        let r = report(&run_at(
+            &format!("2026-11-2{}T02:00:00Z", i + 1),
+            commit,
+            10.0 + i as f64,
+        ));
+        history::store(&hist, &r, 3).unwrap();
+    }
+    let names: Vec<String> = history::runs(&hist)
+        .unwrap()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "2026-11-23T02-00-00Z__ccc333.json",
+            "2026-11-24T02-00-00Z__ddd444.json",
+            "2026-11-25T02-00-00Z__eee555.json"
+        ]
+    );
+    let tonight = report(&run_at("2026-11-26T02:00:00Z", "fff666", 14.0));
+    let suite = &tonight.suites[0];
+    let latest = history::baseline(&hist, suite, &tonight.started_at, None)
+        .unwrap()
+        .unwrap();
+    assert!(latest.0.ends_with("2026-11-25T02-00-00Z__eee555.json"));
+    let by_rev = history::baseline(&hist, suite, &tonight.started_at, Some("ccc"))
+        .unwrap()
+        .unwrap();
+    assert!(by_rev.0.ends_with("2026-11-23T02-00-00Z__ccc333.json"));
+    assert!(
+        history::baseline(&hist, suite, &tonight.started_at, Some("zzz"))
+            .unwrap()
+            .is_none()
+    );
+    // Only earlier runs: a run is never its own baseline.
+    let first = report(&run_at("2026-11-20T02:00:00Z", "000000", 10.0));
+    assert!(
+        history::baseline(&hist, &first.suites[0], &first.started_at, None)
+            .unwrap()
+            .is_none()
+    );
+    // Another environment is another suite.
+    let mut staging = tonight.clone();
+    staging.suites[0].identity.environment = Some("staging".to_owned());
+    assert!(
+        history::baseline(&hist, &staging.suites[0], &staging.started_at, None)
+            .unwrap()
+            .is_none()
+    );
+    // `perfgate compare DIR NEW`: 14 ms against the latest (14 ms): no regression; against
+    // commit ccc333's 12 ms it would be one.
+    write(
+        dir.path(),
+        "tonight.json",
+        &run_at("2026-11-26T02:00:00Z", "fff666", 14.0),
+    );
+    let (code, out) = perfgate_in(dir.path(), &["compare", "history", "tonight.json"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &[
+            "compare",
+            "history/2026-11-23T02-00-00Z__ccc333.json",
+            "tonight.json",
+        ],
+    );
+    assert_eq!(code, 3, "{out}");
+}
+
+/// `perfgate run --history DIR`: the first night has no baseline and passes; a night twice as
+/// slow as the one before fails with exit 3 and says so on its last line; both nights are kept.
+#[test]
+fn a_run_with_a_history_gates_on_the_night_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = |latency: &str| {
+        format!(
+            r#"settings: {{ports: [PORT]}}
+services:
+  - module: server
+    label: model
+    command: ["${{PERFGATE}}", demo-server, --port, "${{PORT}}", --latency, {latency}]
+    ready: {{http: "http://127.0.0.1:${{PORT}}/v2/health/ready", timeout: 30s}}
+execution: [{{scenario: s, concurrency: 2, hold-for: 6s}}]
+scenarios:
+  s: {{default-address: "http://127.0.0.1:${{PORT}}", requests: [{{url: /v2/models/mlp/infer, label: infer, method: POST, body: {{inputs: [{{name: input, shape: [1, 4], datatype: FP32, data: [1, 2, 3, 4]}}]}}}}]}}
+"#
+        )
+    };
+    std::fs::write(dir.path().join("nightly.yaml"), suite("10ms")).unwrap();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &[
+            "run",
+            "nightly.yaml",
+            "--no-progress",
+            "-a",
+            "n1",
+            "--history",
+            "hist",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    // (The 6 s load puts the next night in a later second than the first.)
+    let first = std::fs::read_dir(dir.path().join("hist")).unwrap().count();
+    assert_eq!(first, 1);
+    std::fs::write(dir.path().join("nightly.yaml"), suite("20ms")).unwrap();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &[
+            "run",
+            "nightly.yaml",
+            "--no-progress",
+            "-a",
+            "n2",
+            "--history",
+            "hist",
+        ],
+    );
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("vs baseline (hist)"), "{out}");
+    assert!(out.contains("REGRESSION"), "{out}");
+    let last = out.lines().rfind(|l| l.starts_with("perfgate: ")).unwrap();
+    assert!(last.contains("regressed against the baseline"), "{out}");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("hist")).unwrap().count(),
+        2
+    );
+    // An explicit baseline that does not exist is an error, not a silent pass.
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &[
+            "run",
+            "nightly.yaml",
+            "--no-progress",
+            "-a",
+            "n3",
+            "--baseline",
+            "nope.json",
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("the baseline `nope.json` does not exist"),
+        "{out}"
+    );
+}

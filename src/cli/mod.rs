@@ -57,7 +57,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run suites: start their servers, drive the load, write reports.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Load and validate suites, print what each would run; send nothing.
     Validate(SuiteArgs),
     /// List suites with their executions, scenarios, labels and criteria.
@@ -158,6 +158,24 @@ pub struct RunArgs {
     pub seed: Option<u64>,
     #[command(flatten)]
     pub outputs: OutputArgs,
+    /// Compare with a baseline after the run: a results.json, or a history directory (the
+    /// latest earlier run of each suite). A regression beyond the threshold and the noise
+    /// fails the run (exit 3), as `perfgate compare` says.
+    #[arg(long, value_name = "PATH")]
+    pub baseline: Option<PathBuf>,
+    /// In a history, the baseline is the latest run of this git revision (a commit prefix).
+    #[arg(long, value_name = "REV")]
+    pub baseline_rev: Option<String>,
+    /// How much worse a KPI may get against the baseline (percent).
+    #[arg(long, default_value = "10%", value_parser = parse_percent_arg)]
+    pub baseline_threshold: f64,
+    /// Keep this run's results in DIR (`<UTC start>__<commit>.json`), and use DIR as the
+    /// baseline when `--baseline` is not given.
+    #[arg(long, value_name = "DIR")]
+    pub history: Option<PathBuf>,
+    /// Runs a history keeps (the oldest go).
+    #[arg(long, value_name = "N", default_value_t = crate::compare::history::DEFAULT_KEEP)]
+    pub history_keep: usize,
 }
 
 /// Where the run-level reports go (default: in the artifacts directory).
@@ -481,8 +499,62 @@ fn run_command(
         crate::report::console::criteria_table(&report)
     )?;
     writeln!(stdout, "reports: {}", artifacts_dir.display())?;
-    writeln!(stdout, "{}", crate::report::console::verdict_line(&report))?;
-    Ok(exit_code(&report))
+    let mut code = exit_code(&report);
+    let mut regressed: Option<String> = None;
+    if let Some(missing) = args.baseline.as_ref().filter(|b| !b.exists()) {
+        writeln!(
+            stderr,
+            "error: the baseline `{}` does not exist (give a results.json or a history directory)",
+            missing.display()
+        )?;
+        code = ExitCode::Error;
+    }
+    // Against the baseline, before this run joins the history it is compared with.
+    if let Some(source) = args.baseline.as_ref().or(args.history.as_ref())
+        && source.exists()
+    {
+        match crate::compare::against(
+            source,
+            &report,
+            args.baseline_rev.as_deref(),
+            args.baseline_threshold,
+        ) {
+            Ok(comparison) => {
+                write!(
+                    stdout,
+                    "vs baseline ({}):\n{}",
+                    source.display(),
+                    crate::compare::render::table(&comparison, args.baseline_threshold)
+                )?;
+                if comparison.regressions() > 0 && code == ExitCode::Ok {
+                    code = ExitCode::CriteriaFailed;
+                    regressed = Some(format!(
+                        "perfgate: FAILED, {} KPI(s) regressed against the baseline",
+                        comparison.regressions()
+                    ));
+                }
+            }
+            Err(e) => {
+                writeln!(stderr, "error: the baseline: {e}")?;
+                code = ExitCode::Error;
+            }
+        }
+    }
+    if let Some(dir) = &args.history
+        && let Err(e) = crate::compare::history::store(dir, &report, args.history_keep)
+    {
+        writeln!(
+            stderr,
+            "error: cannot keep the run in `{}`: {e}",
+            dir.display()
+        )?;
+        code = ExitCode::Error;
+    }
+    // The last line is the verdict: a regression against the baseline fails a run whose
+    // criteria passed.
+    let verdict = regressed.unwrap_or_else(|| crate::report::console::verdict_line(&report));
+    writeln!(stdout, "{verdict}")?;
+    Ok(code)
 }
 
 /// The report of a run whose suites did not validate: an error suite per invalid file, its
@@ -544,15 +616,22 @@ fn compare(
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> std::io::Result<ExitCode> {
-    let runs = crate::compare::load(old).and_then(|o| Ok((o, crate::compare::load(new)?)));
-    let (old_run, new_run) = match runs {
-        Ok(runs) => runs,
+    // OLD may be a history directory: each suite's latest earlier run there.
+    let comparison = crate::compare::load(new).and_then(|new_run| {
+        if old.is_dir() {
+            crate::compare::against(old, &new_run, None, threshold)
+        } else {
+            let old_run = crate::compare::load(old)?;
+            Ok(crate::compare::compare(&old_run, &new_run, threshold))
+        }
+    });
+    let comparison = match comparison {
+        Ok(c) => c,
         Err(e) => {
             writeln!(stderr, "error: {e}")?;
             return Ok(ExitCode::Error);
         }
     };
-    let comparison = crate::compare::compare(&old_run, &new_run, threshold);
     let text = match format {
         CompareFormat::Table => crate::compare::render::table(&comparison, threshold),
         CompareFormat::Markdown => crate::compare::render::markdown(&comparison, threshold),

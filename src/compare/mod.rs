@@ -8,6 +8,7 @@
 //! With fewer than [`MIN_SECONDS`] per-second values in either run there is no noise estimate
 //! and the threshold alone decides. Nothing here reads a clock or the network.
 
+pub mod history;
 pub mod render;
 
 use std::path::{Path, PathBuf};
@@ -199,13 +200,46 @@ impl Comparison {
 /// Compares every suite of `new` with the same suite (name and environment) in `old`;
 /// `threshold` in percent (percentage points for the error rate).
 pub fn compare(old: &RunReport, new: &RunReport, threshold: f64) -> Comparison {
-    let mut out = Comparison::default();
+    let baselines: Vec<Option<SuiteReport>> = new
+        .suites
+        .iter()
+        .map(|suite| {
+            old.suites
+                .iter()
+                .find(|s| {
+                    s.name == suite.name && s.identity.environment == suite.identity.environment
+                })
+                .cloned()
+        })
+        .collect();
+    compare_suites(new, &baselines, threshold)
+}
+
+/// Baselines of every suite of `new` from `source` (a results.json or a history directory;
+/// see [`history::baseline`]), then the comparison.
+pub fn against(
+    source: &Path,
+    new: &RunReport,
+    rev: Option<&str>,
+    threshold: f64,
+) -> Result<Comparison, CompareError> {
+    let mut baselines = Vec::new();
     for suite in &new.suites {
-        let Some(before) = old
-            .suites
-            .iter()
-            .find(|s| s.name == suite.name && s.identity.environment == suite.identity.environment)
-        else {
+        let found = history::baseline(source, suite, &new.started_at, rev)?;
+        baselines.push(found.map(|(_, s)| s));
+    }
+    Ok(compare_suites(new, &baselines, threshold))
+}
+
+/// Compares each suite of `new` with its baseline (`baselines[i]` for `new.suites[i]`).
+pub fn compare_suites(
+    new: &RunReport,
+    baselines: &[Option<SuiteReport>],
+    threshold: f64,
+) -> Comparison {
+    let mut out = Comparison::default();
+    for (suite, before) in new.suites.iter().zip(baselines) {
+        let Some(before) = before else {
             out.notes
                 .push(format!("suite `{}`: not in the baseline", suite.name));
             continue;
