@@ -121,7 +121,7 @@ pub(super) async fn run_suite(
                 Box::new(move || {
                     fill_criteria(&mut partial, &criteria, Some(&judge.so_far(&store)));
                     fill_measurements(&mut partial, &store);
-                    writer.checkpoint(redactor.report(partial))
+                    writer.checkpoint(redactor.suite_report(partial))
                 })
             };
             let (reason, measured) = drive(
@@ -161,7 +161,7 @@ pub(super) async fn run_suite(
     report.duration_s = started.elapsed().as_secs_f64();
     // Every report now, before the servers stop: a server that takes its grace to stop, or
     // a KILL that follows a TERM, does not cost what was measured.
-    reports.write(redactor.report(report.clone()), &reason)?;
+    reports.write(redactor.suite_report(report.clone()), &reason)?;
 
     // Errors of the shutdown and post-process stages, reported after the load's own cause.
     let mut late_errors: Vec<SuiteError> = Vec::new();
@@ -228,7 +228,7 @@ pub(super) async fn run_suite(
     for e in late_errors {
         set_error(&mut report, e);
     }
-    Ok((redactor.report(report), reason))
+    Ok((redactor.suite_report(report), reason))
 }
 
 /// SHA-256 (hex) of what makes the load: the executions and the scenarios as they ran.
