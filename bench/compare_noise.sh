@@ -43,6 +43,7 @@ false_alarms=0; caught=0
 for i in $(seq 1 "$pairs"); do
   run 10ms "a$i"; run 10ms "b$i"; run 12ms "c$i"
   false_alarms=$((false_alarms + $(flagged "a$i" "b$i")))
+  grep REGRESSION "$work/cmp.txt" | grep -v '^compare:' | sed 's/^/  A\/A: /' || true
   caught=$((caught + $(flagged "a$i" "c$i")))
   echo "pair $i: false alarms $false_alarms, caught $caught"
 done
