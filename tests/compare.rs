@@ -304,6 +304,20 @@ scenarios:
         std::fs::read_dir(dir.path().join("hist")).unwrap().count(),
         2
     );
+    // The deltas are beside the reports and in the summary CI shows.
+    let summary = std::fs::read_to_string(dir.path().join("n2/summary.md")).unwrap();
+    assert!(summary.contains("## compare: "), "{summary}");
+    assert!(summary.contains("❌ REGRESSION"), "{summary}");
+    let kept: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("n2/compare.json")).unwrap())
+            .unwrap();
+    assert!(
+        kept["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["verdict"] == "regression")
+    );
     // An explicit baseline that does not exist is an error, not a silent pass.
     let (code, out) = perfgate_in(
         dir.path(),

@@ -526,6 +526,10 @@ fn run_command(
                     source.display(),
                     crate::compare::render::table(&comparison, args.baseline_threshold)
                 )?;
+                if let Err(e) = keep_comparison(&comparison, args, &artifacts_dir) {
+                    writeln!(stderr, "error: cannot write the comparison: {e}")?;
+                    code = ExitCode::Error;
+                }
                 if comparison.regressions() > 0 && code == ExitCode::Ok {
                     code = ExitCode::CriteriaFailed;
                     regressed = Some(format!(
@@ -605,6 +609,33 @@ fn invalid_run_report(loaded: &Loaded) -> crate::report::RunReport {
         meta: crate::run::run_meta(),
         suites,
     }
+}
+
+/// The comparison with the baseline beside the run's reports: `compare.json`, and appended to
+/// `summary.md` (and to `--summary-md`, so a CI job summary shows the deltas).
+fn keep_comparison(
+    comparison: &crate::compare::Comparison,
+    args: &RunArgs,
+    artifacts_dir: &std::path::Path,
+) -> std::io::Result<()> {
+    use crate::report::files::write_atomically;
+    let json = serde_json::to_string_pretty(comparison).map_err(std::io::Error::other)?;
+    write_atomically(&artifacts_dir.join("compare.json"), json.as_bytes())?;
+    let markdown = crate::compare::render::markdown(comparison, args.baseline_threshold);
+    let summaries = [
+        Some(artifacts_dir.join("summary.md")),
+        args.outputs.summary_md.clone(),
+    ];
+    for path in summaries.into_iter().flatten() {
+        let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push('\n');
+        text.push_str(&markdown);
+        write_atomically(&path, text.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// `perfgate compare OLD NEW`: exit 3 when a KPI regressed, 0 otherwise, 1 on errors.
