@@ -337,3 +337,40 @@ scenarios:
         "{out}"
     );
 }
+
+/// With a history, a KPI's night-to-night spread is noise too: +15% against a history that
+/// swings by more than that is not a regression; against a steady history it is.
+#[test]
+fn a_history_that_swings_raises_the_bar() {
+    let dir = tempfile::tempdir().unwrap();
+    let nights = |name: &str, centres: &[f64]| {
+        let hist = dir.path().join(name);
+        for (i, centre) in centres.iter().enumerate() {
+            let r = report(&run_at(&format!("2026-11-1{i}T02:00:00Z"), "abc", *centre));
+            perfgate::compare::history::store(&hist, &r, 30).unwrap();
+        }
+    };
+    nights("swinging", &[10.0, 13.0, 8.0, 12.5, 8.5, 10.0]);
+    nights("steady", &[10.0, 10.1, 9.9, 10.0, 10.05, 10.0]);
+    write(
+        dir.path(),
+        "tonight.json",
+        &run_at("2026-11-20T02:00:00Z", "def", 11.5),
+    );
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["compare", "swinging", "tonight.json", "--format", "json"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let avg = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["label"] == "infer" && r["kpi"] == "avg-rt")
+        .unwrap();
+    assert_eq!(avg["verdict"], "noise", "{avg}");
+    assert!(avg["between_runs"].as_f64().unwrap() > 15.0, "{avg}");
+    let (code, out) = perfgate_in(dir.path(), &["compare", "steady", "tonight.json"]);
+    assert_eq!(code, 3, "{out}");
+}

@@ -70,6 +70,18 @@ pub fn baseline(
     before: &str,
     rev: Option<&str>,
 ) -> Result<Option<(PathBuf, SuiteReport)>, CompareError> {
+    Ok(earlier(source, suite, before, rev, 1)?.into_iter().next())
+}
+
+/// Up to `limit` earlier runs of `suite` in `source`, the latest first (see [`baseline`]).
+pub fn earlier(
+    source: &Path,
+    suite: &SuiteReport,
+    before: &str,
+    rev: Option<&str>,
+    limit: usize,
+) -> Result<Vec<(PathBuf, SuiteReport)>, CompareError> {
+    let mut found = Vec::new();
     let candidates = if source.is_dir() {
         let mut runs = runs(source).map_err(|e| CompareError::Read {
             path: source.to_owned(),
@@ -104,8 +116,11 @@ pub fn baseline(
             .into_iter()
             .find(|s| s.name == suite.name && s.identity.environment == suite.identity.environment);
         if let Some(same) = same {
-            return Ok(Some((path, same)));
+            found.push((path, same));
+            if found.len() >= limit {
+                break;
+            }
         }
     }
-    Ok(None)
+    Ok(found)
 }

@@ -177,6 +177,9 @@ pub struct Row {
     /// 95% interval of the ratio new/old of the per-second medians, when both runs have
     /// enough seconds.
     pub interval: Option<(f64, f64)>,
+    /// How much the KPI moves from run to run in the history (percent, or points for the
+    /// error rate), when there were enough earlier runs: a change must exceed it too.
+    pub between_runs: Option<f64>,
     pub verdict: Verdict,
 }
 
@@ -200,16 +203,18 @@ impl Comparison {
 /// Compares every suite of `new` with the same suite (name and environment) in `old`;
 /// `threshold` in percent (percentage points for the error rate).
 pub fn compare(old: &RunReport, new: &RunReport, threshold: f64) -> Comparison {
-    let baselines: Vec<Option<SuiteReport>> = new
+    let baselines: Vec<Vec<SuiteReport>> = new
         .suites
         .iter()
         .map(|suite| {
             old.suites
                 .iter()
-                .find(|s| {
+                .filter(|s| {
                     s.name == suite.name && s.identity.environment == suite.identity.environment
                 })
+                .take(1)
                 .cloned()
+                .collect()
         })
         .collect();
     compare_suites(new, &baselines, threshold)
@@ -225,21 +230,19 @@ pub fn against(
 ) -> Result<Comparison, CompareError> {
     let mut baselines = Vec::new();
     for suite in &new.suites {
-        let found = history::baseline(source, suite, &new.started_at, rev)?;
-        baselines.push(found.map(|(_, s)| s));
+        let found = history::earlier(source, suite, &new.started_at, rev, HISTORY_RUNS)?;
+        baselines.push(found.into_iter().map(|(_, s)| s).collect());
     }
     Ok(compare_suites(new, &baselines, threshold))
 }
 
-/// Compares each suite of `new` with its baseline (`baselines[i]` for `new.suites[i]`).
-pub fn compare_suites(
-    new: &RunReport,
-    baselines: &[Option<SuiteReport>],
-    threshold: f64,
-) -> Comparison {
+/// Compares each suite of `new` with its earlier runs (`earlier[i]` for `new.suites[i]`, the
+/// latest first): the latest is the baseline; with at least [`MIN_HISTORY`] of them, their
+/// spread is part of the noise.
+pub fn compare_suites(new: &RunReport, earlier: &[Vec<SuiteReport>], threshold: f64) -> Comparison {
     let mut out = Comparison::default();
-    for (suite, before) in new.suites.iter().zip(baselines) {
-        let Some(before) = before else {
+    for (suite, runs) in new.suites.iter().zip(earlier) {
+        let Some(before) = runs.first() else {
             out.notes
                 .push(format!("suite `{}`: not in the baseline", suite.name));
             continue;
@@ -254,13 +257,41 @@ pub fn compare_suites(
             let Some(old_label) = before.labels.iter().find(|l| l.label == label.label) else {
                 continue;
             };
+            let history: Vec<&LabelStats> = runs
+                .iter()
+                .filter_map(|r| r.labels.iter().find(|l| l.label == label.label))
+                .collect();
             for kpi in Kpi::ALL {
+                let spread = between_runs(kpi, &history);
                 out.rows
-                    .push(row(suite, before, label, old_label, kpi, threshold));
+                    .push(row(suite, before, label, old_label, kpi, threshold, spread));
             }
         }
     }
     out
+}
+
+/// Earlier runs a history comparison reads.
+const HISTORY_RUNS: usize = 10;
+/// Earlier runs needed for a between-run spread.
+pub const MIN_HISTORY: usize = 3;
+
+/// How much a KPI moves from run to run in a history: 3 robust standard deviations (1.4826 ×
+/// the median absolute deviation), in percent of the median (percentage points for the error
+/// rate); `None` with fewer than [`MIN_HISTORY`] runs.
+fn between_runs(kpi: Kpi, history: &[&LabelStats]) -> Option<f64> {
+    let mut values: Vec<f64> = history.iter().filter_map(|l| kpi.whole(l)).collect();
+    if values.len() < MIN_HISTORY {
+        return None;
+    }
+    let centre = median(&mut values);
+    let mut deviations: Vec<f64> = values.iter().map(|v| (v - centre).abs()).collect();
+    let mad = median(&mut deviations) * 1.4826;
+    match kpi {
+        Kpi::ErrorRate => Some(3.0 * mad),
+        _ if centre > 0.0 => Some(3.0 * mad / centre * 100.0),
+        _ => None,
+    }
 }
 
 fn row(
@@ -270,6 +301,7 @@ fn row(
     old_label: &LabelStats,
     kpi: Kpi,
     threshold: f64,
+    between_runs: Option<f64>,
 ) -> Row {
     let (old, new) = (kpi.whole(old_label), kpi.whole(label));
     let change = match (old, new) {
@@ -305,8 +337,10 @@ fn row(
                 }
                 None => true,
             };
+            // A change the history shows from night to night is noise too.
+            let bar = threshold.max(between_runs.unwrap_or(0.0));
             if worse > threshold {
-                if beyond_noise(true) {
+                if worse > bar && beyond_noise(true) {
                     Verdict::Regression
                 } else {
                     Verdict::Noise
@@ -326,6 +360,7 @@ fn row(
         new,
         change,
         interval,
+        between_runs,
         verdict,
     }
 }
