@@ -51,6 +51,18 @@ fn around(centre: f64, spread: f64, phase: usize) -> Vec<f64> {
         .collect()
 }
 
+/// The `avg-rt` row of label `infer` in `compare --format json` output.
+fn avg_rt_of_infer(json: &str) -> Value {
+    let v: Value = serde_json::from_str(json).unwrap();
+    v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["label"] == "infer" && r["kpi"] == "avg-rt")
+        .cloned()
+        .unwrap_or_else(|| panic!("{json}"))
+}
+
 fn write(dir: &Path, name: &str, v: &Value) -> String {
     std::fs::write(dir.join(name), v.to_string()).unwrap();
     name.to_owned()
@@ -107,13 +119,7 @@ fn a_change_within_the_noise_is_not_a_regression() {
     let new = results(&around(11.2, 6.0, 4), "h1", 2);
     let (code, out) = compare(dir.path(), &old, &new, &["--format", "json"]);
     assert_eq!(code, 0, "{out}");
-    let v: Value = serde_json::from_str(&out).unwrap();
-    let avg = v["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["label"] == "infer" && r["kpi"] == "avg-rt")
-        .unwrap();
+    let avg = avg_rt_of_infer(&out);
     assert!(avg["change"].as_f64().unwrap() > 10.0, "{avg}");
     assert_eq!(avg["verdict"], "noise", "{avg}");
     let (lo, hi) = (
@@ -362,13 +368,7 @@ fn a_history_that_swings_raises_the_bar() {
         &["compare", "swinging", "tonight.json", "--format", "json"],
     );
     assert_eq!(code, 0, "{out}");
-    let v: Value = serde_json::from_str(&out).unwrap();
-    let avg = v["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["label"] == "infer" && r["kpi"] == "avg-rt")
-        .unwrap();
+    let avg = avg_rt_of_infer(&out);
     assert_eq!(avg["verdict"], "noise", "{avg}");
     assert!(avg["between_runs"].as_f64().unwrap() > 15.0, "{avg}");
     let (code, out) = perfgate_in(dir.path(), &["compare", "steady", "tonight.json"]);

@@ -73,6 +73,17 @@ fn series(results: &serde_json::Value, subject: &str) -> Vec<f64> {
         .collect()
 }
 
+/// `perfgate run SUITE -a OUT` in `dir`, in the background, its output discarded.
+fn spawn_run(dir: &Path, suite: &str, out: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args(["run", suite, "--no-progress", "-a", out])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn server_suite(tag: &str, flags: &str, extra: &str, hold: &str) -> String {
     format!(
         r#"settings: {{ports: [PORT]}}
@@ -296,13 +307,7 @@ fn perfgate_killed_outright_takes_its_servers_with_it() {
     let tag = unique_tag("sigkill");
     let suite = server_suite(&tag, ", --workers, \"2\", --ignore-term", "", "60s");
     std::fs::write(dir.path().join("kill.yaml"), suite).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_perfgate"))
-        .args(["run", "kill.yaml", "--no-progress", "-a", "out"])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(dir.path(), "kill.yaml", "out");
     let deadline = Instant::now() + Duration::from_secs(10);
     while processes_with(&tag).len() < 3 {
         assert!(Instant::now() < deadline, "the server did not start");
@@ -540,13 +545,7 @@ scenarios:
     assert_none_left(&tag);
     // perfgate killed outright while a prepare's daemon runs.
     std::fs::write(dir.path().join("hooks.yaml"), suite("60s")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_perfgate"))
-        .args(["run", "hooks.yaml", "--no-progress", "-a", "killed"])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(dir.path(), "hooks.yaml", "killed");
     let deadline = Instant::now() + Duration::from_secs(30);
     while processes_with(&format!("{tag}-prepare")).is_empty() {
         assert!(
@@ -732,13 +731,7 @@ fn a_sigkill_leaves_the_last_checkpoint_of_results_json() {
     let tag = unique_tag("checkpoint");
     let suite = server_suite(&tag, "", "", "120s");
     std::fs::write(dir.path().join("kill.yaml"), suite).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_perfgate"))
-        .args(["run", "kill.yaml", "--no-progress", "-a", "out"])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(dir.path(), "kill.yaml", "out");
     let path = dir.path().join("out/results.json");
     let checkpoint = || {
         std::fs::read_to_string(&path)
