@@ -15,4 +15,5 @@ pub mod plan;
 pub mod report;
 pub mod run;
 pub mod server;
+pub mod stats;
 pub mod suite;

@@ -374,3 +374,95 @@ fn a_history_that_swings_raises_the_bar() {
     let (code, out) = perfgate_in(dir.path(), &["compare", "steady", "tonight.json"]);
     assert_eq!(code, 3, "{out}");
 }
+
+/// Relative criteria in a suite: the first night (no baseline yet) is a notice; with
+/// `settings.baseline` naming the night before, a latency twice as high fails the criterion,
+/// and the reports show the baseline's value; `on-missing-baseline: fail` fails the first
+/// night instead.
+#[test]
+fn relative_criteria_judge_against_the_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = |latency: &str, settings: &str| {
+        format!(
+            r#"settings: {{ports: [PORT]{settings}}}
+services:
+  - module: server
+    label: model
+    command: ["${{PERFGATE}}", demo-server, --port, "${{PORT}}", --latency, {latency}]
+    ready: {{http: "http://127.0.0.1:${{PORT}}/v2/health/ready", timeout: 30s}}
+execution: [{{scenario: s, concurrency: 2, hold-for: 6s}}]
+scenarios:
+  s: {{default-address: "http://127.0.0.1:${{PORT}}", requests: [{{url: /v2/models/mlp/infer, label: infer, method: POST, body: {{inputs: [{{name: input, shape: [1, 4], datatype: FP32, data: [1, 2, 3, 4]}}]}}}}]}}
+reporting:
+  - module: passfail
+    criteria:
+      - avg-rt of infer>baseline+30%, continue as failed
+      - subject: p90
+        label: infer
+        condition: '>'
+        threshold: baseline*1.3
+        stop: false
+"#
+        )
+    };
+    let run = |artifacts: &str| {
+        perfgate_in(
+            dir.path(),
+            &["run", "nightly.yaml", "--no-progress", "-a", artifacts],
+        )
+    };
+    std::fs::write(
+        dir.path().join("nightly.yaml"),
+        suite("10ms", ", baseline: n0/results.json"),
+    )
+    .unwrap();
+    let (code, out) = run("n1");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("no baseline"), "{out}");
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("n1/results.json")).unwrap())
+            .unwrap();
+    let first = &results["suites"][0]["criteria"][0];
+    assert_eq!(first["verdict"], "notice", "{first}");
+    assert!(
+        first["baseline"]["missing"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist yet"),
+        "{first}"
+    );
+    // Night 2, twice as slow, against night 1.
+    std::fs::write(
+        dir.path().join("nightly.yaml"),
+        suite("20ms", ", baseline: n1/results.json"),
+    )
+    .unwrap();
+    let (code, out) = run("n2");
+    assert_eq!(code, 3, "{out}");
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("n2/results.json")).unwrap())
+            .unwrap();
+    for c in results["suites"][0]["criteria"].as_array().unwrap() {
+        assert_eq!(c["verdict"], "failed", "{c}");
+        let base = &c["baseline"];
+        assert_eq!(base["run"], "results", "{c}");
+        let value = base["value"].as_f64().unwrap();
+        assert!((0.009..0.05).contains(&value), "{c}");
+        assert!(
+            c["threshold"].as_str().unwrap().starts_with("baseline"),
+            "{c}"
+        );
+        assert!(c["detail"].as_str().unwrap().contains("(baseline "), "{c}");
+    }
+    let junit = std::fs::read_to_string(dir.path().join("n2/nightly/xunit.xml")).unwrap();
+    assert!(junit.contains("baseline+30%"), "{junit}");
+    // A first night that must have a baseline fails.
+    std::fs::write(
+        dir.path().join("nightly.yaml"),
+        suite("10ms", ", baseline: none.json, on-missing-baseline: fail"),
+    )
+    .unwrap();
+    let (code, out) = run("n3");
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("no baseline"), "{out}");
+}

@@ -184,6 +184,7 @@ async fn run(plan: SuitePlan, dir: &std::path::Path) -> RunReport {
         fail_fast: false,
         seed: 7,
         environment: None,
+        baselines: Default::default(),
     };
     let (mut console, mut tables) = (Vec::new(), Vec::new());
     run_suites(vec![plan], &opts, &mut console, &mut tables)

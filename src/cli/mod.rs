@@ -440,6 +440,11 @@ fn run_command(
         fail_fast: args.fail_fast,
         seed,
         environment: args.suites.env.clone(),
+        baselines: crate::run::Baselines {
+            path: args.baseline.clone(),
+            rev: args.baseline_rev.clone(),
+            history: args.history.clone(),
+        },
     };
     // Half the cores by default: the server under test usually shares the machine, and a load
     // generator that starves it measures itself.

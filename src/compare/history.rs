@@ -70,13 +70,24 @@ pub fn baseline(
     before: &str,
     rev: Option<&str>,
 ) -> Result<Option<(PathBuf, SuiteReport)>, CompareError> {
-    Ok(earlier(source, suite, before, rev, 1)?.into_iter().next())
+    let same = Same {
+        name: &suite.name,
+        environment: suite.identity.environment.as_deref(),
+    };
+    Ok(earlier(source, same, before, rev, 1)?.into_iter().next())
+}
+
+/// Which suite a baseline is: the same name and environment.
+#[derive(Clone, Copy, Debug)]
+pub struct Same<'a> {
+    pub name: &'a str,
+    pub environment: Option<&'a str>,
 }
 
 /// Up to `limit` earlier runs of `suite` in `source`, the latest first (see [`baseline`]).
 pub fn earlier(
     source: &Path,
-    suite: &SuiteReport,
+    suite: Same<'_>,
     before: &str,
     rev: Option<&str>,
     limit: usize,
@@ -111,10 +122,9 @@ pub fn earlier(
         {
             continue;
         }
-        let same = run
-            .suites
-            .into_iter()
-            .find(|s| s.name == suite.name && s.identity.environment == suite.identity.environment);
+        let same = run.suites.into_iter().find(|s| {
+            s.name == suite.name && s.identity.environment.as_deref() == suite.environment
+        });
         if let Some(same) = same {
             found.push((path, same));
             if found.len() >= limit {

@@ -9,19 +9,17 @@
 //! and the threshold alone decides. Nothing here reads a clock or the network.
 
 pub mod history;
+pub mod relative;
 pub mod render;
 
 use std::path::{Path, PathBuf};
 
-use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::report::model::{COMPARABLE_SINCE, FORMAT_VERSION, LabelStats, RunReport, SuiteReport};
+use crate::stats::{median, ratio_interval};
 
-/// Per-second values needed in each run for a noise estimate.
-pub const MIN_SECONDS: usize = 5;
-/// Bootstrap resamples.
-const RESAMPLES: usize = 2000;
+pub use crate::stats::MIN_SECONDS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
@@ -230,7 +228,11 @@ pub fn against(
 ) -> Result<Comparison, CompareError> {
     let mut baselines = Vec::new();
     for suite in &new.suites {
-        let found = history::earlier(source, suite, &new.started_at, rev, HISTORY_RUNS)?;
+        let same = history::Same {
+            name: &suite.name,
+            environment: suite.identity.environment.as_deref(),
+        };
+        let found = history::earlier(source, same, &new.started_at, rev, HISTORY_RUNS)?;
         baselines.push(found.into_iter().map(|(_, s)| s).collect());
     }
     Ok(compare_suites(new, &baselines, threshold))
@@ -272,7 +274,7 @@ pub fn compare_suites(new: &RunReport, earlier: &[Vec<SuiteReport>], threshold: 
 }
 
 /// Earlier runs a history comparison reads.
-const HISTORY_RUNS: usize = 10;
+pub const HISTORY_RUNS: usize = 10;
 /// Earlier runs needed for a between-run spread.
 pub const MIN_HISTORY: usize = 3;
 
@@ -315,7 +317,7 @@ fn row(
             kpi.per_second(before, &label.label),
             kpi.per_second(suite, &label.label),
         );
-        let seed = seed_of(&suite.name, &label.label, kpi);
+        let seed = crate::stats::seed_of(&[&suite.name, &label.label, kpi.name()]);
         (a.len() >= MIN_SECONDS && b.len() >= MIN_SECONDS)
             .then(|| ratio_interval(&a, &b, seed))
             .flatten()
@@ -362,70 +364,5 @@ fn row(
         interval,
         between_runs,
         verdict,
-    }
-}
-
-/// The same inputs resample the same way: a verdict does not change from one reading of the
-/// same two files to the next.
-fn seed_of(suite: &str, label: &str, kpi: Kpi) -> u64 {
-    let text = format!("{suite}\u{0}{label}\u{0}{}", kpi.name());
-    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&digest.as_ref()[..8]);
-    u64::from_le_bytes(bytes)
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
-
-/// The 95% percentile-bootstrap interval of median(b) / median(a); `None` when a median
-/// is zero.
-fn ratio_interval(a: &[f64], b: &[f64], seed: u64) -> Option<(f64, f64)> {
-    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
-    let mut ratios = Vec::with_capacity(RESAMPLES);
-    let (mut ra, mut rb) = (vec![0.0; a.len()], vec![0.0; b.len()]);
-    for _ in 0..RESAMPLES {
-        for x in ra.iter_mut() {
-            *x = a[rng.random_range(0..a.len())];
-        }
-        for x in rb.iter_mut() {
-            *x = b[rng.random_range(0..b.len())];
-        }
-        let (ma, mb) = (median(&mut ra), median(&mut rb));
-        if ma > 0.0 {
-            ratios.push(mb / ma);
-        }
-    }
-    if ratios.len() < RESAMPLES / 2 {
-        return None;
-    }
-    ratios.sort_by(f64::total_cmp);
-    let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
-    Some((at(0.025), at(0.975)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_interval_excludes_one_only_for_a_real_shift() {
-        // Two noisy series around 10 ms, then one around 12 ms.
-        let noisy = |centre: f64, k: u64| -> Vec<f64> {
-            (0..30)
-                .map(|i| centre + ((i * 7 + k * 13) % 11) as f64 * 0.2 - 1.0)
-                .collect()
-        };
-        let (lo, hi) = ratio_interval(&noisy(10.0, 1), &noisy(10.0, 2), 7).unwrap();
-        assert!(lo <= 1.0 && hi >= 1.0, "A/A: {lo}..{hi}");
-        let (lo, hi) = ratio_interval(&noisy(10.0, 1), &noisy(12.0, 2), 7).unwrap();
-        assert!(lo > 1.1 && hi < 1.3, "a 20% shift: {lo}..{hi}");
     }
 }

@@ -60,6 +60,32 @@ impl Verdict {
     }
 }
 
+/// The baseline of a relative criterion (`p95 of infer>baseline+10%`), found when its
+/// suite starts.
+#[derive(Clone, Debug)]
+pub enum Baseline {
+    /// No earlier run has this suite, or this KPI: why.
+    Missing(String),
+    Found(BaselineValue),
+}
+
+/// What a relative criterion is judged against.
+#[derive(Clone, Debug)]
+pub struct BaselineValue {
+    /// The baseline run, as people tell runs apart: its start time and commit.
+    pub run: String,
+    /// Its whole-run value of the KPI, in the unit values are observed in.
+    pub value: f64,
+    /// The threshold judged against: the relative threshold applied to `value`, moved out
+    /// to the history's spread when that is wider.
+    pub threshold: f64,
+    /// Its per-second values of the KPI, for the noise rule (empty when its timeline does
+    /// not keep this KPI: the threshold alone decides).
+    pub seconds: Vec<f64>,
+    /// How much the KPI moves between runs in the history: percent (points for a rate).
+    pub spread: Option<f64>,
+}
+
 /// When and where a criterion's condition held first.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Trigger {
@@ -83,6 +109,9 @@ pub struct Judged {
     pub note: Option<String>,
     /// `expr:` criteria: the value of each side of each comparison, in `window`.
     pub sides: Option<String>,
+    /// Relative criteria: the 95% interval of the ratio of this run's per-second values
+    /// (median) to the baseline's, in the window judged.
+    pub interval: Option<(f64, f64)>,
 }
 
 /// Live state of one criterion.
@@ -95,6 +124,8 @@ struct State {
     worst: Option<(f64, u64, u64)>,
     /// The first reason it could not be observed.
     note: Option<String>,
+    /// Relative criteria: the noise interval of the last window checked.
+    interval: Option<(f64, f64)>,
 }
 
 /// The criteria of one suite and their live state.
@@ -223,10 +254,13 @@ impl Judge {
             if c.window.is_none() {
                 let state = &mut self.states[i];
                 match observe(&c.check, self.scopes[i].as_deref(), store, None) {
+                    Ok(_) if missing_baseline(c).is_some() => {}
                     Ok(v) => {
                         let to = store.seconds();
                         state.worst = Some((v, 0, to));
-                        if holds(&c.check, v) {
+                        if holds(&c.check, v)
+                            && beyond_noise(c, self.scopes[i].as_deref(), store, (0, to), state)
+                        {
                             state.trigger = Some(Trigger {
                                 from: 0,
                                 to,
@@ -237,13 +271,27 @@ impl Judge {
                     Err(why) => state.note = Some(why),
                 }
             }
-            let state = &self.states[i];
+            let state = &mut self.states[i];
             let verdict = match (&state.trigger, &state.worst) {
+                _ if let Some(why) = missing_baseline(c) => {
+                    state.note = Some(why);
+                    let fail = c
+                        .relative
+                        .as_ref()
+                        .and_then(|r| r.fail_without_baseline)
+                        .unwrap_or(false);
+                    if fail && c.fail {
+                        Verdict::Failed
+                    } else {
+                        Verdict::Notice
+                    }
+                }
                 (Some(_), _) if c.fail => Verdict::Failed,
                 (Some(_), _) => Verdict::Notice,
                 (None, Some(_)) => Verdict::Passed,
                 (None, None) => Verdict::NoData,
             };
+            let state = &self.states[i];
             let (observed, window) = match (&state.trigger, state.worst) {
                 (Some(t), _) => (Some(t.observed), Some((t.from, t.to))),
                 (None, Some((v, from, to))) => (Some(v), Some((from, to))),
@@ -264,6 +312,7 @@ impl Judge {
                 window,
                 note: state.note.clone(),
                 sides,
+                interval: state.interval,
             });
         }
         out
@@ -273,9 +322,10 @@ impl Judge {
         let c = &self.criteria[i];
         let state = &mut self.states[i];
         let Some(window) = c.window else { return };
-        if state.trigger.is_some() {
+        if state.trigger.is_some() || missing_baseline(c).is_some() {
             return;
         }
+        let scope = self.scopes[i].as_deref();
         let tf = window.timeframe.as_secs_f64().ceil().max(1.0) as u64;
         let (from, to) = match window.logic {
             Logic::For => (second, second + 1),
@@ -288,7 +338,7 @@ impl Judge {
             }
             Logic::Over => (second + 1 - tf, second + 1),
         };
-        let value = match observe(&c.check, self.scopes[i].as_deref(), store, Some((from, to))) {
+        let value = match observe(&c.check, scope, store, Some((from, to))) {
             Ok(v) => v,
             Err(why) => {
                 state.note.get_or_insert(why);
@@ -304,7 +354,8 @@ impl Judge {
             }
             let start = *state.streak.get_or_insert(second);
             note_worst(state, &c.check, value, start, second + 1);
-            if second + 1 - start >= tf {
+            if second + 1 - start >= tf && beyond_noise(c, scope, store, (start, second + 1), state)
+            {
                 state.trigger = Some(Trigger {
                     from: start,
                     to: second + 1,
@@ -314,7 +365,7 @@ impl Judge {
             return;
         }
         note_worst(state, &c.check, value, from, to);
-        if held {
+        if held && beyond_noise(c, scope, store, (from, to), state) {
             state.trigger = Some(Trigger {
                 from,
                 to,
@@ -322,6 +373,69 @@ impl Judge {
             });
         }
     }
+}
+
+/// Why a relative criterion has nothing to be judged against; `None` when it has (or is
+/// not relative).
+fn missing_baseline(c: &Criterion) -> Option<String> {
+    c.relative.as_ref()?;
+    match c.baseline.as_deref() {
+        Some(Baseline::Found(_)) => None,
+        Some(Baseline::Missing(why)) => Some(format!("no baseline: {why}")),
+        None => Some(
+            "no baseline: none was given (`--baseline`, `--history` or `settings.baseline`)"
+                .to_owned(),
+        ),
+    }
+}
+
+/// The noise rule of a relative criterion whose threshold was crossed in `window`: it
+/// triggers only when the 95% bootstrap interval of the ratio of this run's per-second
+/// values (median) to the baseline's lies wholly on the worse side of 1. With fewer than
+/// [`MIN_SECONDS`](crate::stats::MIN_SECONDS) values on either side the threshold alone
+/// decides. Absolute criteria always pass it.
+fn beyond_noise(
+    c: &Criterion,
+    scope: Option<&[String]>,
+    store: &Store,
+    (from, to): (u64, u64),
+    state: &mut State,
+) -> bool {
+    use crate::stats::{MIN_SECONDS, ratio_interval, seed_of};
+    let Some(Baseline::Found(base)) = c.baseline.as_deref() else {
+        return true;
+    };
+    let higher_is_worse = match &c.check {
+        Check::Threshold {
+            op: Op::Gt | Op::Ge,
+            ..
+        } => true,
+        Check::Threshold {
+            op: Op::Lt | Op::Le,
+            ..
+        } => false,
+        _ => return true,
+    };
+    if base.seconds.len() < MIN_SECONDS {
+        return true;
+    }
+    let now: Vec<f64> = (from..to)
+        .filter_map(|s| observe(&c.check, scope, store, Some((s, s + 1))).ok())
+        .collect();
+    if now.len() < MIN_SECONDS {
+        return true;
+    }
+    let Some((lo, hi)) = ratio_interval(&base.seconds, &now, seed_of(&[&c.name])) else {
+        return true;
+    };
+    state.interval = Some((lo, hi));
+    let beyond = if higher_is_worse { lo > 1.0 } else { hi < 1.0 };
+    if !beyond {
+        state.note = Some(format!(
+            "beyond the threshold in seconds {from}–{to}, but within the run-to-run noise (95% interval of the ratio to the baseline: {lo:.3}–{hi:.3})"
+        ));
+    }
+    beyond
 }
 
 /// Whether a criterion's value can only grow when requests still in flight complete (each
@@ -758,7 +872,12 @@ pub(crate) mod tests {
     pub(crate) fn crit(text: &str) -> Criterion {
         let p = parse_short(text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
         let subject = parse_subject(&p.subject.text).expect("subject");
-        let threshold = parse_threshold(&subject, &p.threshold.text).expect("threshold");
+        let relative = crate::criteria::grammar::parse_relative(&subject, &p.threshold.text)
+            .map(|r| r.expect("relative threshold"));
+        let threshold = match &relative {
+            Some(_) => subject.threshold_of(0.0),
+            None => parse_threshold(&subject, &p.threshold.text).expect("threshold"),
+        };
         let window = p.logic.as_ref().map(|l| Window {
             logic: Logic::parse(&l.text).expect("logic"),
             timeframe: crate::suite::units::parse_duration(&p.timeframe.as_ref().expect("tf").text)
@@ -777,6 +896,8 @@ pub(crate) mod tests {
             stop: p.action.as_ref().is_none_or(|a| a.text == "stop"),
             fail: p.outcome.as_ref().is_none_or(|o| o.text == "failed"),
             scope: Scope::Suite,
+            relative,
+            baseline: None,
         }
     }
 
@@ -791,11 +912,13 @@ pub(crate) mod tests {
             stop: false,
             fail: true,
             scope: Scope::Suite,
+            relative: None,
+            baseline: None,
         }
     }
 
     /// `n` samples of `label` in `second`, each taking `ms`, failing when `ok` is false.
-    fn add(store: &mut Store, second: u64, label: &str, ms: u64, n: u64, ok: bool) {
+    pub(crate) fn add(store: &mut Store, second: u64, label: &str, ms: u64, n: u64, ok: bool) {
         for _ in 0..n {
             store.record(&Sample {
                 label: label.to_owned(),

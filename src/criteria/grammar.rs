@@ -280,6 +280,132 @@ pub fn parse_threshold(subject: &Subject, text: &str) -> Result<Threshold, Strin
     }
 }
 
+/// A threshold relative to the baseline run's whole-run value of the same KPI:
+/// `baseline+10%`, `baseline-5%`, `baseline*1.2`, `baseline+20ms`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Relative {
+    pub offset: Offset,
+    /// As written: `baseline+10%`.
+    pub text: String,
+    /// `on-missing-baseline`: without a baseline the criterion fails (`Some(true)`) or is a
+    /// notice (`Some(false)`); `None` leaves it to `settings.on-missing-baseline`.
+    pub fail_without_baseline: Option<bool>,
+}
+
+/// How a relative threshold departs from the baseline's value.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "value")]
+pub enum Offset {
+    /// `+N%` / `-N%` (signed): percent of the baseline's value; percentage points for the
+    /// rates (`fail`, `succ`, `dropped`, `unfinished`, `rc...`).
+    Percent(f64),
+    /// `*F`: the baseline's value times F.
+    Factor(f64),
+    /// `+20ms`, `-3` (signed): in the subject's unit (seconds for times).
+    Absolute(f64),
+}
+
+impl Subject {
+    /// Whether its values are shares of all samples (percent): a relative `+1%` is then
+    /// percentage points.
+    pub fn is_rate(&self) -> bool {
+        match self {
+            Self::Kpi { kpi } => kpi.is_count() && *kpi != Kpi::Hits,
+            Self::ResponseCode { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The threshold a relative criterion is judged against once its baseline value is
+    /// known, in the unit its values are observed in.
+    pub fn threshold_of(&self, value: f64) -> Threshold {
+        match self {
+            Self::Kpi { kpi } if kpi.is_time() => {
+                Threshold::Duration(Duration::from_secs_f64(value.max(0.0)))
+            }
+            Self::Percentile { .. } => Threshold::Duration(Duration::from_secs_f64(value.max(0.0))),
+            _ if self.is_rate() => Threshold::Percent(value),
+            Self::Kpi { kpi: Kpi::Bytes } => Threshold::Bytes(value.max(0.0).round() as u64),
+            _ => Threshold::Number(value),
+        }
+    }
+}
+
+/// Reads `baseline+10%`, `baseline-5%`, `baseline*1.2` or `baseline+20ms`; `None` when
+/// `text` does not start with `baseline`.
+pub fn parse_relative(subject: &Subject, text: &str) -> Option<Result<Relative, String>> {
+    let rest = text.trim().strip_prefix("baseline")?;
+    let rest = rest.trim_start();
+    let fix = "write `baseline+10%`, `baseline-5%`, `baseline*1.2` or `baseline+20ms`";
+    let offset = if rest.is_empty() {
+        Ok(Offset::Percent(0.0))
+    } else if let Some(f) = rest.strip_prefix('*') {
+        match f.trim().parse::<f64>() {
+            Ok(f) if f.is_finite() && f > 0.0 => Ok(Offset::Factor(f)),
+            _ => Err(format!("`{}` is not a positive factor: {fix}", f.trim())),
+        }
+    } else if let Some((sign, amount)) = rest
+        .strip_prefix('+')
+        .map(|a| (1.0, a))
+        .or_else(|| rest.strip_prefix('-').map(|a| (-1.0, a)))
+    {
+        let amount = amount.trim();
+        if let Some(p) = amount.strip_suffix('%') {
+            match p.trim().parse::<f64>() {
+                Ok(p) if p.is_finite() && p >= 0.0 => Ok(Offset::Percent(sign * p)),
+                _ => Err(format!("`{amount}` is not a percentage: {fix}")),
+            }
+        } else {
+            match parse_threshold(subject, amount) {
+                Ok(Threshold::Percent(p)) => Ok(Offset::Percent(sign * p)),
+                Ok(t) => Ok(Offset::Absolute(
+                    sign * crate::criteria::eval::threshold_value(t),
+                )),
+                Err(why) => Err(format!("{why}: {fix}")),
+            }
+        }
+    } else {
+        Err(format!("unexpected `{rest}` after `baseline`: {fix}"))
+    };
+    Some(offset.map(|offset| Relative {
+        offset,
+        text: text.trim().to_owned(),
+        fail_without_baseline: None,
+    }))
+}
+
+impl Relative {
+    /// The threshold for a baseline value `base`, in the same unit; `spread` (percent, or
+    /// points for a rate) is how much the KPI moves between runs in the history: a
+    /// threshold nearer the baseline than that is moved out to it.
+    pub fn threshold(&self, subject: &Subject, base: f64, spread: Option<f64>) -> f64 {
+        let rate = subject.is_rate();
+        let t = match self.offset {
+            Offset::Percent(p) if rate => base + p,
+            Offset::Percent(p) => base * (1.0 + p / 100.0),
+            Offset::Factor(f) => base * f,
+            Offset::Absolute(a) => base + a,
+        };
+        let Some(spread) = spread.filter(|s| *s > 0.0) else {
+            return t;
+        };
+        let direction = (t - base).signum();
+        if t == base {
+            return t;
+        }
+        let bar = if rate {
+            spread
+        } else {
+            base.abs() * spread / 100.0
+        };
+        if (t - base).abs() < bar {
+            base + direction * bar
+        } else {
+            t
+        }
+    }
+}
+
 fn time_threshold(text: &str) -> Result<Threshold, String> {
     parse_duration(text)
         .map(Threshold::Duration)

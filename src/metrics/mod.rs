@@ -9,4 +9,4 @@
 
 mod store;
 
-pub use store::{Outcome, Retention, Sample, Snapshot, Store};
+pub use store::{Outcome, Retention, Sample, Snapshot, Store, code_matches};

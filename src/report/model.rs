@@ -193,6 +193,30 @@ pub struct CriterionReport {
     pub stopped_load: bool,
     /// One sentence: what was observed where, against what.
     pub detail: String,
+    /// A relative criterion (`p95>baseline+10%`): its baseline and the noise rule.
+    #[serde(default)]
+    pub baseline: Option<CriterionBaseline>,
+}
+
+/// What a relative criterion was judged against.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct CriterionBaseline {
+    /// The threshold as written: `baseline+10%`.
+    pub relative: String,
+    /// The baseline run (its history file name), when one was found.
+    pub run: Option<String>,
+    /// The baseline's whole-run value, in the criterion's unit.
+    pub value: Option<f64>,
+    pub value_text: Option<String>,
+    /// How much the KPI moved between the history's last runs (percent, or points for a
+    /// rate): a threshold nearer than that was moved out to it.
+    pub spread: Option<f64>,
+    /// 95% bootstrap interval of the ratio of this run's per-second median to the
+    /// baseline's, in the window judged; `None` with too few seconds (the threshold alone
+    /// decided).
+    pub interval: Option<(f64, f64)>,
+    /// Why there was no baseline.
+    pub missing: Option<String>,
 }
 
 /// One monitoring series: a reading per second (the mean when a second had several).
@@ -317,6 +341,8 @@ pub struct TimelineRow {
     pub avg_rt_ms: Option<f64>,
     pub p50_ms: Option<f64>,
     pub p90_ms: Option<f64>,
+    #[serde(default)]
+    pub p95_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     /// Response code ("200", "Exception") → count in this second.
     #[serde(default)]
@@ -392,6 +418,7 @@ pub fn stats(store: &Store) -> (Vec<LabelStats>, Vec<TimelineRow>) {
                 avg_rt_ms: ms(s.avg_rt()),
                 p50_ms: ms(s.percentile(50.0)),
                 p90_ms: ms(s.percentile(90.0)),
+                p95_ms: ms(s.percentile(95.0)),
                 p99_ms: ms(s.percentile(99.0)),
                 rc: s.codes(),
             });
@@ -443,6 +470,36 @@ pub fn criterion_report(
         Scope::Execution(i) => format!("execution {}", i + 1),
         Scope::Scenario(s) => format!("scenario {s}"),
     };
+    let baseline = c.relative.as_ref().map(|r| {
+        use crate::criteria::eval::Baseline;
+        let mut b = CriterionBaseline {
+            relative: r.text.clone(),
+            run: None,
+            value: None,
+            value_text: None,
+            spread: None,
+            interval: judged.and_then(|j| j.interval),
+            missing: None,
+        };
+        match c.baseline.as_deref() {
+            Some(Baseline::Found(found)) => {
+                b.run = Some(found.run.clone());
+                b.value = Some(found.value);
+                b.value_text = Some(format_value(unit, found.value));
+                b.spread = found.spread;
+            }
+            Some(Baseline::Missing(why)) => b.missing = Some(why.clone()),
+            None => b.missing = Some("none was given".to_owned()),
+        }
+        b
+    });
+    let threshold = match (&c.relative, &baseline) {
+        (Some(r), Some(CriterionBaseline { missing: None, .. })) => {
+            format!("{} ({threshold})", r.text)
+        }
+        (Some(r), _) => r.text.clone(),
+        _ => threshold,
+    };
     let Some(j) = judged else {
         return CriterionReport {
             name: c.name.clone(),
@@ -460,6 +517,7 @@ pub fn criterion_report(
             fail: c.fail,
             stopped_load: false,
             detail: "not judged: the load did not run".to_owned(),
+            baseline,
         };
     };
     let observed_text = match (j.observed, &c.check) {
@@ -477,7 +535,32 @@ pub fn criterion_report(
         .window
         .map(|(from, to)| format!(" in seconds {from}–{to} of the load"))
         .unwrap_or_default();
+    let versus = match &baseline {
+        Some(CriterionBaseline {
+            run: Some(run),
+            value_text: Some(value),
+            ..
+        }) => {
+            let interval = j.interval.map_or(String::new(), |(lo, hi)| {
+                format!("; 95% interval of the ratio {lo:.3}–{hi:.3}")
+            });
+            format!(" (baseline {value} in {run}{interval})")
+        }
+        _ => String::new(),
+    };
     let detail = match (&c.check, j.verdict) {
+        _ if baseline.as_ref().is_some_and(|b| b.missing.is_some()) => format!(
+            "{}: {}",
+            j.note.as_deref().unwrap_or("no baseline"),
+            if j.verdict == Verdict::Failed {
+                "fails (on-missing-baseline: fail)"
+            } else {
+                "a notice (on-missing-baseline: notice)"
+            }
+        ),
+        (Check::Threshold { .. }, Verdict::Passed) if j.interval.is_some() && j.note.is_some() => {
+            j.note.clone().unwrap_or_default()
+        }
         (_, Verdict::NoData) => format!(
             "no data: {}",
             j.note.as_deref().unwrap_or("nothing was measured")
@@ -502,6 +585,10 @@ pub fn criterion_report(
             None => format!("observed {observed_text}, not {condition} {threshold} (cumulative)"),
         },
     };
+    let observed_text = match &baseline {
+        Some(b) if b.missing.is_some() && j.observed.is_none() => "no baseline".to_owned(),
+        _ => observed_text,
+    };
     CriterionReport {
         name: c.name.clone(),
         message: c.message.clone(),
@@ -517,6 +604,7 @@ pub fn criterion_report(
         stop: c.stop,
         fail: c.fail,
         stopped_load,
-        detail,
+        detail: format!("{detail}{versus}"),
+        baseline,
     }
 }

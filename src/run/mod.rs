@@ -63,6 +63,20 @@ pub struct RunOptions {
     pub seed: u64,
     /// `-e/--env NAME`: part of each suite's identity for comparisons.
     pub environment: Option<String>,
+    /// Where relative criteria find their baselines.
+    pub baselines: Baselines,
+}
+
+/// Where relative criteria (`p95>baseline+10%`) find their baselines: `--baseline`, else a
+/// suite's `settings.baseline`, else `--history`.
+#[derive(Clone, Debug, Default)]
+pub struct Baselines {
+    /// `--baseline`: a results.json or a history directory.
+    pub path: Option<PathBuf>,
+    /// `--baseline-rev`.
+    pub rev: Option<String>,
+    /// `--history`.
+    pub history: Option<PathBuf>,
 }
 
 /// Runs every suite; returns the report (already written to `results.json`). Progress and

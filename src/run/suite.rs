@@ -32,6 +32,8 @@ pub(super) async fn run_suite(
     console: &mut (dyn Write + Send),
     reports: &Reports<'_>,
 ) -> std::io::Result<(SuiteReport, CancelReason)> {
+    let mut plan = plan;
+    resolve_baselines(&mut plan, opts, console)?;
     let suite = &plan.suite;
     let dir = files::suite_dir(&opts.artifacts_dir, &suite.name);
     std::fs::create_dir_all(&dir)?;
@@ -272,6 +274,66 @@ fn apply_reason(report: &mut SuiteReport, reason: &CancelReason, dir: &Path) {
             report.status = SuiteStatus::Interrupted
         }
     }
+}
+
+/// Finds the baselines of the suite's relative criteria before its load (see
+/// [`crate::compare::relative::resolve`]); says on the console what is missing or differs.
+fn resolve_baselines(
+    plan: &mut SuitePlan,
+    opts: &RunOptions,
+    console: &mut (dyn Write + Send),
+) -> std::io::Result<()> {
+    use crate::compare::history::Same;
+    use crate::compare::relative::{Source, resolve};
+    let suite = &mut plan.suite;
+    if !suite.criteria.iter().any(|c| c.relative.is_some()) {
+        return Ok(());
+    }
+    let from_settings = suite.settings.baseline.as_ref().map(|b| {
+        let dir = suite.path.parent().unwrap_or(Path::new("."));
+        dir.join(b)
+    });
+    let path = opts
+        .baselines
+        .path
+        .clone()
+        .or(from_settings)
+        .or_else(|| opts.baselines.history.clone());
+    let now = now_rfc3339();
+    let source = path.as_deref().map(|path| Source {
+        path,
+        rev: opts.baselines.rev.as_deref(),
+        before: &now,
+    });
+    let same = Same {
+        name: &suite.name,
+        environment: opts.environment.as_deref(),
+    };
+    let hash = load_hash(&suite.load_identity);
+    let fail = suite.settings.fail_without_baseline;
+    match resolve(&mut suite.criteria, same, &hash, source, fail) {
+        Ok(Some(warning)) => writeln!(console, "warning: {warning}")?,
+        Ok(None) => {}
+        Err(e) => {
+            // An unreadable baseline is not a first night: its criteria fail, saying why.
+            writeln!(
+                console,
+                "error: the baseline of suite `{}`: {e}",
+                suite.name
+            )?;
+            for c in suite.criteria.iter_mut() {
+                if let Some(r) = c.relative.as_mut() {
+                    r.fail_without_baseline = Some(true);
+                    c.baseline = Some(std::sync::Arc::new(
+                        crate::criteria::eval::Baseline::Missing(format!(
+                            "the baseline could not be read: {e}"
+                        )),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The criteria of the report: judged, or "not judged" when the load never ran.

@@ -54,6 +54,11 @@ pub struct Settings {
     /// `settings.graceful-stop`: how long what is in flight at the end may take to finish.
     #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
     pub graceful_stop: Duration,
+    /// `settings.baseline`: a results.json or a history directory, as written (relative to
+    /// the suite's file).
+    pub baseline: Option<String>,
+    /// `settings.on-missing-baseline: fail`.
+    pub fail_without_baseline: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -388,6 +393,13 @@ pub struct Criterion {
     /// Fail the suite when triggered (`false`: a notice).
     pub fail: bool,
     pub scope: Scope,
+    /// A threshold relative to a baseline run (`baseline+10%`): `check`'s threshold is only
+    /// its unit until [`Criterion::baseline`] is resolved before the load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relative: Option<crate::criteria::grammar::Relative>,
+    /// The baseline a relative criterion is judged against, found when its suite starts.
+    #[serde(skip)]
+    pub baseline: Option<std::sync::Arc<crate::criteria::eval::Baseline>>,
 }
 
 #[derive(Clone, Debug, Serialize)]

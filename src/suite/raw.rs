@@ -72,6 +72,12 @@ pub struct RawSettings {
     /// criterion, a failed server) may take to finish before they are cancelled and counted
     /// as unfinished (default 2s, as k6's `gracefulStop`). A signal cancels them at once.
     pub graceful_stop: Option<Located<DurationValue>>,
+    /// Where relative criteria (`p95>baseline+10%`) find their baseline: a results.json or
+    /// a history directory, relative to this file. `perfgate run --baseline` overrides it.
+    pub baseline: Option<Located<String>>,
+    /// What a relative criterion is when there is no baseline yet (the first night):
+    /// `notice` (default) or `fail`.
+    pub on_missing_baseline: Option<Located<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -482,9 +488,13 @@ pub struct RawCriterionLong {
     pub class: Option<Located<String>>,
     /// An evalexpr expression over KPI functions, e.g. `p(99, "infer") > 3 * p(50, "infer")`.
     pub expr: Option<Located<String>>,
-    /// MMS baseline comparison (accepted, not used yet).
+    /// MMS: the series' mean, max and min may differ from the baseline run's by at most
+    /// this many percent (symmetric: |a-b| / ((a+b)/2) × 100).
     #[serde(rename = "diff_percent")]
     pub diff_percent: Option<Located<f64>>,
+    /// For a relative threshold (`baseline+10%`) with no baseline: `notice` (default) or
+    /// `fail`.
+    pub on_missing_baseline: Option<Located<String>>,
 }
 
 impl<'de> Deserialize<'de> for RawCriteria {

@@ -331,6 +331,8 @@ fn with_max_dropped(
             stop: false,
             fail: true,
             scope: Scope::Suite,
+            relative: None,
+            baseline: None,
         });
     }
     criteria

@@ -49,16 +49,11 @@ impl Validator<'_> {
         };
         let at = |v: &Self, p: &grammar::Part| v.span_in(span, text, p.range.clone());
         let subject = self.subject(at(self, &parsed.subject), &parsed.subject.text)?;
-        let threshold = match parse_threshold(&subject, &parsed.threshold.text) {
-            Ok(t) => t,
-            Err(why) => {
-                self.push(Diagnostic::error(
-                    at(self, &parsed.threshold),
-                    format!("invalid threshold: {why}"),
-                ));
-                return None;
-            }
-        };
+        let (threshold, relative) = self.threshold(
+            at(self, &parsed.threshold),
+            &subject,
+            &parsed.threshold.text,
+        )?;
         let op = Op::parse(&parsed.op.text).ok()?;
         let window = match (&parsed.logic, &parsed.timeframe) {
             (Some(logic), Some(tf)) => match parse_duration(&tf.text) {
@@ -111,7 +106,30 @@ impl Validator<'_> {
             stop,
             fail,
             scope,
+            relative,
+            baseline: None,
         })
+    }
+
+    /// A threshold, absolute (`150ms`) or relative to a baseline (`baseline+10%`: then the
+    /// threshold returned is only its unit).
+    pub(in crate::suite::validate) fn threshold(
+        &mut self,
+        span: Span,
+        subject: &Subject,
+        text: &str,
+    ) -> Option<(Threshold, Option<grammar::Relative>)> {
+        let parsed = match grammar::parse_relative(subject, text) {
+            Some(relative) => relative.map(|r| (subject.threshold_of(0.0), Some(r))),
+            None => parse_threshold(subject, text).map(|t| (t, None)),
+        };
+        match parsed {
+            Ok(found) => Some(found),
+            Err(why) => {
+                self.push(Diagnostic::error(span, format!("invalid threshold: {why}")));
+                None
+            }
+        }
     }
 
     pub(in crate::suite::validate) fn subject(
@@ -225,6 +243,8 @@ impl Validator<'_> {
                 stop,
                 fail,
                 scope,
+                relative: None,
+                baseline: None,
             });
         }
         let class = c
@@ -294,16 +314,20 @@ impl Validator<'_> {
         if threshold_text.contains("${") {
             return None;
         }
-        let threshold: Threshold = match parse_threshold(&subject, threshold_text) {
-            Ok(t) => t,
-            Err(why) => {
-                self.push(Diagnostic::error(
-                    threshold_loc.span,
-                    format!("invalid threshold: {why}"),
-                ));
-                return None;
-            }
-        };
+        let (threshold, mut relative) =
+            self.threshold(threshold_loc.span, &subject, threshold_text)?;
+        let on_missing = self.on_missing_baseline(c.on_missing_baseline.as_ref());
+        if let Some(r) = &mut relative {
+            r.fail_without_baseline = on_missing;
+        } else if let Some(o) = &c.on_missing_baseline {
+            self.push(
+                Diagnostic::warning(
+                    o.span,
+                    "`on-missing-baseline` is ignored: the threshold is not relative to a baseline",
+                )
+                .with_hint("write the threshold as `baseline+10%`, `baseline*1.2`, ..."),
+            );
+        }
         let label = c
             .label
             .as_ref()
@@ -337,6 +361,8 @@ impl Validator<'_> {
             stop,
             fail,
             scope,
+            relative,
+            baseline: None,
         })
     }
 

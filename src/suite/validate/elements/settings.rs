@@ -79,6 +79,12 @@ impl Validator<'_> {
             sequential: false,
             graceful_stop: dur(s.and_then(|s| s.graceful_stop.as_ref()))
                 .unwrap_or(DEFAULT_GRACEFUL_STOP),
+            baseline: s
+                .and_then(|s| s.baseline.as_ref())
+                .and_then(|b| b.get().cloned()),
+            fail_without_baseline: self
+                .on_missing_baseline(s.and_then(|s| s.on_missing_baseline.as_ref()))
+                .unwrap_or(false),
             max_dropped: s
                 .and_then(|s| s.max_dropped.as_ref())
                 .and_then(|m| {
@@ -95,6 +101,31 @@ impl Validator<'_> {
                     }
                 })
                 .unwrap_or(DEFAULT_MAX_DROPPED),
+        }
+    }
+
+    /// `on-missing-baseline: fail|notice`: `Some(true)` for `fail`.
+    pub(in crate::suite::validate) fn on_missing_baseline(
+        &mut self,
+        value: Option<&Located<String>>,
+    ) -> Option<bool> {
+        let value = value?;
+        match value.get()?.trim() {
+            "fail" => Some(true),
+            "notice" => Some(false),
+            other => {
+                self.push(
+                    Diagnostic::error(
+                        value.span,
+                        format!("unknown `on-missing-baseline` `{other}`"),
+                    )
+                    .with_suggestion(other, ["fail", "notice"])
+                    .with_hint(
+                        "write `fail` (no baseline fails the criterion) or `notice` (the default)",
+                    ),
+                );
+                None
+            }
         }
     }
 

@@ -1,0 +1,434 @@
+//! Relative criteria (`p95 of infer>baseline+10%`): the baseline run's value of a criterion's
+//! KPI, its per-second values for the noise rule, and the threshold they make. Resolved once
+//! when a suite starts, from [`SuiteReport`]s read from results.json files; the judge then
+//! sees an ordinary threshold (see [`crate::criteria::eval::Baseline`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hdrhistogram::serialization::Deserializer;
+
+use crate::criteria::eval::{Baseline, BaselineValue};
+use crate::criteria::grammar::{Kpi, Subject};
+use crate::metrics::code_matches;
+use crate::report::model::{LabelStats, SuiteReport, TimelineRow};
+use crate::stats::median_spread;
+use crate::suite::model::{Check, Criterion};
+
+use super::history::{self, Same};
+use super::{CompareError, HISTORY_RUNS, MIN_HISTORY};
+
+/// Where a run's baselines come from.
+#[derive(Clone, Debug)]
+pub struct Source<'a> {
+    /// A results.json or a history directory.
+    pub path: &'a Path,
+    /// A git revision (commit prefix) whose run is the baseline.
+    pub rev: Option<&'a str>,
+    /// Runs that started at or after this (RFC 3339) are not baselines: this run's own.
+    pub before: &'a str,
+}
+
+/// Resolves the relative criteria of a suite against its earlier runs in `source`: each
+/// gets its [`Baseline`], its threshold computed from the baseline's value, and its
+/// `on-missing-baseline` default. Returns a warning to show when the load changed since the
+/// baseline. Absolute criteria are left as they are.
+pub fn resolve(
+    criteria: &mut [Criterion],
+    same: Same<'_>,
+    load_hash: &str,
+    source: Option<Source<'_>>,
+    fail_without_baseline: bool,
+) -> Result<Option<String>, CompareError> {
+    if !criteria.iter().any(|c| c.relative.is_some()) {
+        return Ok(None);
+    }
+    let runs = match &source {
+        Some(s) if s.path.exists() => {
+            history::earlier(s.path, same, s.before, s.rev, HISTORY_RUNS)?
+        }
+        _ => Vec::new(),
+    };
+    let missing = match (&source, runs.is_empty()) {
+        (None, _) => {
+            Some("none was given (`--baseline`, `--history` or `settings.baseline`)".to_owned())
+        }
+        (Some(s), true) if !s.path.exists() => {
+            Some(format!("`{}` does not exist yet", s.path.display()))
+        }
+        (Some(s), true) => Some(match s.rev {
+            Some(rev) => format!(
+                "no run of revision `{rev}` in `{}` has suite `{}`",
+                s.path.display(),
+                same.name
+            ),
+            None => format!(
+                "no earlier run in `{}` has suite `{}`",
+                s.path.display(),
+                same.name
+            ),
+        }),
+        _ => None,
+    };
+    let changed = runs.first().and_then(|(_, b)| {
+        (b.identity.load_hash != load_hash).then(|| {
+            format!(
+                "suite `{}`: its load changed since the baseline (executions or scenarios differ): relative criteria compare different loads",
+                same.name
+            )
+        })
+    });
+    apply(criteria, &runs, missing, fail_without_baseline);
+    Ok(changed)
+}
+
+/// Gives each relative criterion its baseline from `runs` (the latest first), or
+/// `missing` as the reason it has none.
+pub fn apply(
+    criteria: &mut [Criterion],
+    runs: &[(PathBuf, SuiteReport)],
+    missing: Option<String>,
+    fail_without_baseline: bool,
+) {
+    let suites: Vec<&SuiteReport> = runs.iter().map(|(_, s)| s).collect();
+    for c in criteria.iter_mut() {
+        let Some(relative) = c.relative.as_mut() else {
+            continue;
+        };
+        relative
+            .fail_without_baseline
+            .get_or_insert(fail_without_baseline);
+        let Check::Threshold {
+            subject,
+            label,
+            threshold,
+            ..
+        } = &mut c.check
+        else {
+            continue;
+        };
+        let baseline = match (&missing, runs.first()) {
+            (None, Some((path, _))) => match found(subject, label, path, &suites) {
+                Baseline::Found(mut b) => {
+                    b.threshold = relative.threshold(subject, b.value, b.spread);
+                    *threshold = subject.threshold_of(b.threshold);
+                    Baseline::Found(b)
+                }
+                missing => missing,
+            },
+            (Some(why), _) => Baseline::Missing(why.clone()),
+            (None, None) => Baseline::Missing("no earlier run".to_owned()),
+        };
+        c.baseline = Some(Arc::new(baseline));
+    }
+}
+
+/// The baseline of one relative criterion: the latest run's value, its threshold, and
+/// with a history the spread between runs.
+fn found(subject: &Subject, label: &str, path: &Path, suites: &[&SuiteReport]) -> Baseline {
+    let Some(c) = suites.first() else {
+        return Baseline::Missing("no earlier run".to_owned());
+    };
+    let Some(value) = whole(subject, label, c) else {
+        let of = if label.is_empty() {
+            String::new()
+        } else {
+            format!(" of `{label}`")
+        };
+        return Baseline::Missing(format!("the baseline run has no `{subject}`{of}"));
+    };
+    let history: Vec<f64> = suites
+        .iter()
+        .filter_map(|s| whole(subject, label, s))
+        .collect();
+    let spread = (history.len() >= MIN_HISTORY).then(|| {
+        let (centre, spread) = median_spread(&history);
+        if subject.is_rate() {
+            3.0 * spread
+        } else if centre.abs() > 0.0 {
+            3.0 * spread / centre.abs() * 100.0
+        } else {
+            0.0
+        }
+    });
+    Baseline::Found(BaselineValue {
+        run: run_name(path),
+        value,
+        threshold: value,
+        seconds: per_second(subject, label, c),
+        spread,
+    })
+}
+
+/// A run as people tell runs apart: its file name without `.json`.
+fn run_name(path: &Path) -> String {
+    path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    )
+}
+
+/// A suite's whole-run value of a KPI, in the unit the judge observes it in: seconds for
+/// times, percent of samples for the rates, bytes, a number; a monitoring series' mean.
+pub fn whole(subject: &Subject, label: &str, suite: &SuiteReport) -> Option<f64> {
+    if let Subject::Monitoring { source, metric } = subject {
+        let name = format!("{source}/{metric}");
+        return suite
+            .monitoring
+            .iter()
+            .find(|s| s.subject == name)
+            .map(|s| s.mean);
+    }
+    let l = suite.labels.iter().find(|l| l.label == label)?;
+    let share = |n: u64, of: u64| (of > 0).then(|| n as f64 * 100.0 / of as f64);
+    let secs = |ms: Option<f64>| ms.map(|ms| ms / 1e3);
+    match subject {
+        Subject::Kpi { kpi } => match kpi {
+            Kpi::Hits => Some(l.hits as f64),
+            Kpi::Succ => share(l.succ, l.hits),
+            Kpi::Fail => share(l.fail, l.hits),
+            Kpi::Dropped => share(l.dropped, l.hits + l.dropped),
+            Kpi::Unfinished => share(l.unfinished, l.hits),
+            Kpi::Bytes => (l.hits > 0).then_some(l.bytes as f64),
+            Kpi::AvgRt => secs(l.avg_rt_ms),
+            Kpi::AvgLt => secs(l.avg_lt_ms),
+            Kpi::AvgCt => secs(l.avg_ct_ms),
+            Kpi::StdevRt => secs(l.stdev_rt_ms),
+            Kpi::Concurrency => Some(l.concurrency as f64),
+            Kpi::Throughput => l.throughput,
+        },
+        Subject::Percentile { level } => percentile(l, *level),
+        Subject::ResponseCode { pattern } => share(
+            l.rc.iter()
+                .filter(|(code, _)| code_matches(pattern, code))
+                .map(|(_, n)| n)
+                .sum(),
+            l.hits,
+        ),
+        Subject::Monitoring { .. } => None,
+    }
+}
+
+/// Any percentile of a label, in seconds: from its whole-run histogram, else from the
+/// levels every report lists.
+fn percentile(l: &LabelStats, level: f64) -> Option<f64> {
+    use base64::Engine as _;
+    let decoded = l.histogram.as_deref().and_then(|text| {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()?;
+        let h: hdrhistogram::Histogram<u64> = Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .ok()?;
+        (!h.is_empty()).then(|| h.value_at_quantile(level / 100.0) as f64 / 1e6)
+    });
+    decoded.or_else(|| {
+        l.percentiles_ms
+            .iter()
+            .find(|(k, _)| k.parse::<f64>().is_ok_and(|k| (k - level).abs() < 1e-9))
+            .map(|(_, ms)| ms / 1e3)
+    })
+}
+
+/// A suite's per-second values of a KPI (single-second timeline rows, or a monitoring
+/// series' readings), in the judge's unit; empty when the timeline does not keep it.
+pub fn per_second(subject: &Subject, label: &str, suite: &SuiteReport) -> Vec<f64> {
+    if let Subject::Monitoring { source, metric } = subject {
+        let name = format!("{source}/{metric}");
+        return suite
+            .monitoring
+            .iter()
+            .find(|s| s.subject == name)
+            .map(|s| s.points.iter().map(|p| p.1).collect())
+            .unwrap_or_default();
+    }
+    let rows = suite
+        .timeline
+        .iter()
+        .filter(|r| r.label == label && r.seconds <= 1);
+    let value = |r: &TimelineRow| -> Option<f64> {
+        let share = |n: u64, of: u64| (of > 0).then(|| n as f64 * 100.0 / of as f64);
+        match subject {
+            Subject::Kpi { kpi } => match kpi {
+                Kpi::Hits => Some(r.hits as f64),
+                Kpi::Succ => share(
+                    r.hits.saturating_sub(r.fail).saturating_sub(r.unfinished),
+                    r.hits,
+                ),
+                Kpi::Fail => share(r.fail, r.hits),
+                Kpi::Dropped => share(r.dropped, r.hits + r.dropped),
+                Kpi::Unfinished => share(r.unfinished, r.hits),
+                Kpi::Bytes => (r.hits > 0).then_some(r.bytes as f64),
+                Kpi::AvgRt => r.avg_rt_ms.map(|ms| ms / 1e3),
+                Kpi::Concurrency => Some(r.concurrency as f64),
+                Kpi::Throughput => Some(r.served as f64),
+                Kpi::AvgLt | Kpi::AvgCt | Kpi::StdevRt => None,
+            },
+            Subject::Percentile { level } => {
+                let kept = [
+                    (50.0, r.p50_ms),
+                    (90.0, r.p90_ms),
+                    (95.0, r.p95_ms),
+                    (99.0, r.p99_ms),
+                ];
+                let ms = kept
+                    .iter()
+                    .find(|(l, _)| (l - level).abs() < 1e-9)
+                    .and_then(|(_, ms)| *ms);
+                ms.map(|ms| ms / 1e3)
+            }
+            Subject::ResponseCode { pattern } => share(
+                r.rc.iter()
+                    .filter(|(code, _)| code_matches(pattern, code))
+                    .map(|(_, n)| n)
+                    .sum(),
+                r.hits,
+            ),
+            Subject::Monitoring { .. } => None,
+        }
+    };
+    rows.filter_map(value).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::criteria::eval::tests::{add, crit};
+    use crate::criteria::eval::{Judge, Judged, Verdict};
+    use crate::metrics::Store;
+    use crate::report::model;
+
+    /// A store where label `a` takes `ms[i]` in second `i` (20 samples a second, a few ms
+    /// of spread), and `fail` failed samples more each second.
+    fn store(ms: &[u64], fail: u64) -> Store {
+        let mut s = Store::default();
+        for (t, &m) in ms.iter().enumerate() {
+            let t = t as u64;
+            for k in 0..4 {
+                add(&mut s, t, "a", m + k, 5, true);
+            }
+            add(&mut s, t, "a", m, fail, false);
+            s.record_metric(t, "srv/rss", 100.0 + m as f64);
+        }
+        s.set_end(std::time::Duration::from_secs(ms.len() as u64));
+        s
+    }
+
+    fn flat(ms: u64, seconds: usize) -> Vec<u64> {
+        (0..seconds).map(|i| ms + (i as u64 * 7) % 3).collect()
+    }
+
+    fn suite_of(s: &Store, name: &str) -> (PathBuf, SuiteReport) {
+        let mut r = SuiteReport::invalid("s".into(), "s.yaml".into(), String::new(), String::new());
+        (r.labels, r.timeline) = model::stats(s);
+        r.monitoring = model::series(s);
+        (PathBuf::from(format!("{name}.json")), r)
+    }
+
+    /// Judges `text` on `now` against `runs` (the latest first).
+    fn judge(text: &str, runs: &[(PathBuf, SuiteReport)], now: &Store, fail: bool) -> Judged {
+        let mut criteria = vec![crit(text)];
+        let missing = runs.is_empty().then(|| "the first night".to_owned());
+        apply(&mut criteria, runs, missing, fail);
+        let mut j = Judge::new(&criteria, |_| None);
+        j.finish(now, now.seconds()).remove(0)
+    }
+
+    #[test]
+    fn each_relative_form_against_a_baseline() {
+        let base = [suite_of(&store(&flat(10, 20), 0), "night1")];
+        let slower = store(&flat(13, 20), 0);
+        let same = store(&flat(10, 20), 0);
+        for (text, now, expected) in [
+            ("avg-rt of a>baseline+10%", &slower, Verdict::Failed),
+            ("avg-rt of a>baseline+10%", &same, Verdict::Passed),
+            ("avg-rt of a>baseline+50%", &slower, Verdict::Passed),
+            ("avg-rt of a>baseline*1.2", &slower, Verdict::Failed),
+            ("avg-rt of a>baseline*1.5", &slower, Verdict::Passed),
+            ("p95 of a>baseline+10%", &slower, Verdict::Failed),
+            ("p95 of a>baseline+2ms", &slower, Verdict::Failed),
+            ("p95 of a>baseline+5ms", &slower, Verdict::Passed),
+            ("avg-rt of a>baseline+10% for 5s", &slower, Verdict::Failed),
+            ("avg-rt of a>baseline+10% within 5s", &same, Verdict::Passed),
+            ("srv/rss>baseline+2%", &slower, Verdict::Failed),
+            ("srv/rss>baseline+5%", &slower, Verdict::Passed),
+            // Throughput: lower is worse; the same load serves the same.
+            ("throughput of a<baseline-5%", &same, Verdict::Passed),
+        ] {
+            let j = judge(text, &base, now, false);
+            assert_eq!(j.verdict, expected, "{text}: {j:?}");
+        }
+    }
+
+    /// For rates, `+N%` is percentage points: 10% failures against 0% is over `+5%`, not
+    /// over `+15%` (it would be over any relative percentage of 0).
+    #[test]
+    fn rates_compare_in_percentage_points() {
+        let base = [suite_of(&store(&flat(10, 20), 0), "night1")];
+        let failing = store(&flat(10, 20), 2);
+        assert_eq!(
+            judge("fail>baseline+5%", &base, &failing, false).verdict,
+            Verdict::Failed
+        );
+        assert_eq!(
+            judge("fail>baseline+15%", &base, &failing, false).verdict,
+            Verdict::Passed
+        );
+        assert_eq!(
+            judge("succ<baseline-5%", &base, &failing, false).verdict,
+            Verdict::Failed
+        );
+    }
+
+    /// A change beyond the threshold but inside what the two runs' seconds vary by is not a
+    /// failure: the interval of the ratio straddles 1.
+    #[test]
+    fn a_change_within_the_noise_passes_and_says_so() {
+        let noisy = |centre: u64, phase: usize| -> Vec<u64> {
+            (0..20)
+                .map(|i| centre + ((i + phase) as u64 * 7 % 11) * 3)
+                .collect()
+        };
+        let base = [suite_of(&store(&noisy(10, 0), 0), "night1")];
+        let now = store(&noisy(12, 5), 0);
+        let j = judge("avg-rt of a>baseline+5%", &base, &now, false);
+        assert_eq!(j.verdict, Verdict::Passed, "{j:?}");
+        let (lo, hi) = j.interval.unwrap();
+        assert!(lo < 1.0 && hi > 1.0, "{lo}..{hi}");
+        assert!(j.note.unwrap().contains("within the run-to-run noise"));
+    }
+
+    /// With a history, a threshold tighter than the KPI's night-to-night spread is moved out
+    /// to it.
+    #[test]
+    fn the_history_spread_widens_a_tight_threshold() {
+        let nights: Vec<(PathBuf, SuiteReport)> = [10, 13, 11, 14, 10]
+            .iter()
+            .enumerate()
+            .map(|(i, &ms)| suite_of(&store(&flat(ms, 20), 0), &format!("night{i}")))
+            .collect();
+        let now = store(&flat(12, 20), 0);
+        // Against the last night alone (10 ms), 12 ms is over +10%.
+        assert_eq!(
+            judge("avg-rt of a>baseline+10%", &nights[..1], &now, false).verdict,
+            Verdict::Failed
+        );
+        // The history swings by ~30% from night to night: not a regression.
+        let j = judge("avg-rt of a>baseline+10%", &nights, &now, false);
+        assert_eq!(j.verdict, Verdict::Passed, "{j:?}");
+    }
+
+    #[test]
+    fn without_a_baseline_a_notice_or_a_failure() {
+        let now = store(&flat(10, 20), 0);
+        let j = judge("avg-rt of a>baseline+10%", &[], &now, false);
+        assert_eq!(j.verdict, Verdict::Notice);
+        assert!(j.note.unwrap().contains("no baseline: the first night"));
+        let j = judge("avg-rt of a>baseline+10%", &[], &now, true);
+        assert_eq!(j.verdict, Verdict::Failed);
+        // A baseline without the label is no baseline for that criterion.
+        let base = [suite_of(&store(&flat(10, 20), 0), "night1")];
+        let j = judge("avg-rt of b>baseline+10%", &base, &now, false);
+        assert_eq!(j.verdict, Verdict::Notice, "{j:?}");
+    }
+}
