@@ -466,3 +466,84 @@ reporting:
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("no baseline"), "{out}");
 }
+
+/// MMS's comparisons: `diff_percent` on a monitoring criterion (mean, max and min against the
+/// baseline run) and `compare_criteria` with `diff_percent_run` (first against last reading),
+/// in a comparison testsuite of their own named as MMS names them; `diff_percent: 0` passes
+/// on equal values and fails on any change.
+#[test]
+fn mms_diff_percent_compares_series_with_the_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = |workers: &str, baseline: &str| {
+        format!(
+            r#"settings: {{ports: [PORT], baseline: {baseline}}}
+services:
+  - module: server
+    label: srv
+    command: ["${{PERFGATE}}", demo-server, --port, "${{PORT}}", --workers, "{workers}"]
+    ready: {{http: "http://127.0.0.1:${{PORT}}/v2/health/ready", timeout: 30s}}
+    monitoring: {{interval: 500ms, metrics: [total_workers, total_processes]}}
+execution: [{{scenario: s, concurrency: 1, hold-for: 3s}}]
+scenarios:
+  s: {{default-address: "http://127.0.0.1:${{PORT}}", requests: [/v2/health/ready]}}
+reporting:
+  - module: passfail
+    criteria:
+      - class: bzt.modules.monitoring.MonitoringCriteria
+        subject: srv/total_workers
+        condition: '>'
+        threshold: 100
+        timeframe: 1s
+        diff_percent: 0
+compare_criteria:
+  - subject: total_processes
+    diff_percent_run: 0
+"#
+        )
+    };
+    let night = |workers: &str, baseline: &str, out: &str| {
+        std::fs::write(dir.path().join("nightly.yaml"), suite(workers, baseline)).unwrap();
+        perfgate_in(
+            dir.path(),
+            &["run", "nightly.yaml", "--no-progress", "-a", out],
+        )
+    };
+    let (code, out) = night("2", "n0/results.json", "n1");
+    assert_eq!(code, 0, "{out}");
+    let junit = std::fs::read_to_string(dir.path().join("n1/nightly/xunit.xml")).unwrap();
+    assert!(
+        junit.contains(r#"<testsuite name="nightly comparison""#),
+        "{junit}"
+    );
+    for name in [
+        "mean_total_workers: diff_percent &lt; 0",
+        "max_total_workers: diff_percent &lt; 0",
+        "min_total_workers: diff_percent &lt; 0",
+        "total_processes_diff_run &gt; 0",
+    ] {
+        assert!(junit.contains(name), "{name}: {junit}");
+    }
+    assert!(out.contains("no baseline"), "{out}");
+    // Three workers against two: 40% apart, over 0.
+    let (code, out) = night("3", "n1/results.json", "n2");
+    assert_eq!(code, 3, "{out}");
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("n2/results.json")).unwrap())
+            .unwrap();
+    let mean = results["suites"][0]["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "mean_total_workers: diff_percent < 0")
+        .unwrap()
+        .clone();
+    assert_eq!(mean["verdict"], "failed", "{mean}");
+    assert_eq!(mean["scope"], "comparison", "{mean}");
+    assert!(
+        (mean["observed"].as_f64().unwrap() - 40.0).abs() < 1e-9,
+        "{mean}"
+    );
+    // Three against three: equal, so `diff_percent: 0` passes.
+    let (code, out) = night("3", "n2/results.json", "n3");
+    assert_eq!(code, 0, "{out}");
+}

@@ -8,6 +8,7 @@
 //! With fewer than [`MIN_SECONDS`] per-second values in either run there is no noise estimate
 //! and the threshold alone decides. Nothing here reads a clock or the network.
 
+pub mod diff;
 pub mod history;
 pub mod relative;
 pub mod render;

@@ -29,20 +29,33 @@ pub struct Source<'a> {
     pub before: &'a str,
 }
 
-/// Resolves the relative criteria of a suite against its earlier runs in `source`: each
-/// gets its [`Baseline`], its threshold computed from the baseline's value, and its
-/// `on-missing-baseline` default. Returns a warning to show when the load changed since the
-/// baseline. Absolute criteria are left as they are.
-pub fn resolve(
-    criteria: &mut [Criterion],
+/// The earlier runs of a suite found for its relative criteria and comparisons.
+#[derive(Clone, Debug, Default)]
+pub struct Found {
+    /// The latest first; the first is the baseline.
+    pub runs: Vec<(PathBuf, SuiteReport)>,
+    /// Why there is no baseline.
+    pub missing: Option<String>,
+    /// Said on the console: the load changed since the baseline.
+    pub warning: Option<String>,
+    /// The baseline was given but could not be read: what needs it fails.
+    pub unreadable: bool,
+}
+
+impl Found {
+    /// The baseline run's name (its file name without `.json`) and suite.
+    pub fn baseline(&self) -> Option<(String, &SuiteReport)> {
+        self.runs.first().map(|(p, s)| (run_name(p), s))
+    }
+}
+
+/// Finds the earlier runs of suite `same` in `source` (a history keeps up to
+/// [`HISTORY_RUNS`] of them for the spread between runs).
+pub fn find(
     same: Same<'_>,
     load_hash: &str,
     source: Option<Source<'_>>,
-    fail_without_baseline: bool,
-) -> Result<Option<String>, CompareError> {
-    if !criteria.iter().any(|c| c.relative.is_some()) {
-        return Ok(None);
-    }
+) -> Result<Found, CompareError> {
     let runs = match &source {
         Some(s) if s.path.exists() => {
             history::earlier(s.path, same, s.before, s.rev, HISTORY_RUNS)?
@@ -70,7 +83,7 @@ pub fn resolve(
         }),
         _ => None,
     };
-    let changed = runs.first().and_then(|(_, b)| {
+    let warning = runs.first().and_then(|(_, b)| {
         (b.identity.load_hash != load_hash).then(|| {
             format!(
                 "suite `{}`: its load changed since the baseline (executions or scenarios differ): relative criteria compare different loads",
@@ -78,8 +91,12 @@ pub fn resolve(
             )
         })
     });
-    apply(criteria, &runs, missing, fail_without_baseline);
-    Ok(changed)
+    Ok(Found {
+        runs,
+        missing,
+        warning,
+        unreadable: false,
+    })
 }
 
 /// Gives each relative criterion its baseline from `runs` (the latest first), or
@@ -87,7 +104,7 @@ pub fn resolve(
 pub fn apply(
     criteria: &mut [Criterion],
     runs: &[(PathBuf, SuiteReport)],
-    missing: Option<String>,
+    missing: Option<&str>,
     fail_without_baseline: bool,
 ) {
     let suites: Vec<&SuiteReport> = runs.iter().map(|(_, s)| s).collect();
@@ -107,7 +124,7 @@ pub fn apply(
         else {
             continue;
         };
-        let baseline = match (&missing, runs.first()) {
+        let baseline = match (missing, runs.first()) {
             (None, Some((path, _))) => match found(subject, label, path, &suites) {
                 Baseline::Found(mut b) => {
                     b.threshold = relative.threshold(subject, b.value, b.spread);
@@ -116,7 +133,7 @@ pub fn apply(
                 }
                 missing => missing,
             },
-            (Some(why), _) => Baseline::Missing(why.clone()),
+            (Some(why), _) => Baseline::Missing(why.to_owned()),
             (None, None) => Baseline::Missing("no earlier run".to_owned()),
         };
         c.baseline = Some(Arc::new(baseline));
@@ -328,7 +345,7 @@ mod tests {
     /// Judges `text` on `now` against `runs` (the latest first).
     fn judge(text: &str, runs: &[(PathBuf, SuiteReport)], now: &Store, fail: bool) -> Judged {
         let mut criteria = vec![crit(text)];
-        let missing = runs.is_empty().then(|| "the first night".to_owned());
+        let missing = runs.is_empty().then_some("the first night");
         apply(&mut criteria, runs, missing, fail);
         let mut j = Judge::new(&criteria, |_| None);
         j.finish(now, now.seconds()).remove(0)

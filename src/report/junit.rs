@@ -64,8 +64,33 @@ pub fn run_report(run: &RunReport) -> Report {
     report.set_time(secs(run.duration_s));
     for suite in &run.suites {
         report.add_test_suite(test_suite(suite, false));
+        if let Some(ts) = comparison_suite(suite) {
+            report.add_test_suite(ts);
+        }
     }
     report
+}
+
+/// A suite's comparisons with its baseline run (MMS's `diff_percent` checks), as MMS
+/// reports them: a testsuite of their own, `<suite> comparison`.
+fn comparison_suite(suite: &SuiteReport) -> Option<TestSuite> {
+    let compared: Vec<CriterionReport> = suite
+        .criteria
+        .iter()
+        .filter(|c| c.scope == super::model::COMPARISON_SCOPE)
+        .cloned()
+        .collect();
+    if compared.is_empty() {
+        return None;
+    }
+    let mut ts = TestSuite::new(format!("{} comparison", suite.name));
+    if let Some(t) = timestamp(&suite.started_at) {
+        ts.set_timestamp(t);
+    }
+    for (c, name) in compared.iter().zip(testcase_names(&compared)) {
+        ts.add_test_case(criterion_case(suite, c, name));
+    }
+    Some(ts)
 }
 
 /// A suite's own report (`xunit.xml`), per criterion or (`sample_labels`) per label.
@@ -76,6 +101,9 @@ pub fn suite_report(suite: &SuiteReport, sample_labels: bool) -> Report {
     }
     report.set_time(secs(suite.duration_s));
     report.add_test_suite(test_suite(suite, sample_labels));
+    if let Some(ts) = comparison_suite(suite) {
+        report.add_test_suite(ts);
+    }
     report
 }
 
@@ -129,10 +157,16 @@ fn test_suite(suite: &SuiteReport, sample_labels: bool) -> TestSuite {
             ts.add_test_case(case);
         }
     } else {
-        let names = testcase_names(&suite.criteria);
+        let criteria: Vec<CriterionReport> = suite
+            .criteria
+            .iter()
+            .filter(|c| c.scope != super::model::COMPARISON_SCOPE)
+            .cloned()
+            .collect();
+        let names = testcase_names(&criteria);
         // The observed value of every judged criterion: as shown, and as a plain number in
         // base units (seconds, percent, bytes) for CI plots.
-        for (c, name) in suite.criteria.iter().zip(&names) {
+        for (c, name) in criteria.iter().zip(&names) {
             if c.verdict == Verdict::NotJudged {
                 continue;
             }
@@ -147,7 +181,7 @@ fn test_suite(suite: &SuiteReport, sample_labels: bool) -> TestSuite {
                 ));
             }
         }
-        for (c, name) in suite.criteria.iter().zip(names) {
+        for (c, name) in criteria.iter().zip(names) {
             ts.add_test_case(criterion_case(suite, c, name));
         }
     }

@@ -13,6 +13,8 @@ pub const FORMAT_VERSION: u32 = 2;
 /// The oldest results a comparison reads: version 2 added the whole-run histograms and the
 /// suite's identity a baseline needs.
 pub const COMPARABLE_SINCE: u32 = 2;
+/// The scope of MMS's `diff_percent` comparisons among a suite's criteria.
+pub const COMPARISON_SCOPE: &str = "comparison";
 /// Percentile levels every report carries (any level is available to criteria).
 pub const PERCENTILES: &[f64] = &[0.0, 50.0, 90.0, 95.0, 99.0, 99.9, 100.0];
 

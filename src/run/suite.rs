@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
+use crate::compare::relative::Found;
 use crate::criteria::eval::Judged;
 use crate::metrics::Store;
 use crate::plan::SuitePlan;
@@ -33,7 +34,7 @@ pub(super) async fn run_suite(
     reports: &Reports<'_>,
 ) -> std::io::Result<(SuiteReport, CancelReason)> {
     let mut plan = plan;
-    resolve_baselines(&mut plan, opts, console)?;
+    let baseline = resolve_baselines(&mut plan, opts, console)?;
     let suite = &plan.suite;
     let dir = files::suite_dir(&opts.artifacts_dir, &suite.name);
     std::fs::create_dir_all(&dir)?;
@@ -155,6 +156,14 @@ pub(super) async fn run_suite(
     if let Some(m) = &measured {
         report.load_started_at = Some(m.started_at.clone());
         fill_measurements(&mut report, &m.dispatcher.store);
+        let compared = crate::compare::diff::checks(
+            &suite.diff_checks,
+            &report,
+            baseline.baseline(),
+            baseline.missing.as_deref(),
+            suite.settings.fail_without_baseline || baseline.unreadable,
+        );
+        report.criteria.extend(compared);
         if !m.dispatcher.logged.is_empty() {
             files::metrics_csv(&dir.join("metrics.csv"), &m.dispatcher.logged)?;
         }
@@ -168,7 +177,7 @@ pub(super) async fn run_suite(
     // Errors of the shutdown and post-process stages, reported after the load's own cause.
     let mut late_errors: Vec<SuiteError> = Vec::new();
     if judged.is_some() {
-        let failed = judged.iter().flatten().any(|j| j.verdict.fails());
+        let failed = report.criteria_failed();
         let code = match taurus_exit_code(&reason) {
             0 if failed => 3,
             code => code,
@@ -282,12 +291,12 @@ fn resolve_baselines(
     plan: &mut SuitePlan,
     opts: &RunOptions,
     console: &mut (dyn Write + Send),
-) -> std::io::Result<()> {
+) -> std::io::Result<Found> {
     use crate::compare::history::Same;
-    use crate::compare::relative::{Source, resolve};
+    use crate::compare::relative::{Source, apply, find};
     let suite = &mut plan.suite;
-    if !suite.criteria.iter().any(|c| c.relative.is_some()) {
-        return Ok(());
+    if !suite.criteria.iter().any(|c| c.relative.is_some()) && suite.diff_checks.is_empty() {
+        return Ok(Found::default());
     }
     let from_settings = suite.settings.baseline.as_ref().map(|b| {
         let dir = suite.path.parent().unwrap_or(Path::new("."));
@@ -311,9 +320,19 @@ fn resolve_baselines(
     };
     let hash = load_hash(&suite.load_identity);
     let fail = suite.settings.fail_without_baseline;
-    match resolve(&mut suite.criteria, same, &hash, source, fail) {
-        Ok(Some(warning)) => writeln!(console, "warning: {warning}")?,
-        Ok(None) => {}
+    match find(same, &hash, source) {
+        Ok(found) => {
+            if let Some(warning) = &found.warning {
+                writeln!(console, "warning: {warning}")?;
+            }
+            apply(
+                &mut suite.criteria,
+                &found.runs,
+                found.missing.as_deref(),
+                fail,
+            );
+            Ok(found)
+        }
         Err(e) => {
             // An unreadable baseline is not a first night: its criteria fail, saying why.
             writeln!(
@@ -331,9 +350,13 @@ fn resolve_baselines(
                     ));
                 }
             }
+            Ok(Found {
+                missing: Some(format!("the baseline could not be read: {e}")),
+                unreadable: true,
+                ..Found::default()
+            })
         }
     }
-    Ok(())
 }
 
 /// The criteria of the report: judged, or "not judged" when the load never ran.

@@ -26,6 +26,8 @@ pub struct Suite {
     pub monitoring: Vec<MonitorSource>,
     pub reporters: Vec<Reporter>,
     pub criteria: Vec<Criterion>,
+    /// MMS's `diff_percent` comparisons of monitoring series.
+    pub diff_checks: Vec<DiffCheck>,
     /// Every request and transaction label, in first-seen order.
     pub labels: Vec<String>,
     /// The merged, interpolated config (written as `effective.yml`).
@@ -400,6 +402,27 @@ pub struct Criterion {
     /// The baseline a relative criterion is judged against, found when its suite starts.
     #[serde(skip)]
     pub baseline: Option<std::sync::Arc<crate::criteria::eval::Baseline>>,
+}
+
+/// An MMS comparison of a monitoring series: percent differences with MMS's symmetric
+/// formula |a-b| / ((a+b)/2) × 100, passing when at most `limit` (0: only equal values).
+#[derive(Clone, Debug, Serialize)]
+pub struct DiffCheck {
+    /// `source/metric`.
+    pub subject: String,
+    pub against: DiffAgainst,
+    pub limit: f64,
+    /// The key as written: `diff_percent`, `diff_percent_previous` or `diff_percent_run`.
+    pub key: &'static str,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiffAgainst {
+    /// The series' mean, max and min against the baseline run's.
+    Baseline,
+    /// The series' last reading against its first.
+    FirstReading,
 }
 
 #[derive(Clone, Debug, Serialize)]

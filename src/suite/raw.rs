@@ -42,6 +42,25 @@ pub struct RawSuite {
     pub included_configs: Option<Vec<String>>,
     /// Module aliases and settings (Taurus `modules:`), e.g. an MMS monitoring class.
     pub modules: Option<Keyed<Located<serde_json::Value>>>,
+    /// MMS: monitoring series compared with the baseline run (`diff_percent_previous`) or
+    /// from their first reading to their last (`diff_percent_run`).
+    #[serde(rename = "compare_criteria")]
+    pub compare_criteria: Option<Vec<Located<RawCompareCriterion>>>,
+}
+
+/// An MMS `compare_criteria` entry.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(expecting = "a compare criterion (subject, diff_percent_previous, diff_percent_run)")]
+#[schemars(deny_unknown_fields)]
+pub struct RawCompareCriterion {
+    /// `source/metric` (or a metric name one monitoring source collects).
+    pub subject: Option<Located<String>>,
+    /// The series' mean, max and min may differ from the baseline run's by at most this
+    /// many percent (|a-b| / ((a+b)/2) × 100).
+    pub diff_percent_previous: Option<Located<f64>>,
+    /// The series' last reading may differ from its first by at most this many percent:
+    /// leaks and drift within the run.
+    pub diff_percent_run: Option<Located<f64>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

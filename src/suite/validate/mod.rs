@@ -209,6 +209,8 @@ struct Validator<'a> {
     unknown_columns: bool,
     /// Labels of monitoring sources already reported as unsupported.
     unsupported_sources: BTreeSet<String>,
+    /// MMS `diff_percent` comparisons found in criteria and `compare_criteria`.
+    diff_checks: Vec<DiffCheck>,
 }
 
 /// Validates `raw` into a [`Suite`]; every problem goes to `diags`. `None` if any error.
@@ -226,6 +228,7 @@ pub fn validate(raw: &RawSuite, cx: &Context<'_>, diags: &mut Diagnostics) -> Op
         aliases: BTreeMap::new(),
         unknown_columns: false,
         unsupported_sources: BTreeSet::new(),
+        diff_checks: Vec::new(),
     };
     let mut settings = v.settings(raw.settings.as_ref());
     settings.sequential = v.modules(raw);
@@ -257,6 +260,7 @@ pub fn validate(raw: &RawSuite, cx: &Context<'_>, diags: &mut Diagnostics) -> Op
         .filter_map(|(c, scope)| v.criterion(c, scope, &monitoring))
         .collect();
     let criteria = with_max_dropped(criteria, &executions, settings.max_dropped);
+    v.compare_criteria(raw, &monitoring);
     v.check_urls();
     v.check_include_cycles(&scenarios);
     v.check_variables();
@@ -286,6 +290,7 @@ pub fn validate(raw: &RawSuite, cx: &Context<'_>, diags: &mut Diagnostics) -> Op
         monitoring,
         reporters,
         criteria,
+        diff_checks: v.diff_checks,
         labels: v.labels,
         effective,
         load_identity,

@@ -111,6 +111,92 @@ impl Validator<'_> {
         })
     }
 
+    /// An MMS `diff_percent*` on a monitoring subject.
+    pub(in crate::suite::validate) fn diff_check(
+        &mut self,
+        limit: &Located<f64>,
+        subject: &Subject,
+        against: DiffAgainst,
+        key: &'static str,
+    ) {
+        let Some(&value) = limit.get() else { return };
+        if !subject.is_monitoring() {
+            self.push(
+                Diagnostic::error(limit.span, format!("`{key}` compares monitoring series, not `{subject}`"))
+                    .with_hint("use it on a `source/metric` subject, or write a relative threshold such as `baseline+10%`"),
+            );
+            return;
+        }
+        if !value.is_finite() || value < 0.0 {
+            self.push(
+                Diagnostic::error(
+                    limit.span,
+                    format!("`{key}` must be a percentage of 0 or more"),
+                )
+                .with_hint("e.g. 30 (0 asks for equal values)"),
+            );
+            return;
+        }
+        self.diff_checks.push(DiffCheck {
+            subject: subject.to_string(),
+            against,
+            limit: value,
+            key,
+        });
+    }
+
+    /// MMS's top-level `compare_criteria`: `diff_percent_previous` and `diff_percent_run`.
+    pub(in crate::suite::validate) fn compare_criteria(
+        &mut self,
+        raw: &RawSuite,
+        monitoring: &[MonitorSource],
+    ) {
+        for entry in raw.compare_criteria.iter().flatten() {
+            let Some(c) = entry.get() else { continue };
+            let Some(subject_loc) = &c.subject else {
+                self.push(
+                    Diagnostic::error(entry.span, "a compare criterion needs `subject`")
+                        .with_hint("e.g. subject: ServerLocalClient/total_processes"),
+                );
+                continue;
+            };
+            let Some(text) = subject_loc.get() else {
+                continue;
+            };
+            if text.contains("${") {
+                continue;
+            }
+            // MMS names the metric alone: the source that collects it.
+            let full = if text.contains('/') {
+                text.clone()
+            } else {
+                match monitoring
+                    .iter()
+                    .find(|m| m.metrics.iter().any(|x| x == text))
+                {
+                    Some(m) => format!("{}/{text}", m.name),
+                    None => text.clone(),
+                }
+            };
+            let Some(subject) = self.subject(subject_loc.span, &full) else {
+                continue;
+            };
+            self.check_monitoring(subject_loc.span, &subject, monitoring);
+            if let Some(d) = &c.diff_percent_previous {
+                self.diff_check(d, &subject, DiffAgainst::Baseline, "diff_percent_previous");
+            }
+            if let Some(d) = &c.diff_percent_run {
+                self.diff_check(d, &subject, DiffAgainst::FirstReading, "diff_percent_run");
+            }
+            if c.diff_percent_previous.is_none() && c.diff_percent_run.is_none() {
+                self.push(
+                    Diagnostic::warning(entry.span, "this compare criterion compares nothing")
+                        .with_hint("add `diff_percent_previous: N` or `diff_percent_run: N`"),
+                );
+            }
+        }
+    }
+
     /// A threshold, absolute (`150ms`) or relative to a baseline (`baseline+10%`: then the
     /// threshold returned is only its unit).
     pub(in crate::suite::validate) fn threshold(
@@ -224,12 +310,6 @@ impl Validator<'_> {
         scope: Scope,
         monitoring: &[MonitorSource],
     ) -> Option<Criterion> {
-        if let Some(d) = &c.diff_percent {
-            self.push(Diagnostic::warning(
-                d.span,
-                "`diff_percent` (MMS baseline comparison) is ignored: criteria compare against `threshold`",
-            ));
-        }
         let stop = c.stop.unwrap_or(true);
         let fail = c.fail.unwrap_or(true);
         let window = self.long_window(c)?;
@@ -337,6 +417,9 @@ impl Validator<'_> {
             self.check_label(l.span, &subject, &label);
         }
         self.check_monitoring(subject_loc.span, &subject, monitoring);
+        if let Some(d) = &c.diff_percent {
+            self.diff_check(d, &subject, DiffAgainst::Baseline, "diff_percent");
+        }
         let tf_text = c
             .timeframe
             .as_ref()
