@@ -71,6 +71,100 @@ pub fn ratio_interval(a: &[f64], b: &[f64], seed: u64) -> Option<(f64, f64)> {
     Some((at(0.025), at(0.975)))
 }
 
+/// A change in a series' distribution, found by [`change_points`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChangePoint {
+    /// The first value after the change.
+    pub index: usize,
+    /// The permutation test's p-value: the share of shuffles of the segment that looked at
+    /// least as divided (1 - confidence).
+    pub p_value: f64,
+}
+
+/// Change points of a series by E-divisive means (Matteson and James 2014, as Apache Otava
+/// and MongoDB's performance CI use it): the split of a segment that maximises the energy
+/// distance between its two sides is kept when a permutation test (`permutations`
+/// shuffles) finds it significant at `alpha`; then each side is split in turn. Each side of
+/// a split holds at least 2 values, except that the last value may stand alone (tonight's
+/// run may be the first after a change). Nonparametric: steps and drifts, any distribution.
+pub fn change_points(
+    values: &[f64],
+    alpha: f64,
+    permutations: usize,
+    seed: u64,
+) -> Vec<ChangePoint> {
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    let mut found = Vec::new();
+    let mut segments = vec![(0, values.len())];
+    while let Some((start, end)) = segments.pop() {
+        let segment = &values[start..end];
+        let last = end == values.len();
+        let Some((split, q)) = best_split(segment, last) else {
+            continue;
+        };
+        let mut shuffled = segment.to_vec();
+        let mut as_divided = 0;
+        for _ in 0..permutations {
+            shuffle(&mut shuffled, &mut rng);
+            if best_split(&shuffled, last).is_some_and(|(_, qp)| qp >= q) {
+                as_divided += 1;
+            }
+        }
+        let p_value = (as_divided + 1) as f64 / (permutations + 1) as f64;
+        if p_value > alpha {
+            continue;
+        }
+        found.push(ChangePoint {
+            index: start + split,
+            p_value,
+        });
+        segments.push((start, start + split));
+        segments.push((start + split, end));
+    }
+    found.sort_by_key(|c| c.index);
+    found
+}
+
+fn shuffle(values: &mut [f64], rng: &mut rand::rngs::SmallRng) {
+    for i in (1..values.len()).rev() {
+        let j = rng.random_range(0..=i);
+        values.swap(i, j);
+    }
+}
+
+/// The split `τ` of `z` maximising Q(τ) = m·k/n · (2/(m·k)·Σ|x−y| − Σ|x−x'|/(m(m−1)) −
+/// Σ|y−y'|/(k(k−1))), with `m = τ` values before and `k = n − τ` after (a side of one value
+/// has no within term); `None` when no split is allowed.
+fn best_split(z: &[f64], last_may_stand_alone: bool) -> Option<(usize, f64)> {
+    let n = z.len();
+    // prefix[i][j]: Σ |z_a − z_b| over a < i, b < j.
+    let mut prefix = vec![vec![0.0; n + 1]; n + 1];
+    for i in 0..n {
+        for j in 0..n {
+            prefix[i + 1][j + 1] =
+                (z[i] - z[j]).abs() + prefix[i][j + 1] + prefix[i + 1][j] - prefix[i][j];
+        }
+    }
+    let sum = |a: usize, b: usize, c: usize, d: usize| {
+        prefix[b][d] - prefix[a][d] - prefix[b][c] + prefix[a][c]
+    };
+    let min_right = if last_may_stand_alone { 1 } else { 2 };
+    let mut best: Option<(usize, f64)> = None;
+    for tau in 2..=n.saturating_sub(min_right) {
+        let (m, k) = (tau as f64, (n - tau) as f64);
+        let cross = sum(0, tau, tau, n);
+        let left = sum(0, tau, 0, tau);
+        let right = sum(tau, n, tau, n);
+        let within = |s: f64, c: f64| if c > 1.0 { s / (c * (c - 1.0)) } else { 0.0 };
+        let e = 2.0 * cross / (m * k) - within(left, m) - within(right, k);
+        let q = m * k / n as f64 * e;
+        if best.is_none_or(|(_, b)| q > b) {
+            best = Some((tau, q));
+        }
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +181,25 @@ mod tests {
         assert!(lo <= 1.0 && hi >= 1.0, "A/A: {lo}..{hi}");
         let (lo, hi) = ratio_interval(&noisy(10.0, 1), &noisy(12.0, 2), 7).unwrap();
         assert!(lo > 1.1 && hi < 1.3, "a 20% shift: {lo}..{hi}");
+    }
+
+    /// A 10% step at night 20 of 30 and a 1%-a-night drift, with noise of about 2%.
+    #[test]
+    fn a_step_and_a_drift_are_found_where_they_begin() {
+        let noise = |i: usize| ((i * 7919) % 13) as f64 / 13.0 * 4.0 - 2.0;
+        let step: Vec<f64> = (0..30)
+            .map(|i| if i < 20 { 100.0 } else { 110.0 } + noise(i))
+            .collect();
+        let found = change_points(&step, 0.05, 199, 1);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].index, 20);
+        assert!(found[0].p_value < 0.01);
+        let flat: Vec<f64> = (0..30).map(|i| 100.0 + noise(i)).collect();
+        assert!(change_points(&flat, 0.05, 199, 1).is_empty());
+        let drift: Vec<f64> = (0..30)
+            .map(|i| 100.0 * (1.01f64).powi(i as i32) + noise(i))
+            .collect();
+        assert!(!change_points(&drift, 0.05, 199, 1).is_empty());
     }
 
     #[test]
