@@ -547,3 +547,53 @@ compare_criteria:
     let (code, out) = night("3", "n2/results.json", "n3");
     assert_eq!(code, 0, "{out}");
 }
+
+/// `perfgate history DIR`: a 10% step at night 20 of 30 is one change point, attributed to
+/// night 20, with its size and confidence; a history whose latest night steps up exits 3.
+#[test]
+fn history_finds_where_a_step_began() {
+    let dir = tempfile::tempdir().unwrap();
+    let nights = |name: &str, centre: &dyn Fn(usize) -> f64| {
+        let hist = dir.path().join(name);
+        for i in 0..30 {
+            // ±2% of night-to-night noise on top of the level.
+            let wobble = 1.0 + (((i * 7919) % 13) as f64 / 13.0 * 4.0 - 2.0) / 100.0;
+            let r = report(&run_at(
+                &format!("2026-10-{:02}T02:00:00Z", i + 1),
+                &format!("c{i:03}"),
+                centre(i) * wobble,
+            ));
+            perfgate::compare::history::store(&hist, &r, 30).unwrap();
+        }
+    };
+    nights("step", &|i| if i < 20 { 10.0 } else { 11.0 });
+    let (code, out) = perfgate_in(dir.path(), &["history", "step", "--format", "json"]);
+    assert_eq!(code, 0, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let changes: Vec<&Value> = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["label"] == "infer" && c["kpi"] == "avg-rt")
+        .collect();
+    assert_eq!(changes.len(), 1, "{out}");
+    assert_eq!(changes[0]["index"], 20);
+    assert!(
+        changes[0]["run"].as_str().unwrap().ends_with("__c020"),
+        "{out}"
+    );
+    assert_eq!(changes[0]["worse"], true);
+    let size = changes[0]["change"].as_f64().unwrap();
+    assert!((7.0..13.0).contains(&size), "{size}");
+    assert!(changes[0]["confidence"].as_f64().unwrap() > 0.95);
+    let (code, table) = perfgate_in(dir.path(), &["history", "step"]);
+    assert_eq!(code, 0, "{table}");
+    assert!(table.contains("began in run"), "{table}");
+    assert!(table.contains("worse"), "{table}");
+    // Tonight is the first night after the step: exit 3.
+    nights("tonight", &|i| if i < 29 { 10.0 } else { 13.0 });
+    let (code, out) = perfgate_in(dir.path(), &["history", "tonight"]);
+    assert_eq!(code, 3, "{out}");
+    let (code, out) = perfgate_in(dir.path(), &["history", "missing"]);
+    assert_eq!(code, 1, "{out}");
+}

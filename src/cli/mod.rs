@@ -96,6 +96,20 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = CompareFormat::Table)]
         format: CompareFormat,
     },
+    /// The change points of a history directory: per suite, label and KPI, the run where a
+    /// lasting shift or drift began, its size and its confidence (E-divisive means). Exit 3
+    /// when the latest run begins a change for the worse.
+    History {
+        /// A history directory (`perfgate run --history DIR`).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Smaller changes are not shown (percent; for the error rate, percentage points).
+        #[arg(long, default_value = "5%", value_parser = parse_percent_arg)]
+        min_change: f64,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = CompareFormat::Table)]
+        format: CompareFormat,
+    },
     /// Run the reference model server (KServe v2 REST, Prometheus /metrics).
     DemoServer(DemoArgs),
     /// Print the JSON Schema of the suite format (or of results.json).
@@ -348,6 +362,11 @@ pub fn run(cli: Cli) -> ExitCode {
             threshold,
             format,
         } => compare(&old, &new, threshold, format, &mut stdout, &mut stderr),
+        Command::History {
+            dir,
+            min_change,
+            format,
+        } => history(&dir, min_change, format, &mut stdout, &mut stderr),
         Command::DemoServer(args) => {
             drop(stdout);
             demo_server(args, &mut stderr)
@@ -680,6 +699,53 @@ fn compare(
     };
     write!(stdout, "{text}")?;
     Ok(if comparison.regressions() > 0 {
+        ExitCode::CriteriaFailed
+    } else {
+        ExitCode::Ok
+    })
+}
+
+/// `perfgate history DIR`: the change points of a history.
+fn history(
+    dir: &std::path::Path,
+    min_change: f64,
+    format: CompareFormat,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> std::io::Result<ExitCode> {
+    use crate::compare::trend;
+    if !dir.is_dir() {
+        writeln!(
+            stderr,
+            "error: `{}` is not a history directory (one that `perfgate run --history DIR` fills)",
+            dir.display()
+        )?;
+        return Ok(ExitCode::Error);
+    }
+    let runs = match trend::read(dir) {
+        Ok(runs) => runs,
+        Err(e) => {
+            writeln!(stderr, "error: {e}")?;
+            return Ok(ExitCode::Error);
+        }
+    };
+    let trends = trend::trends(&runs, min_change);
+    let text = match format {
+        CompareFormat::Table => crate::compare::render::changes_table(&trends),
+        CompareFormat::Markdown => crate::compare::render::changes_markdown(&trends),
+        CompareFormat::Json => {
+            let mut json = serde_json::to_string_pretty(&trends).map_err(std::io::Error::other)?;
+            json.push('\n');
+            json
+        }
+    };
+    write!(stdout, "{text}")?;
+    let latest = trends.runs.len().saturating_sub(1);
+    let tonight = trends
+        .changes
+        .iter()
+        .any(|c| c.worse && c.index == latest && !trends.runs.is_empty());
+    Ok(if tonight {
         ExitCode::CriteriaFailed
     } else {
         ExitCode::Ok

@@ -29,6 +29,14 @@ pub fn file_name(run: &RunReport) -> String {
     format!("{when}__{commit}.json")
 }
 
+/// A run as people tell runs apart: its file name without `.json`.
+pub fn run_name(path: &Path) -> String {
+    path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    )
+}
+
 /// Stores `run` in `dir` (created if needed) and removes the oldest runs beyond `keep`.
 /// Returns the file written.
 pub fn store(dir: &Path, run: &RunReport, keep: usize) -> std::io::Result<PathBuf> {

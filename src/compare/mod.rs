@@ -12,6 +12,7 @@ pub mod diff;
 pub mod history;
 pub mod relative;
 pub mod render;
+pub mod trend;
 
 use std::path::{Path, PathBuf};
 
@@ -101,12 +102,12 @@ impl Kpi {
     }
 
     /// Whether a larger value is worse (latency, errors) or better (throughput).
-    fn higher_is_worse(self) -> bool {
+    pub fn higher_is_worse(self) -> bool {
         !matches!(self, Kpi::Throughput)
     }
 
     /// The whole-run value: milliseconds, requests per second, or percent.
-    fn whole(self, l: &LabelStats) -> Option<f64> {
+    pub fn whole(self, l: &LabelStats) -> Option<f64> {
         match self {
             Kpi::AvgRt => l.avg_rt_ms,
             Kpi::P50 => l.percentiles_ms.get("50.0").copied(),

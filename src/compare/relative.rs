@@ -45,7 +45,7 @@ pub struct Found {
 impl Found {
     /// The baseline run's name (its file name without `.json`) and suite.
     pub fn baseline(&self) -> Option<(String, &SuiteReport)> {
-        self.runs.first().map(|(p, s)| (run_name(p), s))
+        self.runs.first().map(|(p, s)| (history::run_name(p), s))
     }
 }
 
@@ -169,20 +169,12 @@ fn found(subject: &Subject, label: &str, path: &Path, suites: &[&SuiteReport]) -
         }
     });
     Baseline::Found(BaselineValue {
-        run: run_name(path),
+        run: history::run_name(path),
         value,
         threshold: value,
         seconds: per_second(subject, label, c),
         spread,
     })
-}
-
-/// A run as people tell runs apart: its file name without `.json`.
-fn run_name(path: &Path) -> String {
-    path.file_stem().map_or_else(
-        || path.display().to_string(),
-        |s| s.to_string_lossy().into_owned(),
-    )
 }
 
 /// A suite's whole-run value of a KPI, in the unit the judge observes it in: seconds for

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use super::trend::{Change, Trends};
 use super::{Comparison, Kpi, Row, Verdict};
 
 fn value(kpi: Kpi, v: Option<f64>) -> String {
@@ -101,6 +102,105 @@ pub fn markdown(c: &Comparison, threshold: f64) -> String {
     }
     for note in &c.notes {
         let _ = writeln!(out, "\n> {}", cell(note));
+    }
+    out
+}
+
+fn change_cells(c: &Change) -> [String; 7] {
+    let size = match c.kpi {
+        Kpi::ErrorRate => format!("{:+.2}pp", c.change),
+        _ => format!("{:+.1}%", c.change),
+    };
+    [
+        c.suite.clone(),
+        if c.label.is_empty() {
+            "ALL".to_owned()
+        } else {
+            c.label.clone()
+        },
+        c.kpi.name().to_owned(),
+        format!(
+            "{} → {}",
+            value(c.kpi, Some(c.before)),
+            value(c.kpi, Some(c.after))
+        ),
+        if c.worse {
+            format!("{size} worse")
+        } else {
+            format!("{size} better")
+        },
+        format!("{:.1}%", c.confidence * 100.0),
+        c.run.clone(),
+    ]
+}
+
+const CHANGE_HEADER: [&str; 7] = [
+    "suite",
+    "label",
+    "kpi",
+    "before → after",
+    "change",
+    "confidence",
+    "began in run",
+];
+
+fn trend_line(t: &Trends) -> String {
+    let span = match (t.runs.first(), t.runs.last()) {
+        (Some(a), Some(b)) => format!("{} runs, {} to {}", t.runs.len(), a.run, b.run),
+        _ => "no runs".to_owned(),
+    };
+    let worse = t.changes.iter().filter(|c| c.worse).count();
+    format!(
+        "history: {span}; {} change point(s), {worse} for the worse",
+        t.changes.len()
+    )
+}
+
+/// The change points of a history as aligned columns, then one summary line.
+pub fn changes_table(t: &Trends) -> String {
+    let mut rows: Vec<[String; 7]> = vec![CHANGE_HEADER.map(str::to_owned)];
+    rows.extend(t.changes.iter().map(change_cells));
+    let mut out = String::new();
+    if !t.changes.is_empty() {
+        let widths: Vec<usize> = (0..7)
+            .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+            .collect();
+        for r in &rows {
+            let line: Vec<String> = r
+                .iter()
+                .zip(&widths)
+                .map(|(cell, w)| format!("{cell:<w$}"))
+                .collect();
+            let _ = writeln!(out, "{}", line.join("  ").trim_end());
+        }
+    }
+    if t.runs.len() < super::trend::MIN_RUNS {
+        let _ = writeln!(
+            out,
+            "note: change points need at least {} runs",
+            super::trend::MIN_RUNS
+        );
+    }
+    let _ = writeln!(out, "{}", trend_line(t));
+    out
+}
+
+/// The change points of a history as Markdown.
+pub fn changes_markdown(t: &Trends) -> String {
+    let cell = |s: &str| s.replace('|', "\\|").replace(['\n', '\r'], " ");
+    let mut out = String::new();
+    let _ = writeln!(out, "## {}\n", trend_line(t));
+    if t.changes.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "| {} |", CHANGE_HEADER.join(" | "));
+    let _ = writeln!(out, "|---|---|---|---|---:|---:|---|");
+    for c in &t.changes {
+        let mut cells = change_cells(c).map(|s| cell(&s));
+        if c.worse {
+            cells[4] = format!("❌ {}", cells[4]);
+        }
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
     }
     out
 }
