@@ -597,3 +597,45 @@ fn history_finds_where_a_step_began() {
     let (code, out) = perfgate_in(dir.path(), &["history", "missing"]);
     assert_eq!(code, 1, "{out}");
 }
+
+/// A slow drift that no night shows against the night before (+2% a night) is a regression
+/// once the history's change points show it began a few runs ago and tonight is beyond the
+/// threshold against the runs before it.
+#[test]
+fn a_drift_across_nights_is_a_regression() {
+    let dir = tempfile::tempdir().unwrap();
+    let hist = dir.path().join("hist");
+    let level = |i: usize| if i < 10 { 10.0 } else { 10.0 * 1.025f64.powi(i as i32 - 9) };
+    for i in 0..16 {
+        let r = report(&run_at(
+            &format!("2026-10-{:02}T02:00:00Z", i + 1),
+            &format!("c{i:03}"),
+            level(i),
+        ));
+        perfgate::compare::history::store(&hist, &r, 30).unwrap();
+    }
+    write(
+        dir.path(),
+        "tonight.json",
+        &run_at("2026-10-20T02:00:00Z", "tonight", level(16)),
+    );
+    // Against the last night alone: +2.5%, nothing.
+    let last = std::fs::read_dir(&hist)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max()
+        .unwrap();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["compare", last.to_str().unwrap(), "tonight.json"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["compare", "hist", "tonight.json", "--format", "json"],
+    );
+    assert_eq!(code, 3, "{out}");
+    let avg = avg_rt_of_infer(&out);
+    assert_eq!(avg["verdict"], "regression", "{avg}");
+    assert!(avg["shift"]["change"].as_f64().unwrap() > 10.0, "{avg}");
+}

@@ -180,6 +180,9 @@ pub struct Row {
     /// How much the KPI moves from run to run in the history (percent, or points for the
     /// error rate), when there were enough earlier runs: a change must exceed it too.
     pub between_runs: Option<f64>,
+    /// A lasting shift across the history that makes this a regression (see
+    /// [`RECENT_SHIFT_RUNS`]).
+    pub shift: Option<ShiftNote>,
     pub verdict: Verdict,
 }
 
@@ -234,7 +237,7 @@ pub fn against(
             name: &suite.name,
             environment: suite.identity.environment.as_deref(),
         };
-        let found = history::earlier(source, same, &new.started_at, rev, HISTORY_RUNS)?;
+        let found = history::earlier(source, same, &new.started_at, rev, history::DEFAULT_KEEP)?;
         baselines.push(found.into_iter().map(|(_, s)| s).collect());
     }
     Ok(compare_suites(new, &baselines, threshold))
@@ -263,16 +266,102 @@ pub fn compare_suites(new: &RunReport, earlier: &[Vec<SuiteReport>], threshold: 
             };
             let history: Vec<&LabelStats> = runs
                 .iter()
+                .take(HISTORY_RUNS)
                 .filter_map(|r| r.labels.iter().find(|l| l.label == label.label))
                 .collect();
             for kpi in Kpi::ALL {
                 let spread = between_runs(kpi, &history);
-                out.rows
-                    .push(row(suite, before, label, old_label, kpi, threshold, spread));
+                let mut row = row(suite, before, label, old_label, kpi, threshold, spread);
+                shifted(&mut row, runs, label, threshold);
+                out.rows.push(row);
             }
         }
     }
     out
+}
+
+/// A change point found across the history and tonight: where a lasting shift began.
+#[derive(Clone, Debug, Serialize)]
+pub struct ShiftNote {
+    /// The run it began in (tonight's is `tonight`).
+    pub run: String,
+    /// Tonight against the runs before the shift: percent (points for the error rate).
+    pub change: f64,
+    /// 1 − the permutation test's p-value.
+    pub confidence: f64,
+}
+
+/// A shift for the worse fails the gate while its latest change point is at most this many
+/// runs back from tonight (still moving); a shift that has settled for longer is the new
+/// level, and shows in `perfgate history`.
+pub const RECENT_SHIFT_RUNS: usize = 5;
+
+/// With at least [`trend::MIN_RUNS`] earlier runs: the change points of the KPI across them
+/// and tonight. A shift for the worse still moving in the last [`RECENT_SHIFT_RUNS`] runs (a
+/// step tonight, or a slow drift: a staircase of small worse changes that no single night
+/// shows against the one before) that has taken tonight beyond the threshold against the
+/// runs before it began is a regression, attributed to the run where it began.
+fn shifted(row: &mut Row, earlier: &[SuiteReport], label: &LabelStats, threshold: f64) {
+    if earlier.len() < trend::MIN_RUNS || row.verdict == Verdict::Regression {
+        return;
+    }
+    let Some(now) = row.kpi.whole(label) else {
+        return;
+    };
+    let mut values: Vec<Option<f64>> = earlier
+        .iter()
+        .rev()
+        .map(|s| {
+            let l = s.labels.iter().find(|l| l.label == label.label)?;
+            row.kpi.whole(l)
+        })
+        .collect();
+    values.push(Some(now));
+    let points: Vec<trend::RunPoint> = (0..values.len())
+        .map(|i| trend::RunPoint {
+            run: if i + 1 == values.len() {
+                "tonight".to_owned()
+            } else {
+                earlier[earlier.len() - 1 - i].started_at.clone()
+            },
+            started_at: String::new(),
+            commit: None,
+        })
+        .collect();
+    let series = trend::Series {
+        suite: row.suite.clone(),
+        environment: None,
+        label: row.label.clone(),
+        kpi: row.kpi,
+        values,
+    };
+    // Every change point, however small: a drift is a staircase of small ones.
+    let changes = trend::changes(&series, &points, 0.0);
+    let Some(last) = changes.last() else { return };
+    if !last.worse || last.index + RECENT_SHIFT_RUNS < points.len() {
+        return;
+    }
+    // Where the staircase of worse changes began.
+    let began = changes
+        .iter()
+        .rev()
+        .take_while(|c| c.worse)
+        .last()
+        .unwrap_or(last);
+    let change = match row.kpi {
+        Kpi::ErrorRate => now - began.before,
+        _ if began.before != 0.0 => (now - began.before) / began.before.abs() * 100.0,
+        _ => return,
+    };
+    let worse = if row.kpi.higher_is_worse() { change } else { -change };
+    if worse > threshold {
+        row.verdict = Verdict::Regression;
+        row.shift = Some(ShiftNote {
+            run: began.run.clone(),
+            change,
+            confidence: began.confidence,
+        });
+    }
 }
 
 /// Earlier runs a history comparison reads.
@@ -365,6 +454,7 @@ fn row(
         change,
         interval,
         between_runs,
+        shift: None,
         verdict,
     }
 }

@@ -41,7 +41,16 @@ fn cells(r: &Row) -> [String; 8] {
         value(r.kpi, r.new),
         change(r),
         interval(r),
-        r.verdict.name().to_owned(),
+        match &r.shift {
+            Some(s) => format!(
+                "{} (a shift since {}: {:+.1}%, confidence {:.1}%)",
+                r.verdict.name(),
+                s.run,
+                s.change,
+                s.confidence * 100.0
+            ),
+            None => r.verdict.name().to_owned(),
+        },
     ]
 }
 
