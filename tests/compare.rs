@@ -605,7 +605,13 @@ fn history_finds_where_a_step_began() {
 fn a_drift_across_nights_is_a_regression() {
     let dir = tempfile::tempdir().unwrap();
     let hist = dir.path().join("hist");
-    let level = |i: usize| if i < 10 { 10.0 } else { 10.0 * 1.025f64.powi(i as i32 - 9) };
+    let level = |i: usize| {
+        if i < 10 {
+            10.0
+        } else {
+            10.0 * 1.025f64.powi(i as i32 - 9)
+        }
+    };
     for i in 0..16 {
         let r = report(&run_at(
             &format!("2026-10-{:02}T02:00:00Z", i + 1),

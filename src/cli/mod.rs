@@ -463,6 +463,7 @@ fn run_command(
             path: args.baseline.clone(),
             rev: args.baseline_rev.clone(),
             history: args.history.clone(),
+            threshold: args.baseline_threshold,
         },
     };
     // Half the cores by default: the server under test usually shares the machine, and a load
@@ -533,39 +534,51 @@ fn run_command(
         )?;
         code = ExitCode::Error;
     }
-    // Against the baseline, before this run joins the history it is compared with.
-    if let Some(source) = args.baseline.as_ref().or(args.history.as_ref())
-        && source.exists()
-    {
-        match crate::compare::against(
-            source,
-            &report,
-            args.baseline_rev.as_deref(),
-            args.baseline_threshold,
-        ) {
-            Ok(comparison) => {
-                write!(
-                    stdout,
-                    "vs baseline ({}):\n{}",
-                    source.display(),
-                    crate::compare::render::table(&comparison, args.baseline_threshold)
-                )?;
-                if let Err(e) = keep_comparison(&comparison, args, &artifacts_dir) {
-                    writeln!(stderr, "error: cannot write the comparison: {e}")?;
-                    code = ExitCode::Error;
-                }
-                if comparison.regressions() > 0 && code == ExitCode::Ok {
-                    code = ExitCode::CriteriaFailed;
-                    regressed = Some(format!(
-                        "perfgate: FAILED, {} KPI(s) regressed against the baseline",
-                        comparison.regressions()
-                    ));
-                }
-            }
-            Err(e) => {
-                writeln!(stderr, "error: the baseline: {e}")?;
-                code = ExitCode::Error;
-            }
+    // Each suite was compared with its baseline as it ended (its reports show it); the
+    // run's verdict adds the regressions.
+    let compared: Vec<&crate::report::versus::Versus> = report
+        .suites
+        .iter()
+        .filter_map(|s| s.versus.as_ref())
+        .collect();
+    if !compared.is_empty() {
+        let comparison = crate::compare::Comparison {
+            rows: compared
+                .iter()
+                .flat_map(|v| v.rows.iter().cloned())
+                .collect(),
+            notes: compared
+                .iter()
+                .flat_map(|v| v.notes.iter().cloned())
+                .collect(),
+        };
+        let source = args
+            .baseline
+            .as_ref()
+            .or(args.history.as_ref())
+            .map_or_else(
+                || "settings.baseline".to_owned(),
+                |p| p.display().to_string(),
+            );
+        write!(
+            stdout,
+            "vs baseline ({source}):\n{}",
+            crate::compare::render::table(&comparison, args.baseline_threshold)
+        )?;
+        for error in compared.iter().filter_map(|v| v.error.as_ref()) {
+            writeln!(stderr, "error: {error}")?;
+            code = ExitCode::Error;
+        }
+        if let Err(e) = keep_comparison(&comparison, args, &artifacts_dir) {
+            writeln!(stderr, "error: cannot write the comparison: {e}")?;
+            code = ExitCode::Error;
+        }
+        if comparison.regressions() > 0 && code == ExitCode::Ok {
+            code = ExitCode::CriteriaFailed;
+            regressed = Some(format!(
+                "perfgate: FAILED, {} KPI(s) regressed against the baseline",
+                comparison.regressions()
+            ));
         }
     }
     if let Some(dir) = &args.history

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::report::model::{COMPARABLE_SINCE, FORMAT_VERSION, LabelStats, RunReport, SuiteReport};
+pub use crate::report::versus::{Kpi, Row, ShiftNote, Trend, TrendSeries, Verdict, Versus};
 use crate::stats::{median, ratio_interval};
 
 pub use crate::stats::MIN_SECONDS;
@@ -67,45 +68,7 @@ pub fn load(path: &Path) -> Result<RunReport, CompareError> {
     })
 }
 
-/// A KPI compared, and which way is worse.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kpi {
-    AvgRt,
-    P50,
-    P90,
-    P99,
-    Throughput,
-    /// Failed samples, percent of hits (compared in percentage points).
-    ErrorRate,
-}
-
 impl Kpi {
-    pub const ALL: [Kpi; 6] = [
-        Kpi::AvgRt,
-        Kpi::P50,
-        Kpi::P90,
-        Kpi::P99,
-        Kpi::Throughput,
-        Kpi::ErrorRate,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Kpi::AvgRt => "avg-rt",
-            Kpi::P50 => "p50",
-            Kpi::P90 => "p90",
-            Kpi::P99 => "p99",
-            Kpi::Throughput => "throughput",
-            Kpi::ErrorRate => "error-rate",
-        }
-    }
-
-    /// Whether a larger value is worse (latency, errors) or better (throughput).
-    pub fn higher_is_worse(self) -> bool {
-        !matches!(self, Kpi::Throughput)
-    }
-
     /// The whole-run value: milliseconds, requests per second, or percent.
     pub fn whole(self, l: &LabelStats) -> Option<f64> {
         match self {
@@ -134,56 +97,6 @@ impl Kpi {
             })
             .collect()
     }
-}
-
-/// What a comparison concludes about one KPI.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Verdict {
-    /// Within the threshold.
-    Ok,
-    /// Worse beyond the threshold, but within the run-to-run noise.
-    Noise,
-    /// Worse beyond the threshold and beyond the noise.
-    Regression,
-    /// Better beyond the threshold and beyond the noise.
-    Improvement,
-    /// No value in one of the runs.
-    NoData,
-}
-
-impl Verdict {
-    pub fn name(self) -> &'static str {
-        match self {
-            Verdict::Ok => "ok",
-            Verdict::Noise => "within noise",
-            Verdict::Regression => "REGRESSION",
-            Verdict::Improvement => "improved",
-            Verdict::NoData => "no data",
-        }
-    }
-}
-
-/// One KPI of one label, before and now.
-#[derive(Clone, Debug, Serialize)]
-pub struct Row {
-    pub suite: String,
-    pub label: String,
-    pub kpi: Kpi,
-    pub old: Option<f64>,
-    pub new: Option<f64>,
-    /// Relative change in percent (percentage points for the error rate).
-    pub change: Option<f64>,
-    /// 95% interval of the ratio new/old of the per-second medians, when both runs have
-    /// enough seconds.
-    pub interval: Option<(f64, f64)>,
-    /// How much the KPI moves from run to run in the history (percent, or points for the
-    /// error rate), when there were enough earlier runs: a change must exceed it too.
-    pub between_runs: Option<f64>,
-    /// A lasting shift across the history that makes this a regression (see
-    /// [`RECENT_SHIFT_RUNS`]).
-    pub shift: Option<ShiftNote>,
-    pub verdict: Verdict,
 }
 
 /// A whole comparison.
@@ -249,46 +162,95 @@ pub fn against(
 pub fn compare_suites(new: &RunReport, earlier: &[Vec<SuiteReport>], threshold: f64) -> Comparison {
     let mut out = Comparison::default();
     for (suite, runs) in new.suites.iter().zip(earlier) {
-        let Some(before) = runs.first() else {
-            out.notes
-                .push(format!("suite `{}`: not in the baseline", suite.name));
-            continue;
-        };
-        if before.identity.load_hash != suite.identity.load_hash {
-            out.notes.push(format!(
-                "suite `{}`: its load changed since the baseline (executions or scenarios differ)",
-                suite.name
-            ));
-        }
-        for label in &suite.labels {
-            let Some(old_label) = before.labels.iter().find(|l| l.label == label.label) else {
-                continue;
-            };
-            let history: Vec<&LabelStats> = runs
-                .iter()
-                .take(HISTORY_RUNS)
-                .filter_map(|r| r.labels.iter().find(|l| l.label == label.label))
-                .collect();
-            for kpi in Kpi::ALL {
-                let spread = between_runs(kpi, &history);
-                let mut row = row(suite, before, label, old_label, kpi, threshold, spread);
-                shifted(&mut row, runs, label, threshold);
-                out.rows.push(row);
-            }
-        }
+        compare_suite(suite, runs, threshold, &mut out);
     }
     out
 }
 
-/// A change point found across the history and tonight: where a lasting shift began.
-#[derive(Clone, Debug, Serialize)]
-pub struct ShiftNote {
-    /// The run it began in (tonight's is `tonight`).
-    pub run: String,
-    /// Tonight against the runs before the shift: percent (points for the error rate).
-    pub change: f64,
-    /// 1 − the permutation test's p-value.
-    pub confidence: f64,
+/// Compares `suite` with its earlier runs (the latest first) into `out`.
+fn compare_suite(suite: &SuiteReport, runs: &[SuiteReport], threshold: f64, out: &mut Comparison) {
+    let Some(before) = runs.first() else {
+        out.notes
+            .push(format!("suite `{}`: not in the baseline", suite.name));
+        return;
+    };
+    if before.identity.load_hash != suite.identity.load_hash {
+        out.notes.push(format!(
+            "suite `{}`: its load changed since the baseline (executions or scenarios differ)",
+            suite.name
+        ));
+    }
+    for label in &suite.labels {
+        let Some(old_label) = before.labels.iter().find(|l| l.label == label.label) else {
+            continue;
+        };
+        let history: Vec<&LabelStats> = runs
+            .iter()
+            .take(HISTORY_RUNS)
+            .filter_map(|r| r.labels.iter().find(|l| l.label == label.label))
+            .collect();
+        for kpi in Kpi::ALL {
+            let spread = between_runs(kpi, &history);
+            let mut row = row(suite, before, label, old_label, kpi, threshold, spread);
+            shifted(&mut row, runs, label, threshold);
+            out.rows.push(row);
+        }
+    }
+}
+
+/// `suite` against the earlier runs `found` (the latest first): the comparison and the
+/// trend of the main KPIs that reports keep.
+pub fn versus(suite: &SuiteReport, found: &relative::Found, threshold: f64) -> Versus {
+    let runs: Vec<SuiteReport> = found.runs.iter().map(|(_, s)| s.clone()).collect();
+    let mut comparison = Comparison::default();
+    if let Some(why) = &found.missing {
+        comparison
+            .notes
+            .push(format!("suite `{}`: no baseline: {why}", suite.name));
+    } else {
+        compare_suite(suite, &runs, threshold, &mut comparison);
+    }
+    let runs = &runs;
+    let trend = (!found.runs.is_empty()).then(|| {
+        let mut names: Vec<String> = found
+            .runs
+            .iter()
+            .rev()
+            .map(|(p, _)| history::run_name(p))
+            .collect();
+        names.push("this run".to_owned());
+        let series = suite
+            .labels
+            .iter()
+            .flat_map(|label| {
+                Kpi::ALL.into_iter().map(move |kpi| {
+                    let mut values: Vec<Option<f64>> = runs
+                        .iter()
+                        .rev()
+                        .map(|s| kpi.whole(s.labels.iter().find(|l| l.label == label.label)?))
+                        .collect();
+                    values.push(kpi.whole(label));
+                    TrendSeries {
+                        label: label.label.clone(),
+                        kpi,
+                        values,
+                    }
+                })
+            })
+            .collect();
+        Trend {
+            runs: names,
+            series,
+        }
+    });
+    Versus {
+        baseline: found.baseline().map(|(name, _)| name),
+        threshold,
+        rows: comparison.rows,
+        notes: comparison.notes,
+        trend,
+        error: found.unreadable.then(|| found.missing.clone()).flatten(),
+    }
 }
 
 /// A shift for the worse fails the gate while its latest change point is at most this many
@@ -353,7 +315,11 @@ fn shifted(row: &mut Row, earlier: &[SuiteReport], label: &LabelStats, threshold
         _ if began.before != 0.0 => (now - began.before) / began.before.abs() * 100.0,
         _ => return,
     };
-    let worse = if row.kpi.higher_is_worse() { change } else { -change };
+    let worse = if row.kpi.higher_is_worse() {
+        change
+    } else {
+        -change
+    };
     if worse > threshold {
         row.verdict = Verdict::Regression;
         row.shift = Some(ShiftNote {

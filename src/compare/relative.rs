@@ -40,6 +40,8 @@ pub struct Found {
     pub warning: Option<String>,
     /// The baseline was given but could not be read: what needs it fails.
     pub unreadable: bool,
+    /// Where the baselines were looked for; `None` when none was given.
+    pub source: Option<PathBuf>,
 }
 
 impl Found {
@@ -56,12 +58,21 @@ pub fn find(
     load_hash: &str,
     source: Option<Source<'_>>,
 ) -> Result<Found, CompareError> {
-    let runs = match &source {
+    let mut runs = match &source {
         Some(s) if s.path.exists() => {
-            history::earlier(s.path, same, s.before, s.rev, HISTORY_RUNS)?
+            history::earlier(s.path, same, s.before, s.rev, history::DEFAULT_KEEP)?
         }
         _ => Vec::new(),
     };
+    // Only the baseline's seconds are read (the noise rule); the older runs give their
+    // whole-run values. They are held for the whole run: keep them small.
+    for (_, older) in runs.iter_mut().skip(1) {
+        older.timeline = Vec::new();
+        older.effective_yaml = String::new();
+        for series in &mut older.monitoring {
+            series.points = Vec::new();
+        }
+    }
     let missing = match (&source, runs.is_empty()) {
         (None, _) => {
             Some("none was given (`--baseline`, `--history` or `settings.baseline`)".to_owned())
@@ -96,6 +107,7 @@ pub fn find(
         missing,
         warning,
         unreadable: false,
+        source: source.map(|s| s.path.to_owned()),
     })
 }
 
@@ -156,6 +168,7 @@ fn found(subject: &Subject, label: &str, path: &Path, suites: &[&SuiteReport]) -
     };
     let history: Vec<f64> = suites
         .iter()
+        .take(HISTORY_RUNS)
         .filter_map(|s| whole(subject, label, s))
         .collect();
     let spread = (history.len() >= MIN_HISTORY).then(|| {

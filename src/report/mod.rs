@@ -16,6 +16,7 @@ pub mod junit;
 pub mod model;
 pub mod redact;
 pub mod summary;
+pub mod versus;
 
 use std::path::{Path, PathBuf};
 

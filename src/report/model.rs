@@ -101,6 +101,10 @@ pub struct SuiteReport {
     pub effective_yaml: String,
     #[serde(default)]
     pub identity: SuiteIdentity,
+    /// Against its baseline run, when one was asked for (`--baseline`, `--history`,
+    /// `settings.baseline`).
+    #[serde(default)]
+    pub versus: Option<super::versus::Versus>,
 }
 
 /// The report files a suite's `reporting` modules ask for.
@@ -154,6 +158,7 @@ impl SuiteReport {
             outputs: SuiteOutputs::default(),
             effective_yaml: String::new(),
             identity: SuiteIdentity::default(),
+            versus: None,
         }
     }
 

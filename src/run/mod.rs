@@ -77,6 +77,8 @@ pub struct Baselines {
     pub rev: Option<String>,
     /// `--history`.
     pub history: Option<PathBuf>,
+    /// `--baseline-threshold`: how much worse a KPI may get against the baseline (percent).
+    pub threshold: f64,
 }
 
 /// Runs every suite; returns the report (already written to `results.json`). Progress and

@@ -69,6 +69,7 @@ pub(super) async fn run_suite(
         outputs: outputs(suite),
         effective_yaml,
         load_started_at: None,
+        versus: None,
         identity: SuiteIdentity {
             environment: opts.environment.clone(),
             load_hash: load_hash(&suite.load_identity),
@@ -156,6 +157,13 @@ pub(super) async fn run_suite(
     if let Some(m) = &measured {
         report.load_started_at = Some(m.started_at.clone());
         fill_measurements(&mut report, &m.dispatcher.store);
+        if baseline.source.is_some() {
+            report.versus = Some(crate::compare::versus(
+                &report,
+                &baseline,
+                opts.baselines.threshold,
+            ));
+        }
         let compared = crate::compare::diff::checks(
             &suite.diff_checks,
             &report,
@@ -295,9 +303,6 @@ fn resolve_baselines(
     use crate::compare::history::Same;
     use crate::compare::relative::{Source, apply, find};
     let suite = &mut plan.suite;
-    if !suite.criteria.iter().any(|c| c.relative.is_some()) && suite.diff_checks.is_empty() {
-        return Ok(Found::default());
-    }
     let from_settings = suite.settings.baseline.as_ref().map(|b| {
         let dir = suite.path.parent().unwrap_or(Path::new("."));
         dir.join(b)
@@ -308,6 +313,11 @@ fn resolve_baselines(
         .clone()
         .or(from_settings)
         .or_else(|| opts.baselines.history.clone());
+    let needed =
+        suite.criteria.iter().any(|c| c.relative.is_some()) || !suite.diff_checks.is_empty();
+    if path.is_none() && !needed {
+        return Ok(Found::default());
+    }
     let now = now_rfc3339();
     let source = path.as_deref().map(|path| Source {
         path,
@@ -353,6 +363,7 @@ fn resolve_baselines(
             Ok(Found {
                 missing: Some(format!("the baseline could not be read: {e}")),
                 unreadable: true,
+                source: path.clone(),
                 ..Found::default()
             })
         }

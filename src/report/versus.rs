@@ -1,0 +1,139 @@
+//! A suite against its baseline run, as reports keep it: per label and KPI, before and now,
+//! the change, the noise interval and the verdict ([`Row`]); the trend of the main KPIs over
+//! the history's runs ([`Trend`]). The comparison itself is made in [`crate::compare`].
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// This suite against its baseline, kept in results.json.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Versus {
+    /// The baseline run: its history file name without `.json`.
+    pub baseline: Option<String>,
+    /// How much worse a KPI may get (percent; points for the error rate).
+    pub threshold: f64,
+    pub rows: Vec<Row>,
+    /// What could not be compared, and warnings (a different load).
+    pub notes: Vec<String>,
+    /// The main KPIs over the earlier runs and this one.
+    pub trend: Option<Trend>,
+    /// The baseline was given but could not be read: the run is an error.
+    pub error: Option<String>,
+}
+
+/// The main KPIs over the history's runs, oldest first, this run last.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Trend {
+    /// The runs' names; the last is this run.
+    pub runs: Vec<String>,
+    pub series: Vec<TrendSeries>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct TrendSeries {
+    pub label: String,
+    pub kpi: Kpi,
+    /// One per run (`None` where a run lacks it).
+    pub values: Vec<Option<f64>>,
+}
+
+/// A KPI compared, and which way is worse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kpi {
+    AvgRt,
+    P50,
+    P90,
+    P99,
+    Throughput,
+    /// Failed samples, percent of hits (compared in percentage points).
+    ErrorRate,
+}
+
+impl Kpi {
+    pub const ALL: [Kpi; 6] = [
+        Kpi::AvgRt,
+        Kpi::P50,
+        Kpi::P90,
+        Kpi::P99,
+        Kpi::Throughput,
+        Kpi::ErrorRate,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kpi::AvgRt => "avg-rt",
+            Kpi::P50 => "p50",
+            Kpi::P90 => "p90",
+            Kpi::P99 => "p99",
+            Kpi::Throughput => "throughput",
+            Kpi::ErrorRate => "error-rate",
+        }
+    }
+
+    /// Whether a larger value is worse (latency, errors) or better (throughput).
+    pub fn higher_is_worse(self) -> bool {
+        !matches!(self, Kpi::Throughput)
+    }
+}
+
+/// What a comparison concludes about one KPI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Within the threshold.
+    Ok,
+    /// Worse beyond the threshold, but within the run-to-run noise.
+    Noise,
+    /// Worse beyond the threshold and beyond the noise.
+    Regression,
+    /// Better beyond the threshold and beyond the noise.
+    Improvement,
+    /// No value in one of the runs.
+    NoData,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Noise => "within noise",
+            Verdict::Regression => "REGRESSION",
+            Verdict::Improvement => "improved",
+            Verdict::NoData => "no data",
+        }
+    }
+}
+
+/// One KPI of one label, before and now.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Row {
+    pub suite: String,
+    pub label: String,
+    pub kpi: Kpi,
+    pub old: Option<f64>,
+    pub new: Option<f64>,
+    /// Relative change in percent (percentage points for the error rate).
+    pub change: Option<f64>,
+    /// 95% interval of the ratio new/old of the per-second medians, when both runs have
+    /// enough seconds.
+    pub interval: Option<(f64, f64)>,
+    /// How much the KPI moves from run to run in the history (percent, or points for the
+    /// error rate), when there were enough earlier runs: a change must exceed it too.
+    pub between_runs: Option<f64>,
+    /// A lasting shift across the history that makes this a regression (see
+    /// `crate::compare::RECENT_SHIFT_RUNS`).
+    pub shift: Option<ShiftNote>,
+    pub verdict: Verdict,
+}
+
+/// A change point found across the history and tonight: where a lasting shift began.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ShiftNote {
+    /// The run it began in (tonight's is `tonight`).
+    pub run: String,
+    /// Tonight against the runs before the shift: percent (points for the error rate).
+    pub change: f64,
+    /// 1 − the permutation test's p-value.
+    pub confidence: f64,
+}
