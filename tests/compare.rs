@@ -90,6 +90,27 @@ fn a_regression_beyond_threshold_and_noise_exits_3() {
             .contains("REGRESSION(S) beyond 10%"),
         "{out}"
     );
+    // The same as an HTML page and as JUnit XML.
+    let (code, out) = compare(
+        dir.path(),
+        &old,
+        &slower,
+        &["--html", "cmp.html", "--junit", "cmp.xml"],
+    );
+    assert_eq!(code, 3, "{out}");
+    let page = std::fs::read_to_string(dir.path().join("cmp.html")).unwrap();
+    assert!(page.contains("REGRESSION(S) beyond 10%"), "{page}");
+    assert!(page.contains(r#"<tr class="failed">"#), "{page}");
+    let junit = std::fs::read_to_string(dir.path().join("cmp.xml")).unwrap();
+    assert!(
+        junit.contains(r#"<testsuite name="s comparison""#),
+        "{junit}"
+    );
+    assert!(
+        junit.contains(r#"<testcase name="infer avg-rt""#),
+        "{junit}"
+    );
+    assert!(junit.contains(r#"type="regression""#), "{junit}");
     // Identical runs, and a 5% change under the 10% threshold: nothing.
     let same = results(&around(10.0, 0.5, 5), "h1", 2);
     let (code, out) = compare(dir.path(), &old, &same, &[]);

@@ -395,6 +395,75 @@ fn chromium(url: &str, profile: &Path, extra: &[String]) -> (Vec<String>, String
     (console, String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// With a history, report.html has a "vs baseline" table and trend charts of the main KPIs
+/// over the runs, this run shaded; Chromium renders them without a console message.
+#[test]
+fn the_trend_charts_render_in_headless_chromium() {
+    let found = Command::new("chromium").arg("--version").output().is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install chromium (apt-get install chromium)"
+        );
+        eprintln!("skipped: no chromium on this machine (CI installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let text = suite(
+        r#", "--latency", "5ms""#,
+        "2s",
+        &["p90 of infer>baseline+50%"],
+    );
+    std::fs::write(dir.path().join("trend.yaml"), text).unwrap();
+    for night in ["n1", "n2", "n3"] {
+        let (code, out) = perfgate_in(
+            dir.path(),
+            &[
+                "run",
+                "trend.yaml",
+                "--no-progress",
+                "-a",
+                night,
+                "--history",
+                "hist",
+            ],
+        );
+        assert!(code == 0 || code == 3, "{out}");
+    }
+    let url = format!("file://{}", dir.path().join("n3/report.html").display());
+    let (console, dom) = chromium(
+        &url,
+        &dir.path().join("profile"),
+        &["--dump-dom".to_owned()],
+    );
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    assert!(
+        dom.contains("<h3>vs baseline</h3>"),
+        "the vs-baseline section"
+    );
+    assert!(
+        dom.contains(r#"<table class="versus">"#),
+        "the vs-baseline table"
+    );
+    assert!(
+        dom.contains(r#"aria-label="Trend: response time (all labels), per run""#),
+        "the latency trend chart"
+    );
+    assert!(
+        dom.contains("runs of the history, oldest first (shaded: this run)"),
+        "the trend's axis"
+    );
+    assert!(
+        dom.contains("<title>this run</title>"),
+        "this run is marked"
+    );
+    // Three runs: three points per trend line, the last one this run's.
+    assert!(
+        dom.contains("in this run: "),
+        "a hover text for this run's point"
+    );
+}
+
 #[test]
 fn the_html_report_renders_in_headless_chromium() {
     let found = Command::new("chromium").arg("--version").output().is_ok();

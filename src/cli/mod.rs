@@ -95,6 +95,12 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = CompareFormat::Table)]
         format: CompareFormat,
+        /// Also write the comparison as an HTML page here.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// Also write the comparison as JUnit XML here (a failed testcase per regression).
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// The change points of a history directory: per suite, label and KPI, the run where a
     /// lasting shift or drift began, its size and its confidence (E-divisive means). Exit 3
@@ -361,7 +367,17 @@ pub fn run(cli: Cli) -> ExitCode {
             new,
             threshold,
             format,
-        } => compare(&old, &new, threshold, format, &mut stdout, &mut stderr),
+            html,
+            junit,
+        } => compare(
+            &old,
+            &new,
+            threshold,
+            format,
+            (html.as_deref(), junit.as_deref()),
+            &mut stdout,
+            &mut stderr,
+        ),
         Command::History {
             dir,
             min_change,
@@ -681,6 +697,7 @@ fn compare(
     new: &std::path::Path,
     threshold: f64,
     format: CompareFormat,
+    (html, junit): (Option<&std::path::Path>, Option<&std::path::Path>),
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> std::io::Result<ExitCode> {
@@ -711,6 +728,25 @@ fn compare(
         }
     };
     write!(stdout, "{text}")?;
+    use crate::report::files::write_atomically;
+    if let Some(path) = html {
+        let page = crate::compare::render::html(&comparison, threshold)
+            .map_err(std::io::Error::other)
+            .and_then(|page| write_atomically(path, page.as_bytes()));
+        if let Err(e) = page {
+            writeln!(stderr, "error: cannot write `{}`: {e}", path.display())?;
+            return Ok(ExitCode::Error);
+        }
+    }
+    if let Some(path) = junit {
+        let xml =
+            crate::report::junit::to_xml(&crate::compare::render::junit(&comparison, threshold))
+                .and_then(|xml| write_atomically(path, xml.as_bytes()));
+        if let Err(e) = xml {
+            writeln!(stderr, "error: cannot write `{}`: {e}", path.display())?;
+            return Ok(ExitCode::Error);
+        }
+    }
     Ok(if comparison.regressions() > 0 {
         ExitCode::CriteriaFailed
     } else {

@@ -119,7 +119,7 @@ impl Comparison {
 /// Compares every suite of `new` with the same suite (name and environment) in `old`;
 /// `threshold` in percent (percentage points for the error rate).
 pub fn compare(old: &RunReport, new: &RunReport, threshold: f64) -> Comparison {
-    let baselines: Vec<Vec<SuiteReport>> = new
+    let baselines: Vec<Vec<(String, SuiteReport)>> = new
         .suites
         .iter()
         .map(|suite| {
@@ -129,7 +129,7 @@ pub fn compare(old: &RunReport, new: &RunReport, threshold: f64) -> Comparison {
                     s.name == suite.name && s.identity.environment == suite.identity.environment
                 })
                 .take(1)
-                .cloned()
+                .map(|s| (old.started_at.clone(), s.clone()))
                 .collect()
         })
         .collect();
@@ -151,7 +151,12 @@ pub fn against(
             environment: suite.identity.environment.as_deref(),
         };
         let found = history::earlier(source, same, &new.started_at, rev, history::DEFAULT_KEEP)?;
-        baselines.push(found.into_iter().map(|(_, s)| s).collect());
+        baselines.push(
+            found
+                .into_iter()
+                .map(|(p, s)| (history::run_name(&p), s))
+                .collect(),
+        );
     }
     Ok(compare_suites(new, &baselines, threshold))
 }
@@ -159,7 +164,11 @@ pub fn against(
 /// Compares each suite of `new` with its earlier runs (`earlier[i]` for `new.suites[i]`, the
 /// latest first): the latest is the baseline; with at least [`MIN_HISTORY`] of them, their
 /// spread is part of the noise.
-pub fn compare_suites(new: &RunReport, earlier: &[Vec<SuiteReport>], threshold: f64) -> Comparison {
+pub fn compare_suites(
+    new: &RunReport,
+    earlier: &[Vec<(String, SuiteReport)>],
+    threshold: f64,
+) -> Comparison {
     let mut out = Comparison::default();
     for (suite, runs) in new.suites.iter().zip(earlier) {
         compare_suite(suite, runs, threshold, &mut out);
@@ -168,8 +177,13 @@ pub fn compare_suites(new: &RunReport, earlier: &[Vec<SuiteReport>], threshold: 
 }
 
 /// Compares `suite` with its earlier runs (the latest first) into `out`.
-fn compare_suite(suite: &SuiteReport, runs: &[SuiteReport], threshold: f64, out: &mut Comparison) {
-    let Some(before) = runs.first() else {
+fn compare_suite(
+    suite: &SuiteReport,
+    runs: &[(String, SuiteReport)],
+    threshold: f64,
+    out: &mut Comparison,
+) {
+    let Some((_, before)) = runs.first() else {
         out.notes
             .push(format!("suite `{}`: not in the baseline", suite.name));
         return;
@@ -187,7 +201,7 @@ fn compare_suite(suite: &SuiteReport, runs: &[SuiteReport], threshold: f64, out:
         let history: Vec<&LabelStats> = runs
             .iter()
             .take(HISTORY_RUNS)
-            .filter_map(|r| r.labels.iter().find(|l| l.label == label.label))
+            .filter_map(|(_, r)| r.labels.iter().find(|l| l.label == label.label))
             .collect();
         for kpi in Kpi::ALL {
             let spread = between_runs(kpi, &history);
@@ -201,7 +215,11 @@ fn compare_suite(suite: &SuiteReport, runs: &[SuiteReport], threshold: f64, out:
 /// `suite` against the earlier runs `found` (the latest first): the comparison and the
 /// trend of the main KPIs that reports keep.
 pub fn versus(suite: &SuiteReport, found: &relative::Found, threshold: f64) -> Versus {
-    let runs: Vec<SuiteReport> = found.runs.iter().map(|(_, s)| s.clone()).collect();
+    let runs: Vec<(String, SuiteReport)> = found
+        .runs
+        .iter()
+        .map(|(p, s)| (history::run_name(p), s.clone()))
+        .collect();
     let mut comparison = Comparison::default();
     if let Some(why) = &found.missing {
         comparison
@@ -227,7 +245,7 @@ pub fn versus(suite: &SuiteReport, found: &relative::Found, threshold: f64) -> V
                     let mut values: Vec<Option<f64>> = runs
                         .iter()
                         .rev()
-                        .map(|s| kpi.whole(s.labels.iter().find(|l| l.label == label.label)?))
+                        .map(|(_, s)| kpi.whole(s.labels.iter().find(|l| l.label == label.label)?))
                         .collect();
                     values.push(kpi.whole(label));
                     TrendSeries {
@@ -263,7 +281,7 @@ pub const RECENT_SHIFT_RUNS: usize = 5;
 /// step tonight, or a slow drift: a staircase of small worse changes that no single night
 /// shows against the one before) that has taken tonight beyond the threshold against the
 /// runs before it began is a regression, attributed to the run where it began.
-fn shifted(row: &mut Row, earlier: &[SuiteReport], label: &LabelStats, threshold: f64) {
+fn shifted(row: &mut Row, earlier: &[(String, SuiteReport)], label: &LabelStats, threshold: f64) {
     if earlier.len() < trend::MIN_RUNS || row.verdict == Verdict::Regression {
         return;
     }
@@ -273,7 +291,7 @@ fn shifted(row: &mut Row, earlier: &[SuiteReport], label: &LabelStats, threshold
     let mut values: Vec<Option<f64>> = earlier
         .iter()
         .rev()
-        .map(|s| {
+        .map(|(_, s)| {
             let l = s.labels.iter().find(|l| l.label == label.label)?;
             row.kpi.whole(l)
         })
@@ -284,7 +302,7 @@ fn shifted(row: &mut Row, earlier: &[SuiteReport], label: &LabelStats, threshold
             run: if i + 1 == values.len() {
                 "tonight".to_owned()
             } else {
-                earlier[earlier.len() - 1 - i].started_at.clone()
+                earlier[earlier.len() - 1 - i].0.clone()
             },
             started_at: String::new(),
             commit: None,

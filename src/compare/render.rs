@@ -1,4 +1,5 @@
-//! A comparison as a console table and as Markdown.
+//! A comparison as a console table, Markdown, an HTML page and JUnit XML; the change points
+//! of a history as a table and Markdown.
 
 use std::fmt::Write as _;
 
@@ -212,4 +213,80 @@ pub fn changes_markdown(t: &Trends) -> String {
         let _ = writeln!(out, "| {} |", cells.join(" | "));
     }
     out
+}
+
+const COMPARE_TEMPLATE: &str = include_str!("../../templates/compare.html.tera");
+
+fn row_class(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Regression => "failed",
+        Verdict::Improvement => "passed",
+        Verdict::Noise => "notice",
+        Verdict::Ok | Verdict::NoData => "",
+    }
+}
+
+/// A self-contained HTML page (no script, no network) of a comparison; every text is escaped.
+pub fn html(c: &Comparison, threshold: f64) -> Result<String, tera::Error> {
+    let mut tera = tera::Tera::default();
+    tera.autoescape_on(vec!["compare.html"]);
+    tera.add_raw_template("compare.html", COMPARE_TEMPLATE)?;
+    let mut context = tera::Context::new();
+    context.insert("verdict", &verdict_line(c, threshold));
+    context.insert(
+        "class",
+        if c.regressions() > 0 {
+            "failed"
+        } else {
+            "passed"
+        },
+    );
+    context.insert("threshold", &format!("{threshold}%"));
+    context.insert("notes", &c.notes);
+    context.insert("header", &HEADER);
+    let rows: Vec<(Vec<String>, &str)> = c
+        .rows
+        .iter()
+        .map(|r| (cells(r).to_vec(), row_class(r.verdict)))
+        .collect();
+    context.insert("rows", &rows);
+    tera.render("compare.html", &context)
+}
+
+/// JUnit XML of a comparison: a testsuite per suite (`<suite> comparison`), a testcase per
+/// label and KPI (`infer p99`), failed when it regressed.
+pub fn junit(c: &Comparison, threshold: f64) -> quick_junit::Report {
+    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    let mut report = Report::new("perfgate compare");
+    let mut suites: Vec<TestSuite> = Vec::new();
+    for r in &c.rows {
+        let name = format!("{} comparison", r.suite);
+        let at = match suites.iter().position(|s| s.name.as_str() == name) {
+            Some(at) => at,
+            None => {
+                suites.push(TestSuite::new(name.as_str()));
+                suites.len() - 1
+            }
+        };
+        let [_, label, kpi, old, new, change, interval, verdict] = cells(r);
+        let text = format!(
+            "{kpi} of {label}: baseline {old}, now {new}, change {change}, 95% interval {interval}: {verdict}"
+        );
+        let status = if r.verdict == Verdict::Regression {
+            let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            st.set_message(format!("{text} (threshold {threshold}%)"));
+            st.set_type("regression");
+            st
+        } else {
+            TestCaseStatus::success()
+        };
+        let mut case = TestCase::new(format!("{label} {kpi}"), status);
+        case.set_classname(r.suite.as_str());
+        if r.verdict != Verdict::Regression {
+            case.set_system_out(text);
+        }
+        suites[at].add_test_case(case);
+    }
+    report.add_test_suites(suites);
+    report
 }

@@ -128,12 +128,15 @@ pub fn criteria_table(run: &RunReport) -> String {
                 crate::criteria::eval::Verdict::NoData => "NO DATA",
                 crate::criteria::eval::Verdict::NotJudged => "not judged",
             };
-            let observed = match c.window {
+            let mut observed = match c.window {
                 Some((from, to)) if c.observed.is_some() && c.logic != "cumulative" => {
                     format!("{} (s {from}-{to})", c.observed_text)
                 }
                 _ => c.observed_text.clone(),
             };
+            if let Some(versus) = versus_baseline(c) {
+                let _ = write!(observed, " {versus}");
+            }
             rows.push([
                 suite.name.clone(),
                 c.name.clone(),
@@ -157,6 +160,27 @@ pub fn criteria_table(run: &RunReport) -> String {
         let _ = writeln!(out, "{}", line.trim_end());
     }
     out
+}
+
+/// A relative criterion's observed value against its baseline's: `+12.3% vs <run>`
+/// (percentage points for a rate).
+fn versus_baseline(c: &crate::report::model::CriterionReport) -> Option<String> {
+    let b = c.baseline.as_ref()?;
+    let (observed, base, run) = (c.observed?, b.value?, b.run.as_deref()?);
+    if c.scope == crate::report::model::COMPARISON_SCOPE {
+        return None;
+    }
+    let rate = crate::criteria::grammar::parse_subject(&c.subject).is_ok_and(|s| s.is_rate());
+    if rate {
+        Some(format!("{:+.2}pp vs {run}", observed - base))
+    } else if base != 0.0 {
+        Some(format!(
+            "{:+.1}% vs {run}",
+            (observed - base) / base.abs() * 100.0
+        ))
+    } else {
+        None
+    }
 }
 
 /// The last line of a run, the one a CI log is read for:

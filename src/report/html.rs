@@ -68,6 +68,135 @@ struct SuiteView<'a> {
     charts: Vec<Chart>,
     errors: Vec<(String, u64)>,
     effective_yaml: &'a str,
+    versus: Option<VersusView>,
+}
+
+/// The suite against its baseline: a table and the trend charts.
+#[derive(Serialize)]
+struct VersusView {
+    baseline: String,
+    threshold: String,
+    /// Cells: label, kpi, baseline, now, change, interval, verdict.
+    rows: Vec<(Vec<String>, &'static str)>,
+    notes: Vec<String>,
+    trends: Vec<Chart>,
+}
+
+fn versus_view(s: &SuiteReport) -> Option<VersusView> {
+    use super::versus::{Kpi, Verdict as V};
+    let v = s.versus.as_ref()?;
+    let rows = v
+        .rows
+        .iter()
+        .map(|r| {
+            let value = |x: Option<f64>| match (r.kpi, x) {
+                (_, None) => "–".to_owned(),
+                (Kpi::Throughput, Some(x)) => format!("{x:.1}/s"),
+                (Kpi::ErrorRate, Some(x)) => format!("{x:.2}%"),
+                (_, Some(x)) => format!("{x:.2} ms"),
+            };
+            let change = match (r.kpi, r.change) {
+                (_, None) => "–".to_owned(),
+                (Kpi::ErrorRate, Some(c)) => format!("{c:+.2} pp"),
+                (_, Some(c)) => format!("{c:+.1}%"),
+            };
+            let interval = r.interval.map_or("–".to_owned(), |(lo, hi)| {
+                format!("{:+.1}% … {:+.1}%", (lo - 1.0) * 100.0, (hi - 1.0) * 100.0)
+            });
+            let verdict = match &r.shift {
+                Some(shift) => format!(
+                    "{} (a shift since {}: {:+.1}%)",
+                    r.verdict.name(),
+                    shift.run,
+                    shift.change
+                ),
+                None => r.verdict.name().to_owned(),
+            };
+            let class = match r.verdict {
+                V::Regression => "failed",
+                V::Improvement => "passed",
+                V::Noise => "notice",
+                V::Ok => "",
+                V::NoData => "no-data",
+            };
+            let label = if r.label.is_empty() {
+                "ALL".to_owned()
+            } else {
+                r.label.clone()
+            };
+            (
+                vec![
+                    label,
+                    r.kpi.name().to_owned(),
+                    value(r.old),
+                    value(r.new),
+                    change,
+                    interval,
+                    verdict,
+                ],
+                class,
+            )
+        })
+        .collect();
+    Some(VersusView {
+        baseline: v.baseline.clone().unwrap_or_else(|| "none".to_owned()),
+        threshold: format!("{}%", number(v.threshold)),
+        rows,
+        notes: v.notes.clone(),
+        trends: v.trend.as_ref().map(trend_charts).unwrap_or_default(),
+    })
+}
+
+/// The main KPIs of all labels over the history's runs, this run (the last) marked.
+fn trend_charts(t: &super::versus::Trend) -> Vec<Chart> {
+    use super::versus::Kpi;
+    if t.runs.len() < 2 {
+        return Vec::new();
+    }
+    let pick = |kpi: Kpi| -> Vec<(f64, f64)> {
+        t.series
+            .iter()
+            .find(|s| s.label.is_empty() && s.kpi == kpi)
+            .map(|s| {
+                s.values
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, v)| v.map(|v| (i as f64, v)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let last = (t.runs.len() - 1) as f64;
+    let this_run = [Mark {
+        from: last - 0.5,
+        to: last + 0.5,
+        text: "this run".to_owned(),
+    }];
+    let axis = XAxis::Runs(&t.runs);
+    vec![
+        chart_over(
+            "Trend: response time (all labels), per run",
+            "ms",
+            &[
+                ("p50", pick(Kpi::P50)),
+                ("p90", pick(Kpi::P90)),
+                ("p99", pick(Kpi::P99)),
+                ("avg", pick(Kpi::AvgRt)),
+            ],
+            &this_run,
+            &axis,
+        ),
+        chart_over(
+            "Trend: throughput and errors, per run",
+            "req/s, %",
+            &[
+                ("throughput", pick(Kpi::Throughput)),
+                ("error rate %", pick(Kpi::ErrorRate)),
+            ],
+            &this_run,
+            &axis,
+        ),
+    ]
 }
 
 #[derive(Serialize)]
@@ -192,6 +321,7 @@ fn suite_view(s: &SuiteReport) -> SuiteView<'_> {
         charts: charts(s),
         errors,
         effective_yaml: &s.effective_yaml,
+        versus: versus_view(s),
     }
 }
 
@@ -383,6 +513,8 @@ const MAX_BUCKETS: usize = 180;
 struct Chart {
     title: String,
     unit: String,
+    /// What the x axis counts.
+    x_label: &'static str,
     width: f64,
     height: f64,
     /// The plot area.
@@ -428,13 +560,53 @@ struct Shade {
     title: String,
 }
 
-/// Lays out a line chart: axes with round ticks, one line per series (at most
-/// [`MAX_BUCKETS`] buckets, each drawn by its extremes), a hover text per bucket, shaded marks.
+/// What a chart's x axis counts.
+enum XAxis<'a> {
+    /// Seconds of the load.
+    Seconds,
+    /// Runs of a history, by name (x is the index).
+    Runs(&'a [String]),
+}
+
+impl XAxis<'_> {
+    /// Where a point is, for its hover text.
+    fn at(&self, x: f64) -> String {
+        match self {
+            XAxis::Seconds => format!("at {}s", number(x)),
+            XAxis::Runs(names) => {
+                let i = x.max(0.0) as usize;
+                format!("in {}", names.get(i).map_or("?", String::as_str))
+            }
+        }
+    }
+
+    /// A span of points, for the hover text of a bucket.
+    fn span(&self, from: f64, to: f64) -> String {
+        match self {
+            XAxis::Seconds => format!("{}–{}s", number(from), number(to)),
+            XAxis::Runs(_) => format!("runs {}–{}", number(from + 1.0), number(to + 1.0)),
+        }
+    }
+}
+
+/// A line chart over the seconds of the load.
 fn line_chart(
     title: &str,
     unit: &str,
     series: &[(&str, Vec<(f64, f64)>)],
     marks: &[Mark],
+) -> Chart {
+    chart_over(title, unit, series, marks, &XAxis::Seconds)
+}
+
+/// Lays out a line chart: axes with round ticks, one line per series (at most
+/// [`MAX_BUCKETS`] buckets, each drawn by its extremes), a hover text per bucket, shaded marks.
+fn chart_over(
+    title: &str,
+    unit: &str,
+    series: &[(&str, Vec<(f64, f64)>)],
+    marks: &[Mark],
+    axis: &XAxis<'_>,
 ) -> Chart {
     let all = series.iter().flat_map(|(_, p)| p.iter());
     let x_max = all
@@ -493,13 +665,12 @@ fn line_chart(
                 line_points.push(*second);
             }
             let title = if bucket.len() == 1 {
-                format!("{name} at {}s: {} {unit}", number(high.0), number(high.1))
+                format!("{name} {}: {} {unit}", axis.at(high.0), number(high.1))
             } else {
                 let (t0, t1) = (bucket[0].0, bucket[bucket.len() - 1].0);
                 format!(
-                    "{name} {}–{}s: {} to {} {unit}",
-                    number(t0),
-                    number(t1),
+                    "{name} {}: {} to {} {unit}",
+                    axis.span(t0, t1),
                     number(low.1),
                     number(high.1)
                 )
@@ -530,13 +701,20 @@ fn line_chart(
             Shade {
                 x: px(x0),
                 width: px(x1 - x0),
-                title: format!("triggered: {}", m.text),
+                title: match axis {
+                    XAxis::Seconds => format!("triggered: {}", m.text),
+                    XAxis::Runs(_) => m.text.clone(),
+                },
             }
         })
         .collect();
     Chart {
         title: title.to_owned(),
         unit: unit.to_owned(),
+        x_label: match axis {
+            XAxis::Seconds => "seconds since the load started",
+            XAxis::Runs(_) => "runs of the history, oldest first (shaded: this run)",
+        },
         width: W,
         height: H,
         left: LEFT,
