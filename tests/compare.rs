@@ -522,11 +522,21 @@ compare_criteria:
 "#
         )
     };
+    // These nights are about the series: the latency of a 3 s run of sub-millisecond
+    // health checks (too short for a noise estimate) is not what they gate.
     let night = |workers: &str, baseline: &str, out: &str| {
         std::fs::write(dir.path().join("nightly.yaml"), suite(workers, baseline)).unwrap();
         perfgate_in(
             dir.path(),
-            &["run", "nightly.yaml", "--no-progress", "-a", out],
+            &[
+                "run",
+                "nightly.yaml",
+                "--no-progress",
+                "-a",
+                out,
+                "--baseline-threshold",
+                "1000%",
+            ],
         )
     };
     let (code, out) = night("2", "n0/results.json", "n1");

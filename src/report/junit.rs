@@ -80,7 +80,8 @@ fn comparison_suite(suite: &SuiteReport) -> Option<TestSuite> {
         .filter(|c| c.scope == super::model::COMPARISON_SCOPE)
         .cloned()
         .collect();
-    if compared.is_empty() {
+    let rows = suite.versus.as_ref().map_or(&[][..], |v| v.rows.as_slice());
+    if compared.is_empty() && rows.is_empty() {
         return None;
     }
     let mut ts = TestSuite::new(format!("{} comparison", suite.name));
@@ -89,6 +90,47 @@ fn comparison_suite(suite: &SuiteReport) -> Option<TestSuite> {
     }
     for (c, name) in compared.iter().zip(testcase_names(&compared)) {
         ts.add_test_case(criterion_case(suite, c, name));
+    }
+    // Each KPI against the baseline run: failed when it regressed.
+    for r in rows {
+        use super::versus::Verdict as V;
+        let label = if r.label.is_empty() { "ALL" } else { &r.label };
+        let value = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.3}"));
+        let change = r.change.map_or("-".to_owned(), |c| format!("{c:+.1}"));
+        let mut text = format!(
+            "{} of {label}: baseline {}, now {}, change {change}{}: {}",
+            r.kpi.name(),
+            value(r.old),
+            value(r.new),
+            if r.kpi == super::versus::Kpi::ErrorRate {
+                " points"
+            } else {
+                "%"
+            },
+            r.verdict.name()
+        );
+        if let Some(shift) = &r.shift {
+            text.push_str(&format!(
+                " (a shift since {}: {:+.1}%, confidence {:.1}%)",
+                shift.run,
+                shift.change,
+                shift.confidence * 100.0
+            ));
+        }
+        let status = if r.verdict == V::Regression {
+            let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            st.set_message(text.as_str());
+            st.set_type("regression");
+            st
+        } else {
+            TestCaseStatus::success()
+        };
+        let mut case = TestCase::new(format!("{label} {} vs baseline", r.kpi.name()), status);
+        case.set_classname(suite.name.as_str());
+        if r.verdict != V::Regression {
+            case.set_system_out(text);
+        }
+        ts.add_test_case(case);
     }
     Some(ts)
 }

@@ -162,9 +162,20 @@ impl SuiteReport {
         }
     }
 
-    /// Whether a criterion failed (or had no data).
+    /// Whether the suite's gate failed: a criterion failed (or had no data), or a KPI
+    /// regressed against the baseline.
     pub fn criteria_failed(&self) -> bool {
-        self.criteria.iter().any(|c| c.verdict.fails())
+        self.criteria.iter().any(|c| c.verdict.fails()) || self.regressions() > 0
+    }
+
+    /// KPIs that regressed against the baseline.
+    pub fn regressions(&self) -> usize {
+        self.versus.as_ref().map_or(0, |v| {
+            v.rows
+                .iter()
+                .filter(|r| r.verdict == super::versus::Verdict::Regression)
+                .count()
+        })
     }
 }
 
