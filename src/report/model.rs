@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::criteria::eval::Verdict;
 use crate::metrics::{Snapshot, Store};
 
-pub const FORMAT_VERSION: u32 = 2;
+/// 3 added each suite's comparison with its baseline (`versus`), relative criteria's
+/// `baseline`, and p95 in the timeline; format 2 files still serve as baselines.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The oldest results a comparison reads: version 2 added the whole-run histograms and the
 /// suite's identity a baseline needs.
