@@ -78,6 +78,7 @@ impl Kpi {
             Kpi::P99 => l.percentiles_ms.get("99.0").copied(),
             Kpi::Throughput => l.throughput,
             Kpi::ErrorRate => (l.hits > 0).then(|| 100.0 * l.fail as f64 / l.hits as f64),
+            Kpi::Mean => None,
         }
     }
 
@@ -94,6 +95,7 @@ impl Kpi {
                 Kpi::P99 => r.p99_ms,
                 Kpi::Throughput => Some(r.served as f64),
                 Kpi::ErrorRate => (r.hits > 0).then(|| 100.0 * r.fail as f64 / r.hits as f64),
+                Kpi::Mean => None,
             })
             .collect()
     }
@@ -208,6 +210,11 @@ fn compare_suite(
             let mut row = row(suite, before, label, old_label, kpi, threshold, spread);
             shifted(&mut row, runs, label, threshold);
             out.rows.push(row);
+        }
+    }
+    for new in &suite.monitoring {
+        if let Some(old) = before.monitoring.iter().find(|s| s.subject == new.subject) {
+            out.rows.push(series_row(suite, old, new, threshold));
         }
     }
 }
@@ -381,22 +388,80 @@ fn row(
     between_runs: Option<f64>,
 ) -> Row {
     let (old, new) = (kpi.whole(old_label), kpi.whole(label));
+    let seconds = (
+        kpi.per_second(before, &label.label),
+        kpi.per_second(suite, &label.label),
+    );
+    let seed = crate::stats::seed_of(&[&suite.name, &label.label, kpi.name()]);
+    let (change, interval, verdict) =
+        judge(kpi, (old, new), &seconds, seed, threshold, between_runs);
+    Row {
+        suite: suite.name.clone(),
+        label: label.label.clone(),
+        kpi,
+        old,
+        new,
+        change,
+        interval,
+        between_runs,
+        shift: None,
+        verdict,
+    }
+}
+
+/// A monitoring series of both runs: its mean, reported when it moved (never a regression).
+fn series_row(
+    suite: &SuiteReport,
+    old: &crate::report::model::SeriesReport,
+    new: &crate::report::model::SeriesReport,
+    threshold: f64,
+) -> Row {
+    let values = |s: &crate::report::model::SeriesReport| -> Vec<f64> {
+        s.points.iter().map(|p| p.1).collect()
+    };
+    let seconds = (values(old), values(new));
+    let seed = crate::stats::seed_of(&[&suite.name, &new.subject, "mean"]);
+    let (change, interval, verdict) = judge(
+        Kpi::Mean,
+        (Some(old.mean), Some(new.mean)),
+        &seconds,
+        seed,
+        threshold,
+        None,
+    );
+    Row {
+        suite: suite.name.clone(),
+        label: new.subject.clone(),
+        kpi: Kpi::Mean,
+        old: Some(old.mean),
+        new: Some(new.mean),
+        change,
+        interval,
+        between_runs: None,
+        shift: None,
+        verdict,
+    }
+}
+
+/// The change of a KPI, the noise interval of its per-second values (`seconds`: before,
+/// now), and the verdict of the rule.
+fn judge(
+    kpi: Kpi,
+    (old, new): (Option<f64>, Option<f64>),
+    (a, b): &(Vec<f64>, Vec<f64>),
+    seed: u64,
+    threshold: f64,
+    between_runs: Option<f64>,
+) -> (Option<f64>, Option<(f64, f64)>, Verdict) {
     let change = match (old, new) {
         (Some(o), Some(n)) if kpi == Kpi::ErrorRate => Some(n - o),
         (Some(o), Some(n)) if o > 0.0 => Some((n - o) / o * 100.0),
         (Some(o), Some(n)) if o == n => Some(0.0),
         _ => None,
     };
-    let interval = {
-        let (a, b) = (
-            kpi.per_second(before, &label.label),
-            kpi.per_second(suite, &label.label),
-        );
-        let seed = crate::stats::seed_of(&[&suite.name, &label.label, kpi.name()]);
-        (a.len() >= MIN_SECONDS && b.len() >= MIN_SECONDS)
-            .then(|| ratio_interval(&a, &b, seed))
-            .flatten()
-    };
+    let interval = (a.len() >= MIN_SECONDS && b.len() >= MIN_SECONDS)
+        .then(|| ratio_interval(a, b, seed))
+        .flatten();
     let verdict = match change {
         None => Verdict::NoData,
         Some(c) => {
@@ -416,7 +481,7 @@ fn row(
             };
             // A change the history shows from night to night is noise too.
             let bar = threshold.max(between_runs.unwrap_or(0.0));
-            if worse > threshold {
+            let verdict = if worse > threshold {
                 if worse > bar && beyond_noise(true) {
                     Verdict::Regression
                 } else {
@@ -426,19 +491,55 @@ fn row(
                 Verdict::Improvement
             } else {
                 Verdict::Ok
+            };
+            match (kpi, verdict) {
+                (Kpi::Mean, Verdict::Regression | Verdict::Improvement) => Verdict::Changed,
+                (_, v) => v,
             }
         }
     };
-    Row {
-        suite: suite.name.clone(),
-        label: label.label.clone(),
-        kpi,
-        old,
-        new,
-        change,
-        interval,
-        between_runs,
-        shift: None,
-        verdict,
+    (change, interval, verdict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::model::SeriesReport;
+
+    fn suite(series: &[(&str, Vec<f64>)]) -> SuiteReport {
+        let mut s = SuiteReport::invalid("s".into(), "s.yaml".into(), String::new(), String::new());
+        s.monitoring = series
+            .iter()
+            .map(|(name, v)| SeriesReport {
+                subject: (*name).to_owned(),
+                min: v.iter().copied().fold(f64::INFINITY, f64::min),
+                max: v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                mean: v.iter().sum::<f64>() / v.len() as f64,
+                last: v[v.len() - 1],
+                points: v.iter().enumerate().map(|(i, x)| (i as u64, *x)).collect(),
+            })
+            .collect();
+        s
+    }
+
+    /// Monitored series are compared by their mean: a move beyond the threshold and the
+    /// noise is `changed`, never a regression; a steady one is ok.
+    #[test]
+    fn monitored_series_are_reported_not_gated() {
+        let steady: Vec<f64> = (0..20).map(|i| 100.0 + f64::from(i % 3)).collect();
+        let grown: Vec<f64> = steady.iter().map(|v| v * 1.5).collect();
+        let before = suite(&[("srv/rss", steady.clone()), ("srv/workers", vec![2.0; 20])]);
+        let now = suite(&[("srv/rss", grown), ("srv/workers", vec![2.0; 20])]);
+        let mut out = Comparison::default();
+        compare_suite(&now, &[("night1".to_owned(), before)], 10.0, &mut out);
+        let verdict = |label: &str| {
+            out.rows
+                .iter()
+                .find(|r| r.label == label && r.kpi == Kpi::Mean)
+                .map(|r| r.verdict)
+        };
+        assert_eq!(verdict("srv/rss"), Some(Verdict::Changed));
+        assert_eq!(verdict("srv/workers"), Some(Verdict::Ok));
+        assert_eq!(out.regressions(), 0);
     }
 }

@@ -9,6 +9,7 @@ use super::{Comparison, Kpi, Row, Verdict};
 fn value(kpi: Kpi, v: Option<f64>) -> String {
     match (kpi, v) {
         (_, None) => "-".to_owned(),
+        (Kpi::Mean, Some(v)) => crate::criteria::eval::format_value(None, v),
         (Kpi::Throughput, Some(v)) => format!("{v:.1}/s"),
         (Kpi::ErrorRate, Some(v)) => format!("{v:.2}%"),
         (_, Some(v)) => format!("{v:.2}ms"),
@@ -221,7 +222,7 @@ fn row_class(v: Verdict) -> &'static str {
     match v {
         Verdict::Regression => "failed",
         Verdict::Improvement => "passed",
-        Verdict::Noise => "notice",
+        Verdict::Noise | Verdict::Changed => "notice",
         Verdict::Ok | Verdict::NoData => "",
     }
 }

@@ -91,6 +91,7 @@ fn versus_view(s: &SuiteReport) -> Option<VersusView> {
         .map(|r| {
             let value = |x: Option<f64>| match (r.kpi, x) {
                 (_, None) => "–".to_owned(),
+                (Kpi::Mean, Some(x)) => number(x),
                 (Kpi::Throughput, Some(x)) => format!("{x:.1}/s"),
                 (Kpi::ErrorRate, Some(x)) => format!("{x:.2}%"),
                 (_, Some(x)) => format!("{x:.2} ms"),
@@ -115,7 +116,7 @@ fn versus_view(s: &SuiteReport) -> Option<VersusView> {
             let class = match r.verdict {
                 V::Regression => "failed",
                 V::Improvement => "passed",
-                V::Noise => "notice",
+                V::Noise | V::Changed => "notice",
                 V::Ok => "",
                 V::NoData => "no-data",
             };

@@ -48,6 +48,10 @@ pub enum Kpi {
     Throughput,
     /// Failed samples, percent of hits (compared in percentage points).
     ErrorRate,
+    /// A monitoring series' mean (its row's label is the series, `source/metric`). No way
+    /// is worse: a change beyond the threshold and the noise is reported, never a
+    /// regression (gate a series with a relative criterion or `diff_percent`).
+    Mean,
 }
 
 impl Kpi {
@@ -68,6 +72,7 @@ impl Kpi {
             Kpi::P99 => "p99",
             Kpi::Throughput => "throughput",
             Kpi::ErrorRate => "error-rate",
+            Kpi::Mean => "mean",
         }
     }
 
@@ -89,6 +94,8 @@ pub enum Verdict {
     Regression,
     /// Better beyond the threshold and beyond the noise.
     Improvement,
+    /// A monitoring series moved beyond the threshold and the noise (no way is worse).
+    Changed,
     /// No value in one of the runs.
     NoData,
 }
@@ -100,6 +107,7 @@ impl Verdict {
             Verdict::Noise => "within noise",
             Verdict::Regression => "REGRESSION",
             Verdict::Improvement => "improved",
+            Verdict::Changed => "changed",
             Verdict::NoData => "no data",
         }
     }
