@@ -90,6 +90,18 @@ fn a_regression_beyond_threshold_and_noise_exits_3() {
             .contains("REGRESSION(S) beyond 10%"),
         "{out}"
     );
+    // A KPI's own threshold: avg-rt may get 50% worse, the others still 10%.
+    let (code, out) = compare(
+        dir.path(),
+        &old,
+        &slower,
+        &["--kpi-threshold", "avg-rt=50%", "--format", "json"],
+    );
+    assert_eq!(code, 3, "{out}");
+    assert_eq!(avg_rt_of_infer(&out)["verdict"], "ok", "{out}");
+    let (code, out) = compare(dir.path(), &old, &slower, &["--kpi-threshold", "p42=5%"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("unknown KPI `p42`"), "{out}");
     // The same as an HTML page and as JUnit XML.
     let (code, out) = compare(
         dir.path(),

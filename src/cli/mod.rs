@@ -92,6 +92,10 @@ pub enum Command {
         /// error rate, percentage points).
         #[arg(long, default_value = "10%", value_parser = parse_percent_arg)]
         threshold: f64,
+        /// One KPI's own threshold, e.g. `p99=20%` or `error-rate=0.5` (KPIs: avg-rt, p50,
+        /// p90, p99, throughput, error-rate, mean); repeatable.
+        #[arg(long, value_name = "KPI=PERCENT", value_parser = parse_kpi_threshold)]
+        kpi_threshold: Vec<(crate::compare::Kpi, f64)>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = CompareFormat::Table)]
         format: CompareFormat,
@@ -143,6 +147,25 @@ pub enum CompareFormat {
     Markdown,
 }
 
+/// `p99=20%`: a KPI and its own threshold.
+fn parse_kpi_threshold(text: &str) -> Result<(crate::compare::Kpi, f64), String> {
+    let (kpi, percent) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not KPI=PERCENT, e.g. p99=20%"))?;
+    let kpi = crate::compare::Kpi::parse(kpi.trim()).ok_or_else(|| {
+        format!("unknown KPI `{kpi}`: avg-rt, p50, p90, p99, throughput, error-rate or mean")
+    })?;
+    Ok((kpi, parse_percent_arg(percent.trim())?))
+}
+
+/// The thresholds of a comparison: one for all KPIs, then each KPI's own.
+fn thresholds(default: f64, own: &[(crate::compare::Kpi, f64)]) -> crate::compare::Thresholds {
+    own.iter().fold(
+        crate::compare::Thresholds::uniform(default),
+        |t, (kpi, v)| t.with(*kpi, *v),
+    )
+}
+
 fn parse_percent_arg(text: &str) -> Result<f64, String> {
     crate::suite::units::parse_percent(text)
         .ok()
@@ -189,6 +212,10 @@ pub struct RunArgs {
     /// How much worse a KPI may get against the baseline (percent).
     #[arg(long, default_value = "10%", value_parser = parse_percent_arg)]
     pub baseline_threshold: f64,
+    /// One KPI's own threshold against the baseline, e.g. `p99=20%` or `error-rate=0.5`
+    /// (KPIs: avg-rt, p50, p90, p99, throughput, error-rate, mean); repeatable.
+    #[arg(long, value_name = "KPI=PERCENT", value_parser = parse_kpi_threshold)]
+    pub baseline_kpi_threshold: Vec<(crate::compare::Kpi, f64)>,
     /// Keep this run's results in DIR (`<UTC start>__<commit>.json`), and use DIR as the
     /// baseline when `--baseline` is not given.
     #[arg(long, value_name = "DIR")]
@@ -366,13 +393,14 @@ pub fn run(cli: Cli) -> ExitCode {
             old,
             new,
             threshold,
+            kpi_threshold,
             format,
             html,
             junit,
         } => compare(
             &old,
             &new,
-            threshold,
+            thresholds(threshold, &kpi_threshold),
             format,
             (html.as_deref(), junit.as_deref()),
             &mut stdout,
@@ -479,7 +507,7 @@ fn run_command(
             path: args.baseline.clone(),
             rev: args.baseline_rev.clone(),
             history: args.history.clone(),
-            threshold: args.baseline_threshold,
+            threshold: thresholds(args.baseline_threshold, &args.baseline_kpi_threshold),
         },
     };
     // Half the cores by default: the server under test usually shares the machine, and a load
@@ -578,7 +606,10 @@ fn run_command(
         write!(
             stdout,
             "vs baseline ({source}):\n{}",
-            crate::compare::render::table(&comparison, args.baseline_threshold)
+            crate::compare::render::table(
+                &comparison,
+                &thresholds(args.baseline_threshold, &args.baseline_kpi_threshold)
+            )
         )?;
         for error in compared.iter().filter_map(|v| v.error.as_ref()) {
             writeln!(stderr, "error: {error}")?;
@@ -666,7 +697,10 @@ fn keep_comparison(
     use crate::report::files::write_atomically;
     let json = serde_json::to_string_pretty(comparison).map_err(std::io::Error::other)?;
     write_atomically(&artifacts_dir.join("compare.json"), json.as_bytes())?;
-    let markdown = crate::compare::render::markdown(comparison, args.baseline_threshold);
+    let markdown = crate::compare::render::markdown(
+        comparison,
+        &thresholds(args.baseline_threshold, &args.baseline_kpi_threshold),
+    );
     let summaries = [
         Some(artifacts_dir.join("summary.md")),
         args.outputs.summary_md.clone(),
@@ -687,7 +721,7 @@ fn keep_comparison(
 fn compare(
     old: &std::path::Path,
     new: &std::path::Path,
-    threshold: f64,
+    threshold: crate::compare::Thresholds,
     format: CompareFormat,
     (html, junit): (Option<&std::path::Path>, Option<&std::path::Path>),
     stdout: &mut dyn Write,
@@ -710,8 +744,8 @@ fn compare(
         }
     };
     let text = match format {
-        CompareFormat::Table => crate::compare::render::table(&comparison, threshold),
-        CompareFormat::Markdown => crate::compare::render::markdown(&comparison, threshold),
+        CompareFormat::Table => crate::compare::render::table(&comparison, &threshold),
+        CompareFormat::Markdown => crate::compare::render::markdown(&comparison, &threshold),
         CompareFormat::Json => {
             let mut json =
                 serde_json::to_string_pretty(&comparison).map_err(std::io::Error::other)?;
@@ -722,7 +756,7 @@ fn compare(
     write!(stdout, "{text}")?;
     use crate::report::files::write_atomically;
     if let Some(path) = html {
-        let page = crate::compare::render::html(&comparison, threshold)
+        let page = crate::compare::render::html(&comparison, &threshold)
             .map_err(std::io::Error::other)
             .and_then(|page| write_atomically(path, page.as_bytes()));
         if let Err(e) = page {
@@ -732,7 +766,7 @@ fn compare(
     }
     if let Some(path) = junit {
         let xml =
-            crate::report::junit::to_xml(&crate::compare::render::junit(&comparison, threshold))
+            crate::report::junit::to_xml(&crate::compare::render::junit(&comparison, &threshold))
                 .and_then(|xml| write_atomically(path, xml.as_bytes()));
         if let Err(e) = xml {
             writeln!(stderr, "error: cannot write `{}`: {e}", path.display())?;

@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::report::model::{COMPARABLE_SINCE, FORMAT_VERSION, LabelStats, RunReport, SuiteReport};
-pub use crate::report::versus::{Kpi, Row, ShiftNote, Trend, TrendSeries, Verdict, Versus};
+pub use crate::report::versus::{
+    Kpi, Row, ShiftNote, Thresholds, Trend, TrendSeries, Verdict, Versus,
+};
 use crate::stats::{median, ratio_interval};
 
 pub use crate::stats::MIN_SECONDS;
@@ -120,7 +122,7 @@ impl Comparison {
 
 /// Compares every suite of `new` with the same suite (name and environment) in `old`;
 /// `threshold` in percent (percentage points for the error rate).
-pub fn compare(old: &RunReport, new: &RunReport, threshold: f64) -> Comparison {
+pub fn compare(old: &RunReport, new: &RunReport, threshold: Thresholds) -> Comparison {
     let baselines: Vec<Vec<(String, SuiteReport)>> = new
         .suites
         .iter()
@@ -144,7 +146,7 @@ pub fn against(
     source: &Path,
     new: &RunReport,
     rev: Option<&str>,
-    threshold: f64,
+    threshold: Thresholds,
 ) -> Result<Comparison, CompareError> {
     let mut baselines = Vec::new();
     for suite in &new.suites {
@@ -169,7 +171,7 @@ pub fn against(
 pub fn compare_suites(
     new: &RunReport,
     earlier: &[Vec<(String, SuiteReport)>],
-    threshold: f64,
+    threshold: Thresholds,
 ) -> Comparison {
     let mut out = Comparison::default();
     for (suite, runs) in new.suites.iter().zip(earlier) {
@@ -182,7 +184,7 @@ pub fn compare_suites(
 fn compare_suite(
     suite: &SuiteReport,
     runs: &[(String, SuiteReport)],
-    threshold: f64,
+    threshold: Thresholds,
     out: &mut Comparison,
 ) {
     let Some((_, before)) = runs.first() else {
@@ -207,21 +209,30 @@ fn compare_suite(
             .collect();
         for kpi in Kpi::ALL {
             let spread = between_runs(kpi, &history);
-            let mut row = row(suite, before, label, old_label, kpi, threshold, spread);
-            shifted(&mut row, runs, label, threshold);
+            let mut row = row(
+                suite,
+                before,
+                label,
+                old_label,
+                kpi,
+                threshold.of(kpi),
+                spread,
+            );
+            shifted(&mut row, runs, label, threshold.of(kpi));
             out.rows.push(row);
         }
     }
     for new in &suite.monitoring {
         if let Some(old) = before.monitoring.iter().find(|s| s.subject == new.subject) {
-            out.rows.push(series_row(suite, old, new, threshold));
+            out.rows
+                .push(series_row(suite, old, new, threshold.of(Kpi::Mean)));
         }
     }
 }
 
 /// `suite` against the earlier runs `found` (the latest first): the comparison and the
 /// trend of the main KPIs that reports keep.
-pub fn versus(suite: &SuiteReport, found: &relative::Found, threshold: f64) -> Versus {
+pub fn versus(suite: &SuiteReport, found: &relative::Found, threshold: Thresholds) -> Versus {
     let runs: Vec<(String, SuiteReport)> = found
         .runs
         .iter()
@@ -270,7 +281,7 @@ pub fn versus(suite: &SuiteReport, found: &relative::Found, threshold: f64) -> V
     });
     Versus {
         baseline: found.baseline().map(|(name, _)| name),
-        threshold,
+        threshold: threshold.default,
         rows: comparison.rows,
         notes: comparison.notes,
         trend,
@@ -531,7 +542,12 @@ mod tests {
         let before = suite(&[("srv/rss", steady.clone()), ("srv/workers", vec![2.0; 20])]);
         let now = suite(&[("srv/rss", grown), ("srv/workers", vec![2.0; 20])]);
         let mut out = Comparison::default();
-        compare_suite(&now, &[("night1".to_owned(), before)], 10.0, &mut out);
+        compare_suite(
+            &now,
+            &[("night1".to_owned(), before)],
+            Thresholds::uniform(10.0),
+            &mut out,
+        );
         let verdict = |label: &str| {
             out.rows
                 .iter()

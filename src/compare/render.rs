@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::trend::{Change, Trends};
-use super::{Comparison, Kpi, Row, Verdict};
+use super::{Comparison, Kpi, Row, Thresholds, Verdict};
 
 fn value(kpi: Kpi, v: Option<f64>) -> String {
     match (kpi, v) {
@@ -67,15 +67,15 @@ const HEADER: [&str; 8] = [
     "verdict",
 ];
 
-fn verdict_line(c: &Comparison, threshold: f64) -> String {
+fn verdict_line(c: &Comparison, threshold: &Thresholds) -> String {
     match c.regressions() {
-        0 => format!("compare: no regression beyond {threshold}% and the noise"),
-        n => format!("compare: {n} REGRESSION(S) beyond {threshold}% and the noise"),
+        0 => format!("compare: no regression beyond {threshold} and the noise"),
+        n => format!("compare: {n} REGRESSION(S) beyond {threshold} and the noise"),
     }
 }
 
 /// Aligned columns, the notes, then one verdict line.
-pub fn table(c: &Comparison, threshold: f64) -> String {
+pub fn table(c: &Comparison, threshold: &Thresholds) -> String {
     let mut rows: Vec<[String; 8]> = vec![HEADER.map(str::to_owned)];
     rows.extend(c.rows.iter().map(cells));
     let widths: Vec<usize> = (0..8)
@@ -98,7 +98,7 @@ pub fn table(c: &Comparison, threshold: f64) -> String {
 }
 
 /// A Markdown table (for `$GITHUB_STEP_SUMMARY`); cells cannot break the table.
-pub fn markdown(c: &Comparison, threshold: f64) -> String {
+pub fn markdown(c: &Comparison, threshold: &Thresholds) -> String {
     let cell = |s: &str| s.replace('|', "\\|").replace(['\n', '\r'], " ");
     let mut out = String::new();
     let _ = writeln!(out, "## {}\n", verdict_line(c, threshold));
@@ -228,7 +228,7 @@ fn row_class(v: Verdict) -> &'static str {
 }
 
 /// A self-contained HTML page (no script, no network) of a comparison; every text is escaped.
-pub fn html(c: &Comparison, threshold: f64) -> Result<String, tera::Error> {
+pub fn html(c: &Comparison, threshold: &Thresholds) -> Result<String, tera::Error> {
     let mut tera = tera::Tera::default();
     tera.autoescape_on(vec!["compare.html"]);
     tera.add_raw_template("compare.html", COMPARE_TEMPLATE)?;
@@ -242,7 +242,7 @@ pub fn html(c: &Comparison, threshold: f64) -> Result<String, tera::Error> {
             "passed"
         },
     );
-    context.insert("threshold", &format!("{threshold}%"));
+    context.insert("threshold", &threshold.to_string());
     context.insert("notes", &c.notes);
     context.insert("header", &HEADER);
     let rows: Vec<(Vec<String>, &str)> = c
@@ -256,7 +256,7 @@ pub fn html(c: &Comparison, threshold: f64) -> Result<String, tera::Error> {
 
 /// JUnit XML of a comparison: a testsuite per suite (`<suite> comparison`), a testcase per
 /// label and KPI (`infer p99`), failed when it regressed.
-pub fn junit(c: &Comparison, threshold: f64) -> quick_junit::Report {
+pub fn junit(c: &Comparison, threshold: &Thresholds) -> quick_junit::Report {
     use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
     let mut report = Report::new("perfgate compare");
     let mut suites: Vec<TestSuite> = Vec::new();
@@ -275,7 +275,7 @@ pub fn junit(c: &Comparison, threshold: f64) -> quick_junit::Report {
         );
         let status = if r.verdict == Verdict::Regression {
             let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            st.set_message(format!("{text} (threshold {threshold}%)"));
+            st.set_message(format!("{text} (threshold {threshold})"));
             st.set_type("regression");
             st
         } else {

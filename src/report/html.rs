@@ -144,12 +144,16 @@ fn versus_view(s: &SuiteReport) -> Option<VersusView> {
         threshold: format!("{}%", number(v.threshold)),
         rows,
         notes: v.notes.clone(),
-        trends: v.trend.as_ref().map(trend_charts).unwrap_or_default(),
+        trends: v
+            .trend
+            .as_ref()
+            .map(|t| trend_charts(t, &v.rows))
+            .unwrap_or_default(),
     })
 }
 
 /// The main KPIs of all labels over the history's runs, this run (the last) marked.
-fn trend_charts(t: &super::versus::Trend) -> Vec<Chart> {
+fn trend_charts(t: &super::versus::Trend, rows: &[super::versus::Row]) -> Vec<Chart> {
     use super::versus::Kpi;
     if t.runs.len() < 2 {
         return Vec::new();
@@ -168,11 +172,39 @@ fn trend_charts(t: &super::versus::Trend) -> Vec<Chart> {
             .unwrap_or_default()
     };
     let last = (t.runs.len() - 1) as f64;
-    let this_run = [Mark {
-        from: last - 0.5,
-        to: last + 0.5,
-        text: "this run".to_owned(),
-    }];
+    // This run, and where each shift for the worse of all labels began.
+    let marks = |kpis: &[Kpi]| -> Vec<Mark> {
+        let mut marks = vec![Mark {
+            from: last - 0.5,
+            to: last + 0.5,
+            text: "this run".to_owned(),
+        }];
+        for r in rows
+            .iter()
+            .filter(|r| r.label.is_empty() && kpis.contains(&r.kpi))
+        {
+            let Some(shift) = &r.shift else { continue };
+            if let Some(at) = t.runs.iter().position(|name| *name == shift.run) {
+                let at = at as f64;
+                let what = format!(
+                    "{} {:+.1}% (confidence {:.1}%)",
+                    r.kpi.name(),
+                    shift.change,
+                    shift.confidence * 100.0
+                );
+                // One shade per run, naming every KPI that shifted there.
+                match marks.iter_mut().skip(1).find(|m| m.from == at - 0.5) {
+                    Some(m) => m.text = format!("{}, {what}", m.text),
+                    None => marks.push(Mark {
+                        from: at - 0.5,
+                        to: at + 0.5,
+                        text: format!("a shift for the worse began here: {what}"),
+                    }),
+                }
+            }
+        }
+        marks
+    };
     let axis = XAxis::Runs(&t.runs);
     vec![
         chart_over(
@@ -184,7 +216,7 @@ fn trend_charts(t: &super::versus::Trend) -> Vec<Chart> {
                 ("p99", pick(Kpi::P99)),
                 ("avg", pick(Kpi::AvgRt)),
             ],
-            &this_run,
+            &marks(&[Kpi::P50, Kpi::P90, Kpi::P99, Kpi::AvgRt]),
             &axis,
         ),
         chart_over(
@@ -194,7 +226,7 @@ fn trend_charts(t: &super::versus::Trend) -> Vec<Chart> {
                 ("throughput", pick(Kpi::Throughput)),
                 ("error rate %", pick(Kpi::ErrorRate)),
             ],
-            &this_run,
+            &marks(&[Kpi::Throughput, Kpi::ErrorRate]),
             &axis,
         ),
     ]

@@ -64,6 +64,26 @@ impl Kpi {
         Kpi::ErrorRate,
     ];
 
+    /// Every KPI, the monitored series' mean included.
+    pub const EVERY: [Kpi; 7] = [
+        Kpi::AvgRt,
+        Kpi::P50,
+        Kpi::P90,
+        Kpi::P99,
+        Kpi::Throughput,
+        Kpi::ErrorRate,
+        Kpi::Mean,
+    ];
+
+    fn index(self) -> usize {
+        Self::EVERY.iter().position(|k| *k == self).unwrap_or(0)
+    }
+
+    /// The KPI named `name` (`p99`, `error-rate`, `mean`, ...).
+    pub fn parse(name: &str) -> Option<Kpi> {
+        Self::EVERY.into_iter().find(|k| k.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Kpi::AvgRt => "avg-rt",
@@ -79,6 +99,49 @@ impl Kpi {
     /// Whether a larger value is worse (latency, errors) or better (throughput).
     pub fn higher_is_worse(self) -> bool {
         !matches!(self, Kpi::Throughput)
+    }
+}
+
+/// How much worse each KPI may get before it counts as a regression: percent (percentage
+/// points for the error rate), one for all KPIs unless overridden per KPI.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Thresholds {
+    pub default: f64,
+    /// Per KPI, in the order of [`Kpi::EVERY`].
+    pub overrides: [Option<f64>; 7],
+}
+
+impl Thresholds {
+    /// The same threshold for every KPI.
+    pub fn uniform(default: f64) -> Self {
+        Self {
+            default,
+            overrides: [None; 7],
+        }
+    }
+
+    /// With `kpi`'s own threshold.
+    pub fn with(mut self, kpi: Kpi, threshold: f64) -> Self {
+        self.overrides[kpi.index()] = Some(threshold);
+        self
+    }
+
+    pub fn of(&self, kpi: Kpi) -> f64 {
+        self.overrides[kpi.index()].unwrap_or(self.default)
+    }
+}
+
+impl std::fmt::Display for Thresholds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}%", self.default)?;
+        let own: Vec<String> = Kpi::EVERY
+            .iter()
+            .filter_map(|k| self.overrides[k.index()].map(|t| format!("{} {t}%", k.name())))
+            .collect();
+        if !own.is_empty() {
+            write!(f, " ({})", own.join(", "))?;
+        }
+        Ok(())
     }
 }
 

@@ -67,9 +67,20 @@ pub struct RunOptions {
     pub baselines: Baselines,
 }
 
+impl Default for Baselines {
+    fn default() -> Self {
+        Self {
+            path: None,
+            rev: None,
+            history: None,
+            threshold: crate::compare::Thresholds::uniform(10.0),
+        }
+    }
+}
+
 /// Where relative criteria (`p95>baseline+10%`) find their baselines: `--baseline`, else a
 /// suite's `settings.baseline`, else `--history`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Baselines {
     /// `--baseline`: a results.json or a history directory.
     pub path: Option<PathBuf>,
@@ -77,8 +88,9 @@ pub struct Baselines {
     pub rev: Option<String>,
     /// `--history`.
     pub history: Option<PathBuf>,
-    /// `--baseline-threshold`: how much worse a KPI may get against the baseline (percent).
-    pub threshold: f64,
+    /// `--baseline-threshold` and `--baseline-kpi-threshold`: how much worse each KPI may
+    /// get against the baseline.
+    pub threshold: crate::compare::Thresholds,
 }
 
 /// Runs every suite; returns the report (already written to `results.json`). Progress and
