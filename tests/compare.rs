@@ -688,3 +688,26 @@ fn a_drift_across_nights_is_a_regression() {
     assert_eq!(avg["verdict"], "regression", "{avg}");
     assert!(avg["shift"]["change"].as_f64().unwrap() > 10.0, "{avg}");
 }
+
+/// A history's older runs are read without their timelines: the same labels and identity,
+/// no seconds.
+#[test]
+fn history_runs_are_read_light() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = run_at("2026-11-20T02:00:00Z", "abc", 10.0);
+    write(dir.path(), "r.json", &v);
+    let full = perfgate::compare::load(&dir.path().join("r.json")).unwrap();
+    let light = perfgate::compare::load_light(&dir.path().join("r.json")).unwrap();
+    assert!(!full.suites[0].timeline.is_empty());
+    assert!(light.suites[0].timeline.is_empty());
+    assert_eq!(
+        serde_json::to_value(&full.suites[0].labels).unwrap(),
+        serde_json::to_value(&light.suites[0].labels).unwrap()
+    );
+    assert_eq!(full.suites[0].identity, light.suites[0].identity);
+    assert_eq!(full.started_at, light.started_at);
+    // A file of another format is refused as the full reading refuses it.
+    write(dir.path(), "old.json", &results(&[10.0], "h1", 1));
+    let e = perfgate::compare::load_light(&dir.path().join("old.json")).unwrap_err();
+    assert!(e.to_string().contains("results format 1"), "{e}");
+}

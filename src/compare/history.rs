@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::report::model::{RunReport, SuiteReport};
 
-use super::{CompareError, load};
+use super::{CompareError, load, load_light};
 
 /// Runs kept by default.
 pub const DEFAULT_KEEP: usize = 30;
@@ -112,7 +112,9 @@ pub fn earlier(
         vec![source.to_owned()]
     };
     for path in candidates {
-        let run = match load(&path) {
+        // Every run is read without its timelines (what a history spread and a trend need);
+        // the baseline, the latest that matches, is read whole (its seconds are the noise).
+        let run = match load_light(&path) {
             Ok(run) => run,
             // A history may hold runs of an older perfgate: they are skipped, not fatal.
             Err(CompareError::Version { .. }) if source.is_dir() => continue,
@@ -130,9 +132,14 @@ pub fn earlier(
         {
             continue;
         }
-        let same = run.suites.into_iter().find(|s| {
+        let is_same = |s: &SuiteReport| {
             s.name == suite.name && s.identity.environment.as_deref() == suite.environment
-        });
+        };
+        let same = if found.is_empty() && run.suites.iter().any(is_same) {
+            load(&path)?.suites.into_iter().find(is_same)
+        } else {
+            run.suites.into_iter().find(is_same)
+        };
         if let Some(same) = same {
             found.push((path, same));
             if found.len() >= limit {

@@ -70,6 +70,87 @@ pub fn load(path: &Path) -> Result<RunReport, CompareError> {
     })
 }
 
+/// Reads a results.json as [`load`] does, but without what only the run itself needs: the
+/// timelines, the monitoring series' readings, the criteria and the suite's YAML. A history
+/// of 30 large runs is read in the memory of a few.
+pub fn load_light(path: &Path) -> Result<RunReport, CompareError> {
+    #[derive(serde::Deserialize)]
+    struct Run {
+        format_version: u32,
+        tool: String,
+        started_at: String,
+        duration_s: f64,
+        status: crate::report::model::RunStatus,
+        #[serde(default)]
+        meta: crate::report::model::RunMeta,
+        suites: Vec<Suite>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Suite {
+        name: String,
+        path: String,
+        status: crate::report::model::SuiteStatus,
+        started_at: String,
+        labels: Vec<LabelStats>,
+        #[serde(default)]
+        monitoring: Vec<Series>,
+        #[serde(default)]
+        identity: crate::report::model::SuiteIdentity,
+    }
+    #[derive(serde::Deserialize)]
+    struct Series {
+        subject: String,
+        min: f64,
+        max: f64,
+        mean: f64,
+        last: f64,
+    }
+    let file = std::fs::File::open(path).map_err(|source| CompareError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let parsed: Result<Run, _> = serde_json::from_reader(std::io::BufReader::new(file));
+    let run = match parsed {
+        Ok(run) if (COMPARABLE_SINCE..=FORMAT_VERSION).contains(&run.format_version) => run,
+        // Another version, or a file that is not what this perfgate writes: the full
+        // reading says which.
+        _ => return load(path),
+    };
+    Ok(RunReport {
+        format_version: run.format_version,
+        tool: run.tool,
+        started_at: run.started_at,
+        duration_s: run.duration_s,
+        status: run.status,
+        meta: run.meta,
+        suites: run
+            .suites
+            .into_iter()
+            .map(|s| {
+                let mut r = SuiteReport::invalid(s.name, s.path, String::new(), String::new());
+                r.error = None;
+                r.status = s.status;
+                r.started_at = s.started_at;
+                r.labels = s.labels;
+                r.identity = s.identity;
+                r.monitoring = s
+                    .monitoring
+                    .into_iter()
+                    .map(|m| crate::report::model::SeriesReport {
+                        subject: m.subject,
+                        min: m.min,
+                        max: m.max,
+                        mean: m.mean,
+                        last: m.last,
+                        points: Vec::new(),
+                    })
+                    .collect();
+                r
+            })
+            .collect(),
+    })
+}
+
 impl Kpi {
     /// The whole-run value: milliseconds, requests per second, or percent.
     pub fn whole(self, l: &LabelStats) -> Option<f64> {

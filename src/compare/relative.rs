@@ -58,21 +58,14 @@ pub fn find(
     load_hash: &str,
     source: Option<Source<'_>>,
 ) -> Result<Found, CompareError> {
-    let mut runs = match &source {
+    let runs = match &source {
         Some(s) if s.path.exists() => {
             history::earlier(s.path, same, s.before, s.rev, history::DEFAULT_KEEP)?
         }
         _ => Vec::new(),
     };
-    // Only the baseline's seconds are read (the noise rule); the older runs give their
-    // whole-run values. They are held for the whole run: keep them small.
-    for (_, older) in runs.iter_mut().skip(1) {
-        older.timeline = Vec::new();
-        older.effective_yaml = String::new();
-        for series in &mut older.monitoring {
-            series.points = Vec::new();
-        }
-    }
+    // (Only the baseline is read whole: the older runs come without their timelines, see
+    // `history::earlier`.)
     let missing = match (&source, runs.is_empty()) {
         (None, _) => {
             Some("none was given (`--baseline`, `--history` or `settings.baseline`)".to_owned())

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::report::model::{RunReport, SuiteReport};
 use crate::stats::{change_points, median, seed_of};
 
-use super::{CompareError, Kpi, history, load};
+use super::{CompareError, Kpi, history, load_light};
 
 /// Change points need at least this many earlier runs (and tonight's).
 pub const MIN_RUNS: usize = 6;
@@ -74,7 +74,7 @@ pub fn read(dir: &Path) -> Result<Vec<(PathBuf, RunReport)>, CompareError> {
     })?;
     let mut runs = Vec::new();
     for path in paths {
-        match load(&path) {
+        match load_light(&path) {
             Ok(run) => runs.push((path, run)),
             Err(CompareError::Version { .. }) => continue,
             Err(e) => return Err(e),
