@@ -345,7 +345,7 @@ scenarios:
     );
     // The deltas are beside the reports and in the summary CI shows.
     let summary = std::fs::read_to_string(dir.path().join("n2/summary.md")).unwrap();
-    assert!(summary.contains("## compare: "), "{summary}");
+    assert!(summary.contains("### nightly vs baseline `"), "{summary}");
     assert!(summary.contains("❌ REGRESSION"), "{summary}");
     let kept: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("n2/compare.json")).unwrap())

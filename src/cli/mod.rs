@@ -615,7 +615,7 @@ fn run_command(
             writeln!(stderr, "error: {error}")?;
             code = ExitCode::Error;
         }
-        if let Err(e) = keep_comparison(&comparison, args, &artifacts_dir) {
+        if let Err(e) = keep_comparison(&comparison, &artifacts_dir) {
             writeln!(stderr, "error: cannot write the comparison: {e}")?;
             code = ExitCode::Error;
         }
@@ -687,34 +687,14 @@ fn invalid_run_report(loaded: &Loaded) -> crate::report::RunReport {
     }
 }
 
-/// The comparison with the baseline beside the run's reports: `compare.json`, and appended to
-/// `summary.md` (and to `--summary-md`, so a CI job summary shows the deltas).
+/// The comparison with the baseline beside the run's reports, as `compare.json` (the
+/// suites' reports, summary.md among them, show it already).
 fn keep_comparison(
     comparison: &crate::compare::Comparison,
-    args: &RunArgs,
     artifacts_dir: &std::path::Path,
 ) -> std::io::Result<()> {
-    use crate::report::files::write_atomically;
     let json = serde_json::to_string_pretty(comparison).map_err(std::io::Error::other)?;
-    write_atomically(&artifacts_dir.join("compare.json"), json.as_bytes())?;
-    let markdown = crate::compare::render::markdown(
-        comparison,
-        &thresholds(args.baseline_threshold, &args.baseline_kpi_threshold),
-    );
-    let summaries = [
-        Some(artifacts_dir.join("summary.md")),
-        args.outputs.summary_md.clone(),
-    ];
-    for path in summaries.into_iter().flatten() {
-        let mut text = std::fs::read_to_string(&path).unwrap_or_default();
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
-        }
-        text.push('\n');
-        text.push_str(&markdown);
-        write_atomically(&path, text.as_bytes())?;
-    }
-    Ok(())
+    crate::report::files::write_atomically(&artifacts_dir.join("compare.json"), json.as_bytes())
 }
 
 /// `perfgate compare OLD NEW`: exit 3 when a KPI regressed, 0 otherwise, 1 on errors.

@@ -4,68 +4,8 @@
 use std::fmt::Write as _;
 
 use super::trend::{Change, Trends};
-use super::{Comparison, Kpi, Row, Thresholds, Verdict};
-
-fn value(kpi: Kpi, v: Option<f64>) -> String {
-    match (kpi, v) {
-        (_, None) => "-".to_owned(),
-        (Kpi::Mean, Some(v)) => crate::criteria::eval::format_value(None, v),
-        (Kpi::Throughput, Some(v)) => format!("{v:.1}/s"),
-        (Kpi::ErrorRate, Some(v)) => format!("{v:.2}%"),
-        (_, Some(v)) => format!("{v:.2}ms"),
-    }
-}
-
-fn change(r: &Row) -> String {
-    match (r.kpi, r.change) {
-        (_, None) => "-".to_owned(),
-        (Kpi::ErrorRate, Some(c)) => format!("{c:+.2}pp"),
-        (_, Some(c)) => format!("{c:+.1}%"),
-    }
-}
-
-fn interval(r: &Row) -> String {
-    r.interval.map_or("-".to_owned(), |(lo, hi)| {
-        format!("{:+.1}%..{:+.1}%", (lo - 1.0) * 100.0, (hi - 1.0) * 100.0)
-    })
-}
-
-fn cells(r: &Row) -> [String; 8] {
-    [
-        r.suite.clone(),
-        if r.label.is_empty() {
-            "ALL".to_owned()
-        } else {
-            r.label.clone()
-        },
-        r.kpi.name().to_owned(),
-        value(r.kpi, r.old),
-        value(r.kpi, r.new),
-        change(r),
-        interval(r),
-        match &r.shift {
-            Some(s) => format!(
-                "{} (a shift since {}: {:+.1}%, confidence {:.1}%)",
-                r.verdict.name(),
-                s.run,
-                s.change,
-                s.confidence * 100.0
-            ),
-            None => r.verdict.name().to_owned(),
-        },
-    ]
-}
-
-const HEADER: [&str; 8] = [
-    "suite",
-    "label",
-    "kpi",
-    "baseline",
-    "now",
-    "change",
-    "95% interval",
-    "verdict",
-];
+use super::{Comparison, Kpi, Thresholds, Verdict};
+use crate::report::versus::HEADER;
 
 fn verdict_line(c: &Comparison, threshold: &Thresholds) -> String {
     match c.regressions() {
@@ -77,7 +17,7 @@ fn verdict_line(c: &Comparison, threshold: &Thresholds) -> String {
 /// Aligned columns, the notes, then one verdict line.
 pub fn table(c: &Comparison, threshold: &Thresholds) -> String {
     let mut rows: Vec<[String; 8]> = vec![HEADER.map(str::to_owned)];
-    rows.extend(c.rows.iter().map(cells));
+    rows.extend(c.rows.iter().map(super::Row::cells));
     let widths: Vec<usize> = (0..8)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
@@ -99,21 +39,9 @@ pub fn table(c: &Comparison, threshold: &Thresholds) -> String {
 
 /// A Markdown table (for `$GITHUB_STEP_SUMMARY`); cells cannot break the table.
 pub fn markdown(c: &Comparison, threshold: &Thresholds) -> String {
-    let cell = |s: &str| s.replace('|', "\\|").replace(['\n', '\r'], " ");
     let mut out = String::new();
     let _ = writeln!(out, "## {}\n", verdict_line(c, threshold));
-    let _ = writeln!(out, "| {} |", HEADER.join(" | "));
-    let _ = writeln!(out, "|---|---|---|---:|---:|---:|---:|---|");
-    for r in &c.rows {
-        let mut cells = cells(r).map(|s| cell(&s));
-        if r.verdict == Verdict::Regression {
-            cells[7] = format!("❌ {}", cells[7]);
-        }
-        let _ = writeln!(out, "| {} |", cells.join(" | "));
-    }
-    for note in &c.notes {
-        let _ = writeln!(out, "\n> {}", cell(note));
-    }
+    crate::report::versus::markdown_table(&c.rows, &c.notes, &mut out);
     out
 }
 
@@ -132,8 +60,8 @@ fn change_cells(c: &Change) -> [String; 7] {
         c.kpi.name().to_owned(),
         format!(
             "{} → {}",
-            value(c.kpi, Some(c.before)),
-            value(c.kpi, Some(c.after))
+            c.kpi.format(Some(c.before)),
+            c.kpi.format(Some(c.after))
         ),
         if c.worse {
             format!("{size} worse")
@@ -248,7 +176,7 @@ pub fn html(c: &Comparison, threshold: &Thresholds) -> Result<String, tera::Erro
     let rows: Vec<(Vec<String>, &str)> = c
         .rows
         .iter()
-        .map(|r| (cells(r).to_vec(), row_class(r.verdict)))
+        .map(|r| (r.cells().to_vec(), row_class(r.verdict)))
         .collect();
     context.insert("rows", &rows);
     tera.render("compare.html", &context)
@@ -269,7 +197,7 @@ pub fn junit(c: &Comparison, threshold: &Thresholds) -> quick_junit::Report {
                 suites.len() - 1
             }
         };
-        let [_, label, kpi, old, new, change, interval, verdict] = cells(r);
+        let [_, label, kpi, old, new, change, interval, verdict] = r.cells();
         let text = format!(
             "{kpi} of {label}: baseline {old}, now {new}, change {change}, 95% interval {interval}: {verdict}"
         );

@@ -83,36 +83,12 @@ struct VersusView {
 }
 
 fn versus_view(s: &SuiteReport) -> Option<VersusView> {
-    use super::versus::{Kpi, Verdict as V};
+    use super::versus::Verdict as V;
     let v = s.versus.as_ref()?;
     let rows = v
         .rows
         .iter()
         .map(|r| {
-            let value = |x: Option<f64>| match (r.kpi, x) {
-                (_, None) => "–".to_owned(),
-                (Kpi::Mean, Some(x)) => number(x),
-                (Kpi::Throughput, Some(x)) => format!("{x:.1}/s"),
-                (Kpi::ErrorRate, Some(x)) => format!("{x:.2}%"),
-                (_, Some(x)) => format!("{x:.2} ms"),
-            };
-            let change = match (r.kpi, r.change) {
-                (_, None) => "–".to_owned(),
-                (Kpi::ErrorRate, Some(c)) => format!("{c:+.2} pp"),
-                (_, Some(c)) => format!("{c:+.1}%"),
-            };
-            let interval = r.interval.map_or("–".to_owned(), |(lo, hi)| {
-                format!("{:+.1}% … {:+.1}%", (lo - 1.0) * 100.0, (hi - 1.0) * 100.0)
-            });
-            let verdict = match &r.shift {
-                Some(shift) => format!(
-                    "{} (a shift since {}: {:+.1}%)",
-                    r.verdict.name(),
-                    shift.run,
-                    shift.change
-                ),
-                None => r.verdict.name().to_owned(),
-            };
             let class = match r.verdict {
                 V::Regression => "failed",
                 V::Improvement => "passed",
@@ -120,23 +96,8 @@ fn versus_view(s: &SuiteReport) -> Option<VersusView> {
                 V::Ok => "",
                 V::NoData => "no-data",
             };
-            let label = if r.label.is_empty() {
-                "ALL".to_owned()
-            } else {
-                r.label.clone()
-            };
-            (
-                vec![
-                    label,
-                    r.kpi.name().to_owned(),
-                    value(r.old),
-                    value(r.new),
-                    change,
-                    interval,
-                    verdict,
-                ],
-                class,
-            )
+            // The same cells as every comparison table, without the suite.
+            (r.cells()[1..].to_vec(), class)
         })
         .collect();
     Some(VersusView {

@@ -73,6 +73,25 @@ pub fn markdown(run: &RunReport) -> String {
             );
         }
     }
+    for s in &run.suites {
+        let Some(v) = &s.versus else { continue };
+        let regressions = s.regressions();
+        let _ = writeln!(
+            out,
+            "\n### {} vs baseline {}: {}\n",
+            cell(&s.name),
+            v.baseline.as_deref().map_or_else(
+                || "(none)".to_owned(),
+                |b| format!("`{}`", b.replace('`', "'"))
+            ),
+            if regressions == 0 {
+                "no regression".to_owned()
+            } else {
+                format!("{regressions} REGRESSION(S)")
+            }
+        );
+        super::versus::markdown_table(&v.rows, &v.notes, &mut out);
+    }
     for s in run.suites.iter().filter(|s| s.error.is_some()) {
         if let Some(e) = &s.error {
             let _ = writeln!(out, "\n**{}**: {}", cell(&s.name), cell(&e.message));
@@ -100,7 +119,7 @@ pub fn verdict(run: &RunReport) -> &'static str {
 }
 
 /// Text safe in a Markdown table cell: no markup, no HTML, no line breaks.
-fn cell(text: &str) -> String {
+pub(crate) fn cell(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for ch in text.chars() {
         match ch {

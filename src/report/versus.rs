@@ -208,3 +208,97 @@ pub struct ShiftNote {
     /// 1 − the permutation test's p-value.
     pub confidence: f64,
 }
+
+impl Kpi {
+    /// A value of this KPI as tables show it: `12.34ms`, `115.8/s`, `0.25%`.
+    pub fn format(self, v: Option<f64>) -> String {
+        value(self, v)
+    }
+}
+
+fn value(kpi: Kpi, v: Option<f64>) -> String {
+    match (kpi, v) {
+        (_, None) => "-".to_owned(),
+        (Kpi::Mean, Some(v)) => crate::criteria::eval::format_value(None, v),
+        (Kpi::Throughput, Some(v)) => format!("{v:.1}/s"),
+        (Kpi::ErrorRate, Some(v)) => format!("{v:.2}%"),
+        (_, Some(v)) => format!("{v:.2}ms"),
+    }
+}
+
+fn change(r: &Row) -> String {
+    match (r.kpi, r.change) {
+        (_, None) => "-".to_owned(),
+        (Kpi::ErrorRate, Some(c)) => format!("{c:+.2}pp"),
+        (_, Some(c)) => format!("{c:+.1}%"),
+    }
+}
+
+fn interval(r: &Row) -> String {
+    r.interval.map_or("-".to_owned(), |(lo, hi)| {
+        format!("{:+.1}%..{:+.1}%", (lo - 1.0) * 100.0, (hi - 1.0) * 100.0)
+    })
+}
+
+impl Row {
+    /// The row as table cells, in the order of [`HEADER`].
+    pub fn cells(&self) -> [String; 8] {
+        let r = self;
+        [
+            r.suite.clone(),
+            if r.label.is_empty() {
+                "ALL".to_owned()
+            } else {
+                r.label.clone()
+            },
+            r.kpi.name().to_owned(),
+            value(r.kpi, r.old),
+            value(r.kpi, r.new),
+            change(r),
+            interval(r),
+            match &r.shift {
+                Some(s) => format!(
+                    "{} (a shift since {}: {:+.1}%, confidence {:.1}%)",
+                    r.verdict.name(),
+                    s.run,
+                    s.change,
+                    s.confidence * 100.0
+                ),
+                None => r.verdict.name().to_owned(),
+            },
+        ]
+    }
+}
+
+/// The columns of a comparison table.
+pub const HEADER: [&str; 8] = [
+    "suite",
+    "label",
+    "kpi",
+    "baseline",
+    "now",
+    "change",
+    "95% interval",
+    "verdict",
+];
+
+/// The rows as a Markdown table, then the notes; every cell escaped (labels and notes are
+/// untrusted text), regressions marked.
+pub fn markdown_table(rows: &[Row], notes: &[String], out: &mut String) {
+    use super::summary::cell;
+    use std::fmt::Write as _;
+    if !rows.is_empty() {
+        let _ = writeln!(out, "| {} |", HEADER.join(" | "));
+        let _ = writeln!(out, "|---|---|---|---:|---:|---:|---:|---|");
+        for r in rows {
+            let mut cells = r.cells().map(|s| cell(&s));
+            if r.verdict == Verdict::Regression {
+                cells[7] = format!("❌ {}", cells[7]);
+            }
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
+        }
+    }
+    for note in notes {
+        let _ = writeln!(out, "\n> {}", cell(note));
+    }
+}
