@@ -28,11 +28,17 @@ pub fn markdown(run: &RunReport) -> String {
             .and_then(|l| l.percentiles_ms.get("99.0"))
             .map_or("-".to_owned(), |v| format!("{v:.1} ms"));
         let failed = s.criteria.iter().filter(|c| c.verdict.fails()).count();
-        let criteria = if s.criteria.is_empty() {
+        let mut criteria = if s.criteria.is_empty() {
             "none".to_owned()
         } else {
             format!("{} of {} failed", failed, s.criteria.len())
         };
+        if s.regressions() > 0 {
+            criteria.push_str(&format!(
+                "; {} KPI(s) regressed against the baseline",
+                s.regressions()
+            ));
+        }
         let status = match (s.status, s.criteria_failed()) {
             (SuiteStatus::Error, _) => "❌ error",
             (SuiteStatus::Interrupted, _) => "⚠️ interrupted",
