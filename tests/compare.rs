@@ -265,6 +265,31 @@ fn a_history_rotates_and_picks_baselines() {
             .unwrap()
             .is_none()
     );
+    // A damaged file in the history is skipped and named, not fatal and not silent.
+    std::fs::write(
+        hist.join("2026-11-25T03-00-00Z__broken.json"),
+        "{\"format_version\": 3, \"tru",
+    )
+    .unwrap();
+    let latest = history::baseline(&hist, suite, &tonight.started_at, None)
+        .unwrap()
+        .unwrap();
+    assert!(latest.0.ends_with("2026-11-25T02-00-00Z__eee555.json"));
+    write(
+        dir.path(),
+        "tonight.json",
+        &run_at("2026-11-26T02:00:00Z", "fff666", 14.0),
+    );
+    let (code, out) = perfgate_in(dir.path(), &["compare", "history", "tonight.json"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("note: skipped in the history:") && out.contains("__broken.json"),
+        "{out}"
+    );
+    let (code, out) = perfgate_in(dir.path(), &["history", "history"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("warning: skipped in the history:"), "{out}");
+    std::fs::remove_file(hist.join("2026-11-25T03-00-00Z__broken.json")).unwrap();
     // `perfgate compare DIR NEW`: 14 ms against the latest (14 ms): no regression; against
     // commit ccc333's 12 ms it would be one.
     write(

@@ -778,7 +778,12 @@ fn history(
         return Ok(ExitCode::Error);
     }
     let runs = match trend::read(dir) {
-        Ok(runs) => runs,
+        Ok((runs, skipped)) => {
+            for why in skipped {
+                writeln!(stderr, "warning: skipped in the history: {why}")?;
+            }
+            runs
+        }
         Err(e) => {
             writeln!(stderr, "error: {e}")?;
             return Ok(ExitCode::Error);

@@ -82,7 +82,20 @@ pub fn baseline(
         name: &suite.name,
         environment: suite.identity.environment.as_deref(),
     };
-    Ok(earlier(source, same, before, rev, 1)?.into_iter().next())
+    Ok(earlier(source, same, before, rev, 1)?
+        .runs
+        .into_iter()
+        .next())
+}
+
+/// Earlier runs of a suite, and the files of a history that could not be read.
+#[derive(Debug, Default)]
+pub struct Earlier {
+    /// The latest first.
+    pub runs: Vec<(PathBuf, SuiteReport)>,
+    /// Files of the history skipped because they are not a readable results.json (a
+    /// damaged or foreign file), and why: said, never silently dropped.
+    pub skipped: Vec<String>,
 }
 
 /// Which suite a baseline is: the same name and environment.
@@ -99,8 +112,9 @@ pub fn earlier(
     before: &str,
     rev: Option<&str>,
     limit: usize,
-) -> Result<Vec<(PathBuf, SuiteReport)>, CompareError> {
+) -> Result<Earlier, CompareError> {
     let mut found = Vec::new();
+    let mut skipped = Vec::new();
     let candidates = if source.is_dir() {
         let mut runs = runs(source).map_err(|e| CompareError::Read {
             path: source.to_owned(),
@@ -118,6 +132,13 @@ pub fn earlier(
             Ok(run) => run,
             // A history may hold runs of an older perfgate: they are skipped, not fatal.
             Err(CompareError::Version { .. }) if source.is_dir() => continue,
+            // A damaged file does not take the history with it; it is named.
+            Err(e @ (CompareError::Parse { .. } | CompareError::Read { .. }))
+                if source.is_dir() =>
+            {
+                skipped.push(e.to_string());
+                continue;
+            }
             Err(e) => return Err(e),
         };
         if source.is_dir() && run.started_at.as_str() >= before {
@@ -147,5 +168,8 @@ pub fn earlier(
             }
         }
     }
-    Ok(found)
+    Ok(Earlier {
+        runs: found,
+        skipped,
+    })
 }

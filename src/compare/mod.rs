@@ -230,20 +230,33 @@ pub fn against(
     threshold: Thresholds,
 ) -> Result<Comparison, CompareError> {
     let mut baselines = Vec::new();
+    let mut skipped = Vec::new();
     for suite in &new.suites {
         let same = history::Same {
             name: &suite.name,
             environment: suite.identity.environment.as_deref(),
         };
         let found = history::earlier(source, same, &new.started_at, rev, history::DEFAULT_KEEP)?;
+        for why in found.skipped {
+            if !skipped.contains(&why) {
+                skipped.push(why);
+            }
+        }
         baselines.push(
             found
+                .runs
                 .into_iter()
                 .map(|(p, s)| (history::run_name(&p), s))
                 .collect(),
         );
     }
-    Ok(compare_suites(new, &baselines, threshold))
+    let mut comparison = compare_suites(new, &baselines, threshold);
+    comparison.notes.extend(
+        skipped
+            .into_iter()
+            .map(|why| format!("skipped in the history: {why}")),
+    );
+    Ok(comparison)
 }
 
 /// Compares each suite of `new` with its earlier runs (`earlier[i]` for `new.suites[i]`, the
@@ -320,6 +333,12 @@ pub fn versus(suite: &SuiteReport, found: &relative::Found, threshold: Threshold
         .map(|(p, s)| (history::run_name(p), s.clone()))
         .collect();
     let mut comparison = Comparison::default();
+    comparison.notes.extend(
+        found
+            .skipped
+            .iter()
+            .map(|why| format!("skipped in the history: {why}")),
+    );
     if let Some(why) = &found.missing {
         comparison
             .notes

@@ -42,6 +42,8 @@ pub struct Found {
     pub unreadable: bool,
     /// Where the baselines were looked for; `None` when none was given.
     pub source: Option<PathBuf>,
+    /// Damaged files of the history that were skipped, and why.
+    pub skipped: Vec<String>,
 }
 
 impl Found {
@@ -58,12 +60,13 @@ pub fn find(
     load_hash: &str,
     source: Option<Source<'_>>,
 ) -> Result<Found, CompareError> {
-    let runs = match &source {
+    let earlier = match &source {
         Some(s) if s.path.exists() => {
             history::earlier(s.path, same, s.before, s.rev, history::DEFAULT_KEEP)?
         }
-        _ => Vec::new(),
+        _ => history::Earlier::default(),
     };
+    let runs = earlier.runs;
     // (Only the baseline is read whole: the older runs come without their timelines, see
     // `history::earlier`.)
     let missing = match (&source, runs.is_empty()) {
@@ -87,20 +90,28 @@ pub fn find(
         }),
         _ => None,
     };
-    let warning = runs.first().and_then(|(_, b)| {
-        (b.identity.load_hash != load_hash).then(|| {
-            format!(
-                "suite `{}`: its load changed since the baseline (executions or scenarios differ): relative criteria compare different loads",
-                same.name
-            )
-        })
-    });
+    let mut warnings: Vec<String> = earlier
+        .skipped
+        .iter()
+        .map(|why| format!("skipped in the history: {why}"))
+        .collect();
+    if runs
+        .first()
+        .is_some_and(|(_, b)| b.identity.load_hash != load_hash)
+    {
+        warnings.push(format!(
+            "suite `{}`: its load changed since the baseline (executions or scenarios differ): relative criteria compare different loads",
+            same.name
+        ));
+    }
+    let warning = (!warnings.is_empty()).then(|| warnings.join("\nwarning: "));
     Ok(Found {
         runs,
         missing,
         warning,
         unreadable: false,
         source: source.map(|s| s.path.to_owned()),
+        skipped: earlier.skipped,
     })
 }
 

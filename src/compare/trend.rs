@@ -66,21 +66,22 @@ pub struct Trends {
     pub changes: Vec<Change>,
 }
 
-/// Reads every run of a history directory (runs of older formats are skipped).
-pub fn read(dir: &Path) -> Result<Vec<(PathBuf, RunReport)>, CompareError> {
+/// Reads every run of a history directory, oldest first; runs of older formats are left
+/// out, damaged files too (returned, with why, to be said).
+pub fn read(dir: &Path) -> Result<(Vec<(PathBuf, RunReport)>, Vec<String>), CompareError> {
     let paths = history::runs(dir).map_err(|source| CompareError::Read {
         path: dir.to_owned(),
         source,
     })?;
-    let mut runs = Vec::new();
+    let (mut runs, mut skipped) = (Vec::new(), Vec::new());
     for path in paths {
         match load_light(&path) {
             Ok(run) => runs.push((path, run)),
             Err(CompareError::Version { .. }) => continue,
-            Err(e) => return Err(e),
+            Err(e) => skipped.push(e.to_string()),
         }
     }
-    Ok(runs)
+    Ok((runs, skipped))
 }
 
 /// The trends of `runs` (oldest first): a series per suite (and environment), label and KPI,
