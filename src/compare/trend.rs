@@ -66,9 +66,12 @@ pub struct Trends {
     pub changes: Vec<Change>,
 }
 
+/// A history's runs, oldest first, each with its file.
+pub type Runs = Vec<(PathBuf, RunReport)>;
+
 /// Reads every run of a history directory, oldest first; runs of older formats are left
 /// out, damaged files too (returned, with why, to be said).
-pub fn read(dir: &Path) -> Result<(Vec<(PathBuf, RunReport)>, Vec<String>), CompareError> {
+pub fn read(dir: &Path) -> Result<(Runs, Vec<String>), CompareError> {
     let paths = history::runs(dir).map_err(|source| CompareError::Read {
         path: dir.to_owned(),
         source,
