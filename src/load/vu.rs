@@ -8,7 +8,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hyper::client::conn::http1;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Exp, Normal};
@@ -19,6 +18,7 @@ use serde_json_path::JsonPath;
 use tokio::sync::{mpsc, watch};
 
 use super::LoadEvent;
+use super::transport::{Failure, Http, WholeBody, via_reqwest};
 use crate::metrics::{Outcome, Sample};
 use crate::plan::ExecutionPlan;
 use crate::suite::model::{AssertSubject, Body, Extractor, Request, Scenario, Step, ThinkTime};
@@ -268,8 +268,8 @@ impl Shared {
             shared: self.clone(),
             direct: self.client.is_none(),
             client,
+            http: Http::new(jar.clone()),
             jar,
-            connections: HashMap::new(),
             no_redirect: None,
             vars: HashMap::new(),
             rng: SmallRng::seed_from_u64(self.plan.seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
@@ -407,8 +407,8 @@ pub struct Vu {
     pacer: Option<Arc<super::Pacer>>,
     /// Whether plain-HTTP requests use this user's own keep-alive connections.
     direct: bool,
-    /// Open HTTP/1.1 connections by (host, port), for the direct path.
-    connections: HashMap<(String, u16), http1::SendRequest<reqwest::Body>>,
+    /// This user's own HTTP/1.1 connections and cookies, for the direct path.
+    http: Http,
     /// This user's cookies (`store-cookie`), shared by both paths.
     jar: Option<Arc<Jar>>,
     /// Parsed URLs of requests without variables, by request (address, URL).
@@ -726,13 +726,14 @@ impl Vu {
         let sent = scheduled.take().unwrap_or_else(Instant::now);
         let ticket = self.shared.started(&r.label, sent).await;
         let timeout = r.timeout.unwrap_or(scenario.timeout);
+        let mut body = WholeBody::new(scenario.max_body);
         let exchange = if direct {
-            match tokio::time::timeout(timeout, self.direct(builder, sent)).await {
+            match tokio::time::timeout(timeout, self.http.direct(builder, sent, &mut body)).await {
                 Ok(exchange) => exchange,
                 Err(_) => Err(Failure::timeout(timeout)),
             }
         } else {
-            via_reqwest(builder, sent, scenario.max_body).await
+            via_reqwest(builder, sent, &mut body).await
         };
         // A redirect on the direct path is followed through reqwest (which follows any more).
         let exchange = match exchange {
@@ -755,13 +756,13 @@ impl Vu {
                     };
                     builder.timeout(timeout.saturating_sub(sent.elapsed()))
                 };
-                via_reqwest(builder, sent, scenario.max_body)
-                    .await
-                    .map(|mut y| {
-                        y.lt = x.lt;
-                        y.ct = x.ct;
-                        y
-                    })
+                // The redirect's own body is not the answer: the followed one is.
+                body = WholeBody::new(scenario.max_body);
+                via_reqwest(builder, sent, &mut body).await.map(|mut y| {
+                    y.timings.headers = x.timings.headers;
+                    y.timings.connect = x.timings.connect;
+                    y
+                })
             }
             other => other,
         };
@@ -780,12 +781,13 @@ impl Vu {
                 (busy, outcome, failure.lt.unwrap_or(rt), failure.ct, 0)
             }
             Ok(x) => {
-                let rt = x.rt;
+                let rt = x.timings.end;
+                let body = body.into_bytes();
                 let inspects = !r.assertions.is_empty()
                     || !r.jsonpath_assertions.is_empty()
                     || !r.extractors.is_empty();
                 let (success, message) = if inspects {
-                    let text = String::from_utf8_lossy(&x.body);
+                    let text = String::from_utf8_lossy(&body);
                     let head = x
                         .headers
                         .iter()
@@ -815,7 +817,13 @@ impl Vu {
                     ok: success,
                     requests: 1,
                 };
-                (busy, outcome, x.lt, x.ct, x.body.len() as u64)
+                (
+                    busy,
+                    outcome,
+                    x.timings.headers,
+                    x.timings.connect,
+                    body.len() as u64,
+                )
             }
         };
         self.emit(ticket, &r.label, sent, result.busy, lt, ct, bytes, outcome)
@@ -834,133 +842,6 @@ impl Vu {
             }
         }
         Ok(result)
-    }
-
-    /// Sends over this user's keep-alive HTTP/1.1 connection to the request's origin, opening
-    /// it (and timing the connect) when there is none or the server closed it.
-    async fn direct(
-        &mut self,
-        builder: reqwest::RequestBuilder,
-        sent: Instant,
-    ) -> Result<Exchange, Failure> {
-        let request = builder.build().map_err(|e| Failure::of(&e))?;
-        let url = request.url().clone();
-        let host = url.host_str().unwrap_or_default().to_owned();
-        let port = url.port_or_known_default().unwrap_or(80);
-        let mut request: http::Request<reqwest::Body> =
-            http::Request::try_from(request).map_err(|e| Failure::of(&e))?;
-        // Origin-form request target, a Host header, reqwest's default Accept, the jar's cookies.
-        let target = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_owned(),
-        };
-        if let Ok(uri) = target.parse() {
-            *request.uri_mut() = uri;
-        }
-        let headers = request.headers_mut();
-        if !headers.contains_key(http::header::HOST) {
-            let authority = match url.port() {
-                Some(p) => format!("{host}:{p}"),
-                None => host.clone(),
-            };
-            if let Ok(v) = HeaderValue::from_str(&authority) {
-                headers.insert(http::header::HOST, v);
-            }
-        }
-        if !headers.contains_key(http::header::ACCEPT) {
-            headers.insert(http::header::ACCEPT, HeaderValue::from_static("*/*"));
-        }
-        if let Some(jar) = &self.jar
-            && !headers.contains_key(http::header::COOKIE)
-            && let Some(cookies) = reqwest::cookie::CookieStore::cookies(jar.as_ref(), &url)
-        {
-            headers.insert(http::header::COOKIE, cookies);
-        }
-
-        // A kept-alive connection the server closed meanwhile gives the request back unsent:
-        // send it again, once, on a new connection.
-        let key = (host, port);
-        let mut ct = None;
-        let mut request = Some(request);
-        let response = loop {
-            let Some(message) = request.take() else {
-                return Err(Failure::new("request", "the connection closed".to_owned()));
-            };
-            let open = match self.connections.get_mut(&key) {
-                Some(sender) => sender.ready().await.is_ok(),
-                None => false,
-            };
-            let fresh = match open {
-                true => false,
-                false => {
-                    let started = Instant::now();
-                    let sender = connect(&key.0, key.1).await.map_err(|f| f.with_ct(ct))?;
-                    ct = Some(started.elapsed());
-                    self.connections.insert(key.clone(), sender);
-                    true
-                }
-            };
-            let Some(sender) = self.connections.get_mut(&key) else {
-                continue;
-            };
-            match sender.try_send_request(message).await {
-                Ok(response) => break response,
-                Err(mut e) => {
-                    self.connections.remove(&key);
-                    match e.take_message() {
-                        Some(unsent) if !fresh => request = Some(unsent),
-                        _ => return Err(Failure::hyper(e.error()).with_ct(ct)),
-                    }
-                }
-            }
-        };
-        let lt = sent.elapsed();
-        let status = response.status().as_u16();
-        if let Some(jar) = &self.jar {
-            let mut cookies = response.headers().get_all(http::header::SET_COOKIE).iter();
-            reqwest::cookie::CookieStore::set_cookies(jar.as_ref(), &mut cookies, &url);
-        }
-        let redirect_to = matches!(status, 301 | 302 | 303 | 307 | 308)
-            .then(|| {
-                response
-                    .headers()
-                    .get(http::header::LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-            })
-            .flatten();
-        let (parts, mut body) = response.into_parts();
-        // Read as it streams, up to `max-body`: a larger (or endless) body is a failure and
-        // is not read further (its connection is not reused).
-        let cap = self.shared.plan.scenario.max_body;
-        let mut kept = bytes::BytesMut::new();
-        while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
-            let frame = frame.map_err(|e| {
-                let mut f = Failure::hyper(&e).with_ct(ct);
-                f.lt = Some(lt);
-                f
-            })?;
-            if let Some(data) = frame.data_ref() {
-                if (kept.len() + data.len()) as u64 > cap {
-                    self.connections.clear();
-                    let mut f = Failure::too_large(cap).with_ct(ct);
-                    f.lt = Some(lt);
-                    return Err(f);
-                }
-                kept.extend_from_slice(data);
-            }
-        }
-        let body = kept.freeze();
-        Ok(Exchange {
-            status,
-            headers: parts.headers,
-            url,
-            body,
-            rt: sent.elapsed(),
-            lt,
-            ct,
-            redirect_to,
-        })
     }
 
     /// The request's URL: parsed once when it has no variables (parsing costs more than the
@@ -1125,133 +1006,6 @@ impl Vu {
     }
 }
 
-/// A response, read whole.
-struct Exchange {
-    status: u16,
-    headers: HeaderMap,
-    /// The final URL (after redirects).
-    url: reqwest::Url,
-    body: bytes::Bytes,
-    rt: Duration,
-    lt: Duration,
-    ct: Option<Duration>,
-    /// `Location` of a redirect the direct path did not follow itself.
-    redirect_to: Option<String>,
-}
-
-/// A request that got no (complete) response: the `rcException` kind and its cause.
-#[derive(Debug)]
-struct Failure {
-    kind: &'static str,
-    message: String,
-    lt: Option<Duration>,
-    ct: Option<Duration>,
-}
-
-impl Failure {
-    fn new(kind: &'static str, message: String) -> Self {
-        Self {
-            kind,
-            message,
-            lt: None,
-            ct: None,
-        }
-    }
-
-    fn of(e: &reqwest::Error) -> Self {
-        Self::new(error_kind(e), error_message(e))
-    }
-
-    /// A response body larger than the scenario's `max-body`.
-    fn too_large(cap: u64) -> Self {
-        Self::new(
-            "body",
-            format!(
-                "the response body is larger than max-body ({cap} bytes); raise `max-body` if it is expected"
-            ),
-        )
-    }
-
-    fn io(kind: &'static str, e: &std::io::Error) -> Self {
-        Self::new(kind, e.to_string())
-    }
-
-    fn hyper(e: &hyper::Error) -> Self {
-        let kind = if e.is_timeout() {
-            "timeout"
-        } else if e.is_body_write_aborted() || e.is_incomplete_message() || e.is_parse() {
-            "body"
-        } else {
-            "request"
-        };
-        Self::new(kind, innermost(e))
-    }
-
-    fn timeout(after: Duration) -> Self {
-        Self::new(
-            "timeout",
-            format!("no response after {}", humantime::format_duration(after)),
-        )
-    }
-
-    fn with_ct(mut self, ct: Option<Duration>) -> Self {
-        self.ct = ct;
-        self
-    }
-}
-
-/// Opens an HTTP/1.1 connection; its driver runs as a task of its own.
-async fn connect(host: &str, port: u16) -> Result<http1::SendRequest<reqwest::Body>, Failure> {
-    let stream = tokio::net::TcpStream::connect((host, port))
-        .await
-        .map_err(|e| Failure::io("connect", &e))?;
-    let _ = stream.set_nodelay(true);
-    let (sender, connection) = http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .map_err(|e| Failure::hyper(&e))?;
-    tokio::spawn(connection);
-    Ok(sender)
-}
-
-/// Sends through reqwest's pooled client (TLS, HTTP/2, redirects, its own connect timing).
-async fn via_reqwest(
-    builder: reqwest::RequestBuilder,
-    sent: Instant,
-    max_body: u64,
-) -> Result<Exchange, Failure> {
-    let mut response = builder.send().await.map_err(|e| Failure::of(&e))?;
-    let lt = sent.elapsed();
-    let status = response.status().as_u16();
-    let url = response.url().clone();
-    let headers = response.headers().clone();
-    let mut kept = bytes::BytesMut::new();
-    loop {
-        let chunk = response.chunk().await.map_err(|e| {
-            let mut f = Failure::of(&e);
-            f.lt = Some(lt);
-            f
-        })?;
-        let Some(chunk) = chunk else { break };
-        if (kept.len() + chunk.len()) as u64 > max_body {
-            let mut f = Failure::too_large(max_body);
-            f.lt = Some(lt);
-            return Err(f);
-        }
-        kept.extend_from_slice(&chunk);
-    }
-    let body = kept.freeze();
-    Ok(Exchange {
-        status,
-        headers,
-        url,
-        body,
-        rt: sent.elapsed(),
-        lt,
-        ct: None,
-        redirect_to: None,
-    })
-}
-
 /// JMeter match numbers: 1-based; 0 or less picks the first.
 fn pick<T>(items: &[T], match_no: i64) -> Option<&T> {
     let index = usize::try_from(match_no.max(1) - 1).unwrap_or(0);
@@ -1305,33 +1059,6 @@ fn outcome_of(ok: bool) -> Outcome {
         success: ok,
         message: (!ok).then(|| "a request in the transaction failed".into()),
     }
-}
-
-fn error_kind(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connect"
-    } else if e.is_body() || e.is_decode() {
-        "body"
-    } else if e.is_redirect() {
-        "redirect"
-    } else {
-        "request"
-    }
-}
-
-/// The innermost cause, which names what went wrong ("Connection refused").
-fn error_message(e: &reqwest::Error) -> String {
-    innermost(e)
-}
-
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut source: &dyn std::error::Error = e;
-    while let Some(next) = source.source() {
-        source = next;
-    }
-    source.to_string()
 }
 
 /// Replaces `${name}` with the virtual user's variables; unknown names stay; the escape
