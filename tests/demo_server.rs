@@ -203,3 +203,158 @@ fn error_rate_and_latency_knobs() {
     assert!(start.elapsed() >= Duration::from_millis(50));
     assert_eq!(status, 500, "{body}");
 }
+
+/// Reads a server-sent-events response as it arrives: each `data:` payload and when it came,
+/// since the request was sent.
+fn sse(port: u16, path: &str, body: serde_json::Value) -> (Vec<(String, Duration)>, Duration) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let sent = Instant::now();
+        let mut response = client
+            .post(format!("http://127.0.0.1:{port}{path}"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/event-stream",
+            "an SSE stream"
+        );
+        let (mut events, mut pending) = (Vec::new(), String::new());
+        while let Some(chunk) = response.chunk().await.unwrap() {
+            let at = sent.elapsed();
+            pending.push_str(std::str::from_utf8(&chunk).unwrap());
+            while let Some(end) = pending.find("\n\n") {
+                let event: String = pending.drain(..end + 2).collect();
+                let data = event.trim().strip_prefix("data: ").unwrap().to_owned();
+                events.push((data, at));
+            }
+        }
+        (events, sent.elapsed())
+    })
+}
+
+/// The OpenAI-compatible endpoints stream deterministic tokens: the role at once, the first
+/// token after `--ttft`, one more every `--itl`, the finish reason, the usage when asked,
+/// then `[DONE]`; `max_tokens` cuts the reply (`length`); non-streamed replies carry usage.
+/// Timings are checked as lower bounds only: a busy machine is late, never early.
+#[test]
+fn openai_compatible_streams_tokens_with_known_timing() {
+    let demo = Demo::start(&["--ttft", "150ms", "--itl", "30ms", "--tokens", "6"]);
+    let (events, total) = sse(
+        demo.port,
+        "/v1/chat/completions",
+        serde_json::json!({"model": "mlp", "stream": true,
+            "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "four words of prompt"}]}),
+    );
+    let json = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+    assert_eq!(events.last().unwrap().0, "[DONE]");
+    let content: Vec<(String, Duration)> = events
+        .iter()
+        .filter(|(d, _)| d != "[DONE]")
+        .filter_map(|(d, at)| {
+            let text = json(d)["choices"][0]["delta"]["content"]
+                .as_str()?
+                .to_owned();
+            (!text.is_empty()).then_some((text, *at))
+        })
+        .collect();
+    assert_eq!(content.len(), 6, "{events:#?}");
+    assert_eq!(content[0].0, "the");
+    assert!(
+        content[0].1 >= Duration::from_millis(150),
+        "ttft {:?}",
+        content[0].1
+    );
+    for pair in content.windows(2) {
+        assert!(pair[1].1 >= pair[0].1, "in order");
+    }
+    assert!(total >= Duration::from_millis(150 + 5 * 30), "{total:?}");
+    let finish = json(&events[events.len() - 3].0);
+    assert_eq!(finish["choices"][0]["finish_reason"], "stop");
+    let usage = json(&events[events.len() - 2].0);
+    assert_eq!(usage["usage"]["completion_tokens"], 6);
+    assert_eq!(usage["usage"]["prompt_tokens"], 4);
+    // Completions, cut by max_tokens, without usage.
+    let (events, _) = sse(
+        demo.port,
+        "/v1/completions",
+        serde_json::json!({"prompt": "hi", "stream": true, "max_tokens": 2}),
+    );
+    let texts: Vec<String> = events
+        .iter()
+        .filter(|(d, _)| d != "[DONE]")
+        .map(|(d, _)| {
+            json(d)["choices"][0]["text"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .filter(|t| !t.is_empty())
+        .collect();
+    assert_eq!(texts, ["the", " model"]);
+    let finish = json(&events[events.len() - 2].0);
+    assert_eq!(finish["choices"][0]["finish_reason"], "length");
+    assert!(events.iter().all(|(d, _)| !d.contains("usage")));
+    // Not streamed: one JSON answer with the usage.
+    let (status, body) = demo
+        .request(
+            "POST",
+            "/v1/chat/completions",
+            r#"{"messages": [{"role": "user", "content": "one two"}], "max_tokens": 3}"#,
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let reply = json(&body);
+    assert_eq!(
+        reply["choices"][0]["message"]["content"],
+        "the model server"
+    );
+    assert_eq!(reply["choices"][0]["finish_reason"], "length");
+    assert_eq!(reply["usage"]["total_tokens"], 5);
+}
+
+/// The inference route reports its component times twice: `Server-Timing` in milliseconds
+/// and `X-Timing-Info` as a JSON object in seconds.
+#[test]
+fn inference_reports_component_times() {
+    let demo = Demo::start(&[]);
+    let mut stream = TcpStream::connect(("127.0.0.1", demo.port)).unwrap();
+    let body = r#"{"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}"#;
+    write!(
+        stream,
+        "POST /v2/models/mlp/infer HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let header = |name: &str| {
+        response
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_owned))
+            .unwrap_or_else(|| panic!("no {name}: {response}"))
+    };
+    assert!(header("server-timing").contains("inference;dur="));
+    let info: serde_json::Value = serde_json::from_str(&header("x-timing-info")).unwrap();
+    for part in [
+        "preprocessing",
+        "inference",
+        "postprocessing",
+        "server_processing",
+    ] {
+        assert!(info[part].as_f64().unwrap() >= 0.0, "{part}: {info}");
+    }
+    let total = info["server_processing"].as_f64().unwrap();
+    let parts = ["preprocessing", "inference", "postprocessing"]
+        .iter()
+        .map(|p| info[p].as_f64().unwrap())
+        .sum::<f64>();
+    assert!(parts <= total + 1e-9, "{info}");
+}

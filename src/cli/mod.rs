@@ -288,6 +288,15 @@ pub struct DemoArgs {
     /// ... until this much later.
     #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
     pub stall_for: std::time::Duration,
+    /// OpenAI-compatible generation: time to the first token.
+    #[arg(long, default_value = "50ms", value_parser = parse_duration_arg)]
+    pub ttft: std::time::Duration,
+    /// ... then this long between tokens.
+    #[arg(long, default_value = "10ms", value_parser = parse_duration_arg)]
+    pub itl: std::time::Duration,
+    /// ... and this many tokens in a reply (fewer with the request's `max_tokens`).
+    #[arg(long, default_value_t = 16)]
+    pub tokens: u32,
     #[arg(long, hide = true)]
     pub worker: bool,
 }
@@ -918,6 +927,11 @@ fn demo_server(args: DemoArgs, stderr: &mut dyn Write) -> std::io::Result<ExitCo
         stall_after: args.stall_after,
         stall_for: args.stall_for,
         worker: args.worker,
+        llm: crate::demo::llm::LlmOptions {
+            ttft: args.ttft,
+            itl: args.itl,
+            tokens: args.tokens,
+        },
     };
     let announce: crate::demo::Announce = |line| {
         let mut out = std::io::stdout().lock();

@@ -1,11 +1,13 @@
 //! `perfgate demo-server`: a reference model server that behaves like a real one.
 //!
 //! KServe v2 REST (`/v2/health/*`, `/v2/models/{m}`, `/v2/models/{m}/infer`) over a small
-//! real model ([`model::Mlp`]), a Prometheus `/metrics` endpoint, a `Server-Timing` header, and
-//! knobs for tests (latency, jitter, error rate, a stall). With `--workers N` it runs like MMS
+//! real model ([`model::Mlp`]), OpenAI-compatible text generation streamed as server-sent
+//! events ([`llm`]), a Prometheus `/metrics` endpoint, `Server-Timing` and `X-Timing-Info`
+//! headers, and knobs for tests (latency, jitter, error rate, a stall, token timing). With `--workers N` it runs like MMS
 //! or gunicorn: a supervisor process and N worker processes sharing the port through
 //! SO_REUSEPORT; workers die with their supervisor. It must not depend on the rest of perfgate.
 
+pub mod llm;
 pub mod model;
 
 use std::net::{IpAddr, SocketAddr};
@@ -51,6 +53,8 @@ pub struct DemoOptions {
     pub stall_for: Duration,
     /// Internal: this process is a worker of a supervisor.
     pub worker: bool,
+    /// The OpenAI-compatible text generation (`/v1/chat/completions`, `/v1/completions`).
+    pub llm: llm::LlmOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +113,11 @@ fn bind(opts: &DemoOptions, listen: bool) -> Result<std::net::TcpListener, DemoE
     Ok(socket.into())
 }
 
+/// A duration as the command line reads it, to the microsecond.
+fn millis(d: Duration) -> String {
+    format!("{}ms", d.as_secs_f64() * 1000.0)
+}
+
 /// The supervisor: holds the port (bound, not listening), runs the workers, forwards signals.
 async fn supervise(mut opts: DemoOptions, announce: Announce) -> Result<(), DemoError> {
     let holder = bind(&opts, false)?;
@@ -135,6 +144,9 @@ async fn supervise(mut opts: DemoOptions, announce: Announce) -> Result<(), Demo
             .args(["--jitter", &format!("{}ms", opts.jitter.as_millis())])
             .args(["--error-rate", &opts.error_rate.to_string()])
             .args(["--stall-for", &format!("{}ms", opts.stall_for.as_millis())])
+            .args(["--ttft", &millis(opts.llm.ttft)])
+            .args(["--itl", &millis(opts.llm.itl)])
+            .args(["--tokens", &opts.llm.tokens.to_string()])
             .arg("--worker")
             .kill_on_drop(true);
         if let Some(after) = opts.stall_after {
@@ -268,6 +280,8 @@ pub fn router(opts: DemoOptions) -> Router {
         .route("/v2/models/{model}", get(metadata))
         .route("/v2/models/{model}/ready", get(model_ready))
         .route("/v2/models/{model}/infer", post(infer))
+        .route("/v1/chat/completions", post(llm::chat))
+        .route("/v1/completions", post(llm::completions))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)
@@ -442,6 +456,18 @@ async fn infer(
     );
     if let Ok(value) = HeaderValue::from_str(&timing) {
         http.headers_mut().insert("server-timing", value);
+    }
+    // The same in seconds as a JSON object, as component-timing benchmarks read it.
+    let s = |a: Instant, b: Instant| (b - a).as_secs_f64();
+    let end = Instant::now();
+    let info = json!({
+        "preprocessing": s(t0, t1),
+        "inference": s(t1, t2),
+        "postprocessing": s(t2, end),
+        "server_processing": s(t0, end),
+    });
+    if let Ok(value) = HeaderValue::from_str(&info.to_string()) {
+        http.headers_mut().insert("x-timing-info", value);
     }
     http
 }
