@@ -12,6 +12,7 @@
 #   - time from `perfgate run` to the first request < 100 ms
 #
 # Usage: bench/peers.sh [--quick] [DURATION=10s] [CONNECTIONS=64]
+# PERFGATE_BIN=/path/to/perfgate measures that build instead of building this checkout.
 # Needs nginx (Debian package `nginx`) and oha (`cargo install oha --locked`); installs them
 # when missing. Compare ratios, not absolute figures: the machine is shared.
 set -euo pipefail
@@ -36,9 +37,14 @@ if ! command -v oha >/dev/null; then
   cargo install -q oha --locked
 fi
 
-echo "== building perfgate (release)"
-cargo build -q --release
-perfgate="$PWD/target/release/perfgate"
+if [[ -n "${PERFGATE_BIN:-}" ]]; then
+  # Another build to compare (say, before a change): PERFGATE_BIN=/path/to/perfgate.
+  perfgate="$PERFGATE_BIN"
+else
+  echo "== building perfgate (release)"
+  cargo build -q --release
+  perfgate="$PWD/target/release/perfgate"
+fi
 
 work="$(mktemp -d)"
 nginx_pid=""
