@@ -136,3 +136,46 @@ scenarios:
     );
     assert_eq!(c[7]["message"], "balanced");
 }
+
+/// A Prometheus selector with labels (values holding `{`, `}`, `,` and `/`) works as a
+/// short-form subject and in `metric()`; a selector the source does not collect is an error.
+#[test]
+fn prometheus_selectors_with_labels_in_every_form() {
+    let suite = r#"
+services:
+  - module: monitoring
+    prometheus:
+      - label: kserve
+        url: http://127.0.0.1:9/metrics
+        metrics: ['request_count{path="/v2/models/{model_name}/infer",code="200"}']
+scenarios:
+  s:
+    default-address: http://127.0.0.1:9
+    requests: [{url: /a, label: infer}]
+execution: [{scenario: s, hold-for: 10s}]
+reporting:
+  - module: passfail
+    criteria:
+      - 'kserve/request_count{path="/v2/models/{model_name}/infer",code="200"}<1 for 5s'
+      - expr: 'metric("kserve/request_count{path=\"/v2/models/{model_name}/infer\",code=\"200\"}") > 1000'
+"#;
+    let c = criteria(suite);
+    assert_eq!(
+        c[0]["check"]["subject"],
+        serde_json::json!({"kind": "monitoring", "source": "kserve",
+            "metric": "request_count{path=\"/v2/models/{model_name}/infer\",code=\"200\"}"})
+    );
+    assert_eq!(c[0]["window"]["logic"], "for");
+    assert!(c[1]["name"].as_str().unwrap().starts_with("expr: metric("));
+    // Not collected: said, with the selectors that are.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.yaml");
+    std::fs::write(&path, suite.replace(",code=\"200\"}<1", ",code=\"500\"}<1")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args(["validate", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("does not collect"), "{text}");
+}

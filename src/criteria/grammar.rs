@@ -514,7 +514,7 @@ pub fn parse_short(text: &str) -> Result<ShortCriterion, GrammarError> {
         c.pos = m.range.end + 1;
     }
     c.skip_ws();
-    let subject = c.take_while(|ch| !ch.is_whitespace() && !is_op_char(ch) && ch != ',');
+    let subject = read_subject(&mut c);
     if subject.text.is_empty() {
         return Err(c.error(c.pos..c.pos + 1, "missing subject"));
     }
@@ -665,6 +665,43 @@ pub fn parse_short(text: &str) -> Result<ShortCriterion, GrammarError> {
         action,
         outcome,
     })
+}
+
+/// The subject: a name up to whitespace, an operator or `,`, where a Prometheus selector's
+/// `{...}` is read whole (its `=`, `,` and quoted values are part of it).
+fn read_subject(c: &mut Cursor<'_>) -> Part {
+    let start = c.pos;
+    let mut braces = false;
+    let mut quoted = false;
+    let mut escaped = false;
+    let mut end = c.text.len();
+    for (i, ch) in c.rest().char_indices() {
+        if quoted {
+            match (escaped, ch) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => quoted = false,
+                _ => {}
+            }
+            continue;
+        }
+        match ch {
+            '{' => braces = true,
+            '}' if braces => braces = false,
+            '"' if braces => quoted = true,
+            _ if braces => {}
+            c if c.is_whitespace() || is_op_char(c) || c == ',' => {
+                end = start + i;
+                break;
+            }
+            _ => {}
+        }
+    }
+    c.pos = end;
+    Part {
+        text: c.text[start..end].to_owned(),
+        range: start..end,
+    }
 }
 
 fn read_label(c: &mut Cursor<'_>) -> Result<Part, GrammarError> {

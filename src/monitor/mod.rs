@@ -7,6 +7,7 @@
 //! provides; validation checks subjects against it, and the samplers report exactly those
 //! names.
 
+pub mod exposition;
 pub mod names;
 pub mod process;
 pub mod prometheus;

@@ -158,26 +158,11 @@ pub fn parse_selector(text: &str) -> Result<Selector, String> {
     }
     let mut labels = Vec::new();
     if let Some(rest) = rest {
-        let inner = rest
-            .strip_prefix('{')
-            .and_then(|r| r.strip_suffix('}'))
-            .ok_or_else(|| format!("`{text}`: label matchers must end with `}}`"))?;
-        for matcher in inner.split(',').map(str::trim).filter(|m| !m.is_empty()) {
-            let (label, value) = matcher.split_once('=').ok_or_else(|| {
-                format!("`{matcher}` is not a label matcher such as code=\"200\"")
-            })?;
-            let value = value.trim();
-            let value = value
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .ok_or_else(|| {
-                    format!("the value of `{}` must be in double quotes", label.trim())
-                })?;
-            if !valid_name(label.trim(), false) {
-                return Err(format!("`{}` is not a valid label name", label.trim()));
-            }
-            labels.push((label.trim().to_owned(), value.to_owned()));
+        let (parsed, after) = super::exposition::label_set(rest)?;
+        if !after.trim().is_empty() {
+            return Err(format!("`{text}`: label matchers must end with `}}`"));
         }
+        labels = parsed;
     }
     Ok(Selector {
         name: name.to_owned(),

@@ -1,13 +1,12 @@
-//! The `prometheus` source: scrapes a text-format endpoint (parsed by `prometheus-parse`)
+//! The `prometheus` source: scrapes a text-format endpoint (parsed by [`exposition`])
 //! and turns the selected series into samples. Counters (and the `_count`/`_sum` of
 //! histograms and summaries) become per-second rates; gauges stay values. A selector that
 //! matches several series (say, every `code`) gives their sum.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use prometheus_parse::{Scrape, Value};
-
+use super::exposition;
 use super::names::{Selector, parse_selector};
 
 #[derive(Debug)]
@@ -68,50 +67,25 @@ impl Prometheus {
     }
 }
 
-/// The value of every selector found in `text`, and whether it is a counter.
+/// The value of every selector found in `text`, and whether it is a counter. A selector
+/// matches the series of its name whose labels include its matchers; several are summed.
 pub fn select(text: &str, selectors: &[(String, Selector)]) -> BTreeMap<String, (f64, bool)> {
-    let mut counters = HashSet::new();
-    for line in text.lines() {
-        let mut words = line.split_whitespace();
-        if let (Some("#"), Some("TYPE"), Some(name), Some(kind)) =
-            (words.next(), words.next(), words.next(), words.next())
-        {
-            match kind {
-                "counter" => {
-                    counters.insert(name.to_owned());
-                    counters.insert(format!("{name}_total"));
-                }
-                "histogram" | "summary" => {
-                    counters.insert(format!("{name}_count"));
-                    counters.insert(format!("{name}_sum"));
-                }
-                _ => {}
-            }
-        }
-    }
+    let scrape = exposition::parse(text);
     let mut out = BTreeMap::new();
-    let Ok(scrape) = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))) else {
-        return out;
-    };
     for (key, selector) in selectors {
         let mut found: Option<(f64, bool)> = None;
         for sample in &scrape.samples {
-            if sample.metric != selector.name
-                || selector
+            let matches = sample.name == selector.name
+                && selector
                     .labels
                     .iter()
-                    .any(|(k, v)| sample.labels.get(k) != Some(v.as_str()))
-            {
+                    .all(|(k, v)| sample.labels.iter().any(|(sk, sv)| sk == k && sv == v));
+            if !matches {
                 continue;
             }
-            let (value, counter) = match sample.value {
-                Value::Counter(v) => (v, true),
-                Value::Gauge(v) => (v, false),
-                Value::Untyped(v) => (v, counters.contains(&sample.metric)),
-                Value::Histogram(_) | Value::Summary(_) => continue,
-            };
+            let counter = scrape.counters.contains(&sample.name);
             let f = found.get_or_insert((0.0, counter));
-            f.0 += value;
+            f.0 += sample.value;
         }
         if let Some(f) = found {
             out.insert(key.clone(), f);
@@ -152,5 +126,18 @@ mod tests {
         assert_eq!(got["in_flight"], (3.0, false));
         assert_eq!(got["latency_count"], (5.0, true));
         assert!(!got.contains_key("missing"));
+    }
+
+    /// Route templates in label values (`{model_name}`) are kept, and selectors can name them.
+    #[test]
+    fn label_values_with_braces_are_selected() {
+        let text = "# TYPE request_predict_seconds histogram\n\
+                    request_predict_seconds_count{path=\"/v2/models/{model_name}/infer\",code=\"200\"} 7\n\
+                    request_predict_seconds_count{path=\"/v2/models/{model_name}/ready\",code=\"200\"} 3\n";
+        let sel = |s: &str| (s.to_owned(), parse_selector(s).expect("valid selector"));
+        let infer = "request_predict_seconds_count{path=\"/v2/models/{model_name}/infer\"}";
+        let got = select(text, &[sel("request_predict_seconds_count"), sel(infer)]);
+        assert_eq!(got["request_predict_seconds_count"], (10.0, true));
+        assert_eq!(got[infer], (7.0, true));
     }
 }

@@ -546,10 +546,14 @@ impl Validator<'_> {
         }
         // Check the labels and subjects named in calls such as p(99, "infer") or metric("a/b").
         static CALLS: LazyLock<regex::Regex> = LazyLock::new(|| {
-            regex::Regex::new(r#"(\w+)\s*\(\s*(?:[\d.]+\s*,\s*)?"([^"]*)""#).expect("a valid regex")
+            // A string argument may hold `\"` (a selector's label value).
+            regex::Regex::new(r#"(\w+)\s*\(\s*(?:[\d.]+\s*,\s*)?"((?:[^"\\]|\\.)*)""#)
+                .expect("a valid regex")
         });
         for cap in CALLS.captures_iter(text) {
-            let (function, arg) = (&cap[1], &cap[2]);
+            let function = &cap[1];
+            let arg = cap[2].replace("\\\"", "\"").replace("\\\\", "\\");
+            let arg = arg.as_str();
             match function {
                 "metric" => match parse_subject(arg) {
                     Ok(subject @ Subject::Monitoring { .. }) => {
