@@ -147,7 +147,7 @@ services:
     prometheus:
       - label: kserve
         url: http://127.0.0.1:9/metrics
-        metrics: ['request_count{path="/v2/models/{model_name}/infer",code="200"}']
+        metrics: ['request_count{path="/v2/models/{model_name}/infer",code="200"}', request_seconds]
 scenarios:
   s:
     default-address: http://127.0.0.1:9
@@ -158,6 +158,8 @@ reporting:
     criteria:
       - 'kserve/request_count{path="/v2/models/{model_name}/infer",code="200"}<1 for 5s'
       - expr: 'metric("kserve/request_count{path=\"/v2/models/{model_name}/infer\",code=\"200\"}") > 1000'
+      - p95 of kserve/request_seconds>50ms for 10s
+      - {subject: p99, label: kserve/request_seconds, condition: '>', threshold: 0.2}
 "#;
     let c = criteria(suite);
     assert_eq!(
@@ -167,6 +169,19 @@ reporting:
     );
     assert_eq!(c[0]["window"]["logic"], "for");
     assert!(c[1]["name"].as_str().unwrap().starts_with("expr: metric("));
+    // A percentile of a Prometheus histogram, short and long.
+    assert_eq!(c[2]["name"], "p95 of kserve/request_seconds>50ms for 10s");
+    assert_eq!(
+        c[2]["check"]["subject"],
+        serde_json::json!({"kind": "histogram-quantile", "source": "kserve",
+            "metric": "request_seconds", "level": 95.0})
+    );
+    assert_eq!(c[2]["check"]["label"], "");
+    assert_eq!(c[3]["check"]["subject"]["level"], 99.0);
+    assert_eq!(
+        c[3]["check"]["threshold"],
+        serde_json::json!({"unit": "number", "value": 0.2})
+    );
     // Not collected: said, with the selectors that are.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.yaml");
@@ -178,4 +193,23 @@ reporting:
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("does not collect"), "{text}");
+    // A histogram the source does not collect is named with the fix.
+    std::fs::write(
+        &path,
+        suite.replace(
+            "p95 of kserve/request_seconds",
+            "p95 of kserve/request_secs",
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args(["validate", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("`kserve` does not collect `request_secs`"),
+        "{text}"
+    );
+    assert!(text.contains("did you mean `request_seconds`"), "{text}");
 }

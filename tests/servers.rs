@@ -480,6 +480,61 @@ scenarios:
     assert!(!series(&r, "server/demo_in_flight").is_empty());
 }
 
+/// `p95 of source/histogram`: a quantile of demo-server's own request-duration histogram,
+/// from its bucket rates over the window (PromQL's histogram_quantile). Requests take 20 ms,
+/// so the observations fall in the (16 ms, 32 ms] bucket and p95 interpolates to ~31 ms; the
+/// histogram's own series is the mean of its observations.
+#[test]
+fn a_prometheus_histogram_gives_quantiles_for_criteria() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hist.yaml"),
+        format!(
+            r#"settings: {{ports: [PORT]}}
+services:
+  - module: server
+    label: demo
+    command: ["{exe}", demo-server, --port, "${{PORT}}", --latency, 20ms]
+    ready: {{http: "http://127.0.0.1:${{PORT}}/v2/health/ready", timeout: 10s}}
+  - module: monitoring
+    prometheus:
+      - url: "http://127.0.0.1:${{PORT}}/metrics"
+        label: server
+        interval: 500ms
+        metrics: [demo_request_duration_seconds]
+execution: [{{scenario: s, concurrency: 4, hold-for: 5s}}]
+scenarios:
+  s: {{default-address: "http://127.0.0.1:${{PORT}}", requests: [{{url: /v2/models/mlp/infer, method: POST, body: {{inputs: [{{name: input, shape: [1, 4], datatype: FP32, data: [1, 2, 3, 4]}}]}}}}]}}
+reporting:
+  - module: passfail
+    criteria:
+      - p95 of server/demo_request_duration_seconds>16ms, continue as failed
+      - p95 of server/demo_request_duration_seconds>50ms within 2s, continue as failed
+"#,
+            exe = env!("CARGO_BIN_EXE_perfgate")
+        ),
+    )
+    .unwrap();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["run", "hist.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 3, "{out}");
+    let r = results(dir.path());
+    let criteria = r["suites"][0]["criteria"].as_array().unwrap();
+    assert_eq!(criteria[0]["verdict"], "failed", "{out}");
+    let p95 = criteria[0]["observed"].as_f64().unwrap();
+    assert!((0.016..=0.032).contains(&p95), "p95 {p95}: {out}");
+    assert_eq!(criteria[1]["verdict"], "passed", "{out}");
+    assert_eq!(
+        criteria[0]["subject"],
+        "p95 of server/demo_request_duration_seconds"
+    );
+    let means = series(&r, "server/demo_request_duration_seconds");
+    assert!(!means.is_empty());
+    assert!(means.iter().all(|m| (0.019..0.2).contains(m)), "{means:?}");
+}
+
 #[test]
 fn a_missing_program_is_named_before_anything_starts() {
     let dir = tempfile::tempdir().unwrap();

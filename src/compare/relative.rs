@@ -231,7 +231,7 @@ pub fn whole(subject: &Subject, label: &str, suite: &SuiteReport) -> Option<f64>
                 .sum(),
             l.hits,
         ),
-        Subject::Monitoring { .. } => None,
+        Subject::Monitoring { .. } | Subject::HistogramQuantile { .. } => None,
     }
 }
 
@@ -310,7 +310,7 @@ pub fn per_second(subject: &Subject, label: &str, suite: &SuiteReport) -> Vec<f6
                     .sum(),
                 r.hits,
             ),
-            Subject::Monitoring { .. } => None,
+            Subject::Monitoring { .. } | Subject::HistogramQuantile { .. } => None,
         }
     };
     rows.filter_map(value).collect()

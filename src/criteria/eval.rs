@@ -557,6 +557,18 @@ fn observe(
             threshold,
             ..
         } => {
+            if let Subject::HistogramQuantile {
+                source,
+                metric,
+                level,
+            } = subject
+            {
+                let name = format!("{source}/{metric}");
+                let (from, to) = window.unwrap_or((0, u64::MAX));
+                return store
+                    .histogram_quantile(&name, level / 100.0, from, to)
+                    .ok_or_else(|| format!("no observations in the buckets of `{name}`"));
+            }
             if let Subject::Monitoring { source, metric } = subject {
                 let name = format!("{source}/{metric}");
                 let (from, to) = window.unwrap_or((0, u64::MAX));
@@ -628,7 +640,7 @@ fn kpi_value(subject: &Subject, s: &Snapshot, threshold: Option<Threshold>) -> O
         },
         Subject::Percentile { level } => secs(s.percentile(*level)),
         Subject::ResponseCode { pattern } => share(s.rc(pattern), s.hits()),
-        Subject::Monitoring { .. } => None,
+        Subject::Monitoring { .. } | Subject::HistogramQuantile { .. } => None,
     }
 }
 

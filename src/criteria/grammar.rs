@@ -93,11 +93,21 @@ pub enum Subject {
         source: String,
         metric: String,
     },
+    /// `p95 of source/histogram`: a quantile of a Prometheus histogram's observations in the
+    /// window, from its bucket rates (PromQL's `histogram_quantile`).
+    HistogramQuantile {
+        source: String,
+        metric: String,
+        level: f64,
+    },
 }
 
 impl Subject {
     pub fn is_monitoring(&self) -> bool {
-        matches!(self, Self::Monitoring { .. })
+        matches!(
+            self,
+            Self::Monitoring { .. } | Self::HistogramQuantile { .. }
+        )
     }
 }
 
@@ -108,6 +118,11 @@ impl fmt::Display for Subject {
             Self::Percentile { level } => write!(f, "p{level}"),
             Self::ResponseCode { pattern } => write!(f, "rc{pattern}"),
             Self::Monitoring { source, metric } => write!(f, "{source}/{metric}"),
+            Self::HistogramQuantile {
+                source,
+                metric,
+                level,
+            } => write!(f, "p{level} of {source}/{metric}"),
         }
     }
 }
@@ -262,6 +277,13 @@ pub fn parse_threshold(subject: &Subject, text: &str) -> Result<Threshold, Strin
     match subject {
         Subject::Kpi { kpi } if kpi.is_time() => time_threshold(text),
         Subject::Percentile { .. } => time_threshold(text),
+        // Prometheus histograms are in seconds by convention; a bare number is that number.
+        Subject::HistogramQuantile { .. } => text
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite())
+            .map(Threshold::Number)
+            .map_or_else(|| time_threshold(text), Ok),
         Subject::Kpi { kpi: Kpi::Hits } => number()
             .map(Threshold::Number)
             .ok_or_else(|| format!("`{text}` is not a count of samples")),
@@ -323,7 +345,9 @@ impl Subject {
             Self::Kpi { kpi } if kpi.is_time() => {
                 Threshold::Duration(Duration::from_secs_f64(value.max(0.0)))
             }
-            Self::Percentile { .. } => Threshold::Duration(Duration::from_secs_f64(value.max(0.0))),
+            Self::Percentile { .. } | Self::HistogramQuantile { .. } => {
+                Threshold::Duration(Duration::from_secs_f64(value.max(0.0)))
+            }
             _ if self.is_rate() => Threshold::Percent(value),
             Self::Kpi { kpi: Kpi::Bytes } => Threshold::Bytes(value.max(0.0).round() as u64),
             _ => Threshold::Number(value),

@@ -379,6 +379,31 @@ impl Retention {
     }
 }
 
+/// PromQL's `histogram_quantile` over cumulative bucket counts (`le`, count), any order.
+fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> Option<f64> {
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last()?.1;
+    if total.is_nan() || total <= 0.0 || !(0.0..=1.0).contains(&q) {
+        return None;
+    }
+    let rank = q * total;
+    let at = buckets.iter().position(|(_, count)| *count >= rank)?;
+    let (upper, count) = buckets[at];
+    if upper.is_infinite() {
+        // Above the last finite bound: that bound is the best estimate.
+        return Some(if at > 0 { buckets[at - 1].0 } else { 0.0 });
+    }
+    let (lower, below) = if at == 0 {
+        (0.0_f64.min(upper), 0.0)
+    } else {
+        buckets[at - 1]
+    };
+    if count == below {
+        return Some(upper);
+    }
+    Some(lower + (upper - lower) * (rank - below) / (count - below))
+}
+
 /// What a closed row takes in memory, about.
 fn row_bytes(row: &[Option<Bucket>]) -> usize {
     std::mem::size_of_val(row) + row.iter().flatten().map(Bucket::heap_bytes).sum::<usize>()
@@ -403,6 +428,8 @@ pub struct Store {
     end: Option<Duration>,
     /// Monitoring series `source/metric` → second → (sum, count) of the readings in it.
     series: BTreeMap<String, BTreeMap<u64, (f64, u32)>>,
+    /// Prometheus histograms `source/metric` → second → (`le`, observations per second).
+    buckets: BTreeMap<String, BTreeMap<u64, Vec<(f64, f64)>>>,
     /// Provisional samples merged into every window while set: requests still in flight,
     /// at their age so far (see [`Store::set_overlay`]).
     overlay: Option<Box<Store>>,
@@ -655,6 +682,39 @@ impl Store {
         let e = slot.entry(second).or_insert((0.0, 0));
         e.0 += value;
         e.1 += 1;
+    }
+
+    /// Files a Prometheus histogram's bucket rates (`le` → observations per second since the
+    /// last scrape, cumulative over `le` as the exposition gives them) read in `second`.
+    pub fn record_buckets(&mut self, second: u64, subject: &str, buckets: &[(f64, f64)]) {
+        let slot = match self.buckets.get_mut(subject) {
+            Some(s) => s,
+            None => self.buckets.entry(subject.to_owned()).or_default(),
+        };
+        let at = slot.entry(second).or_default();
+        for &(le, rate) in buckets.iter().filter(|(_, r)| r.is_finite()) {
+            match at.iter_mut().find(|(l, _)| *l == le) {
+                Some(e) => e.1 += rate,
+                None => at.push((le, rate)),
+            }
+        }
+    }
+
+    /// The `q` quantile (0 to 1) of a Prometheus histogram over seconds `from..to`, as
+    /// PromQL's `histogram_quantile` over a rate: the buckets' observations in the window,
+    /// linear within the bucket the rank falls in (from 0 below the first); the upper bound
+    /// of the last finite bucket when it falls in `+Inf`. `None` without observations.
+    pub fn histogram_quantile(&self, subject: &str, q: f64, from: u64, to: u64) -> Option<f64> {
+        let mut totals: Vec<(f64, f64)> = Vec::new();
+        for buckets in self.buckets.get(subject)?.range(from..to).map(|(_, b)| b) {
+            for &(le, rate) in buckets {
+                match totals.iter_mut().find(|(l, _)| *l == le) {
+                    Some(e) => e.1 += rate,
+                    None => totals.push((le, rate)),
+                }
+            }
+        }
+        bucket_quantile(q, &mut totals)
     }
 
     /// The monitoring subjects with at least one reading, sorted.
@@ -956,6 +1016,38 @@ pub fn code_matches(pattern: &str, code: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Quantiles of a Prometheus histogram over a window, against values computed by hand
+    /// as PromQL's histogram_quantile would.
+    #[test]
+    fn histogram_quantiles_from_bucket_rates() {
+        let mut store = Store::default();
+        // Seconds 0 and 1: 10 observations a second; 4 up to 0.1, 8 up to 0.2, all up to 0.4.
+        for second in 0..2 {
+            store.record_buckets(
+                second,
+                "k/lat",
+                &[(0.1, 4.0), (0.2, 8.0), (0.4, 10.0), (f64::INFINITY, 10.0)],
+            );
+        }
+        // Second 2: everything slow, beyond the last finite bound.
+        store.record_buckets(
+            2,
+            "k/lat",
+            &[(0.1, 0.0), (0.2, 0.0), (0.4, 0.0), (f64::INFINITY, 5.0)],
+        );
+        let q = |q: f64, from: u64, to: u64| store.histogram_quantile("k/lat", q, from, to);
+        // Rank 10 of 20 falls in (0.1, 0.2], 8 below it: 0.1 + 0.1 * (10 - 8) / (16 - 8).
+        assert!((q(0.5, 0, 2).unwrap() - 0.125).abs() < 1e-12);
+        // Rank 2 of 20 in the first bucket: 0 + 0.1 * 2 / 8.
+        assert!((q(0.1, 0, 2).unwrap() - 0.025).abs() < 1e-12);
+        // Rank 19 of 20 in (0.2, 0.4]: 0.2 + 0.2 * (19 - 16) / (20 - 16).
+        assert!((q(0.95, 0, 2).unwrap() - 0.35).abs() < 1e-12);
+        // Second 2 alone: all in +Inf, so the last finite bound.
+        assert_eq!(q(0.5, 2, 3), Some(0.4));
+        assert_eq!(q(0.5, 5, 9), None);
+        assert_eq!(store.histogram_quantile("k/other", 0.5, 0, 9), None);
+    }
 
     fn ok(label: &str, second: u64, ms: u64) -> Sample {
         Sample {

@@ -35,6 +35,9 @@ pub struct Reading {
     pub source: String,
     /// Declared metric → value, only the declared metrics that had a value.
     pub values: Vec<(String, f64)>,
+    /// Declared Prometheus histograms → their buckets' rates since the last scrape, by
+    /// upper bound (`le`, `+Inf` last): what a quantile over a window is computed from.
+    pub buckets: Vec<(String, Vec<(f64, f64)>)>,
 }
 
 /// How to find a `server` service's processes.
@@ -163,6 +166,19 @@ async fn sample_loop(
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
             source: source.name.clone(),
+            buckets: source
+                .metrics
+                .iter()
+                .filter_map(|m| {
+                    let prefix = format!("{m}{}", prometheus::BUCKET);
+                    let mut buckets: Vec<(f64, f64)> = values
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.parse().ok()?, *v)))
+                        .collect();
+                    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    (!buckets.is_empty()).then(|| (m.clone(), buckets))
+                })
+                .collect(),
             values: source
                 .metrics
                 .iter()

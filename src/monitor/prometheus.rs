@@ -48,7 +48,8 @@ impl Prometheus {
             return out;
         };
         let now = Instant::now();
-        let values = select(&text, &self.selectors);
+        let mut values = select(&text, &self.selectors);
+        values.extend(select_histograms(&text, &self.selectors));
         for (name, (value, counter)) in values {
             if !counter {
                 out.insert(name, value);
@@ -63,8 +64,73 @@ impl Prometheus {
                 }
             }
         }
+        // A histogram's own series: the mean of what it observed between the two scrapes.
+        let parts: Vec<String> = out
+            .keys()
+            .filter_map(|k| k.strip_suffix(&format!("{BUCKET}count")))
+            .map(str::to_owned)
+            .collect();
+        for key in parts {
+            let count = out.remove(&format!("{key}{BUCKET}count"));
+            let sum = out.remove(&format!("{key}{BUCKET}sum"));
+            if let (Some(count), Some(sum)) = (count, sum)
+                && count > 0.0
+            {
+                out.insert(key, sum / count);
+            }
+        }
         out
     }
+}
+
+/// Separates a histogram selector from one of its buckets (`le`) in a sampler's values:
+/// `request_seconds\u{1}0.1`. Never in a metric name.
+pub const BUCKET: char = '\u{1}';
+
+/// The buckets, `_sum` and `_count` of every selector that names a histogram (`x` with
+/// `x_bucket{le=...}` series), summed over the series its matchers select: cumulative
+/// counts, keyed `<selector>\u{1}<le>` (and `\u{1}sum`, `\u{1}count`).
+pub fn select_histograms(
+    text: &str,
+    selectors: &[(String, Selector)],
+) -> BTreeMap<String, (f64, bool)> {
+    let scrape = exposition::parse(text);
+    let mut out = BTreeMap::new();
+    for (key, selector) in selectors {
+        let matches = |labels: &[(String, String)]| {
+            selector
+                .labels
+                .iter()
+                .all(|(k, v)| labels.iter().any(|(sk, sv)| sk == k && sv == v))
+        };
+        let bucket = format!("{}_bucket", selector.name);
+        let sum = format!("{}_sum", selector.name);
+        let count = format!("{}_count", selector.name);
+        let mut found = false;
+        for sample in scrape.samples.iter().filter(|s| matches(&s.labels)) {
+            let part = if sample.name == bucket {
+                let Some((_, le)) = sample.labels.iter().find(|(k, _)| k == "le") else {
+                    continue;
+                };
+                found = true;
+                le.clone()
+            } else if sample.name == sum {
+                "sum".to_owned()
+            } else if sample.name == count {
+                "count".to_owned()
+            } else {
+                continue;
+            };
+            let entry = out
+                .entry(format!("{key}{BUCKET}{part}"))
+                .or_insert((0.0, true));
+            entry.0 += sample.value;
+        }
+        if !found {
+            out.retain(|k: &String, _| !k.starts_with(&format!("{key}{BUCKET}")));
+        }
+    }
+    out
 }
 
 /// The value of every selector found in `text`, and whether it is a counter. A selector

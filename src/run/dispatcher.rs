@@ -135,6 +135,10 @@ impl Dispatcher {
                     let subject = format!("{}/{metric}", reading.source);
                     self.store.record_metric(reading.second, &subject, *value);
                 }
+                for (metric, buckets) in &reading.buckets {
+                    let subject = format!("{}/{metric}", reading.source);
+                    self.store.record_buckets(reading.second, &subject, buckets);
+                }
                 self.logged.add(&reading);
                 None
             }

@@ -49,6 +49,13 @@ impl Validator<'_> {
         };
         let at = |v: &Self, p: &grammar::Part| v.span_in(span, text, p.range.clone());
         let subject = self.subject(at(self, &parsed.subject), &parsed.subject.text)?;
+        let label_span = parsed.label.as_ref().map_or(span, |l| at(self, l));
+        let (subject, histogram) = self.histogram_quantile(
+            label_span,
+            subject,
+            parsed.label.as_ref().map(|l| l.text.as_str()),
+            monitoring,
+        );
         let (threshold, relative) = self.threshold(
             at(self, &parsed.threshold),
             &subject,
@@ -74,9 +81,10 @@ impl Validator<'_> {
         let label = parsed
             .label
             .as_ref()
+            .filter(|_| !histogram)
             .map(|l| self.cx.stable_label(&l.text))
             .unwrap_or_default();
-        if let Some(l) = &parsed.label {
+        if let Some(l) = parsed.label.as_ref().filter(|_| !histogram) {
             self.check_label(at(self, l), &subject, &label);
         }
         self.check_monitoring(at(self, &parsed.subject), &subject, monitoring);
@@ -109,6 +117,49 @@ impl Validator<'_> {
             relative,
             baseline: None,
         })
+    }
+
+    /// `p95 of source/histogram`: a percentile whose label names a monitoring source's
+    /// series is a quantile of a Prometheus histogram (a request label such as `/v2/x` is
+    /// not: no source has an empty name). Returns the subject and whether it is one.
+    pub(in crate::suite::validate) fn histogram_quantile(
+        &mut self,
+        span: Span,
+        subject: Subject,
+        label: Option<&str>,
+        monitoring: &[MonitorSource],
+    ) -> (Subject, bool) {
+        let (Subject::Percentile { level }, Some((source, metric))) =
+            (&subject, label.and_then(|l| l.split_once('/')))
+        else {
+            return (subject, false);
+        };
+        let Some(found) = monitoring.iter().find(|m| m.name == source) else {
+            return (subject, false);
+        };
+        if found.kind != SourceKind::Prometheus {
+            self.push(
+                Diagnostic::error(
+                    span,
+                    format!("`{source}` is not a prometheus source: percentiles of a series come from Prometheus histograms"),
+                )
+                .with_hint("name a `prometheus` source's histogram, e.g. `p95 of kserve/request_predict_seconds`"),
+            );
+        } else if !found.metrics.iter().any(|m| m == metric) {
+            self.push(
+                Diagnostic::error(span, format!("`{source}` does not collect `{metric}`"))
+                    .with_suggestion(metric, found.metrics.iter().map(String::as_str))
+                    .with_hint(format!(
+                        "add the histogram's name (without `_bucket`) to the `metrics:` of `{source}`"
+                    )),
+            );
+        }
+        let quantile = Subject::HistogramQuantile {
+            source: source.to_owned(),
+            metric: metric.to_owned(),
+            level: *level,
+        };
+        (quantile, true)
     }
 
     /// An MMS `diff_percent*` on a monitoring subject.
@@ -366,6 +417,12 @@ impl Validator<'_> {
             return None;
         }
         let subject = self.subject(subject_loc.span, subject_text)?;
+        let (subject, histogram) = self.histogram_quantile(
+            c.label.as_ref().map_or(subject_loc.span, |l| l.span),
+            subject,
+            c.label.as_ref().and_then(|l| l.get()).map(String::as_str),
+            monitoring,
+        );
         if class.is_some_and(|(_, cl)| cl == MONITORING_CRITERIA_CLASS) && !subject.is_monitoring()
         {
             self.push(
@@ -411,9 +468,10 @@ impl Validator<'_> {
         let label = c
             .label
             .as_ref()
+            .filter(|_| !histogram)
             .and_then(|l| l.get().map(|l| self.cx.stable_label(l)))
             .unwrap_or_default();
-        if let Some(l) = &c.label {
+        if let Some(l) = c.label.as_ref().filter(|_| !histogram) {
             self.check_label(l.span, &subject, &label);
         }
         self.check_monitoring(subject_loc.span, &subject, monitoring);
