@@ -53,8 +53,9 @@ impl Found {
     }
 }
 
-/// Finds the earlier runs of suite `same` in `source` (a history keeps up to
-/// [`HISTORY_RUNS`] of them for the spread between runs).
+/// Finds the earlier runs of suite `same` in `source`: up to a history's
+/// [`history::DEFAULT_KEEP`], the latest first (the spread between runs reads the last
+/// [`HISTORY_RUNS`], the change points all of them).
 pub fn find(
     same: Same<'_>,
     load_hash: &str,
@@ -66,9 +67,8 @@ pub fn find(
         }
         _ => history::Earlier::default(),
     };
+    // Only the baseline is read whole; the older runs come without their timelines.
     let runs = earlier.runs;
-    // (Only the baseline is read whole: the older runs come without their timelines, see
-    // `history::earlier`.)
     let missing = match (&source, runs.is_empty()) {
         (None, _) => {
             Some("none was given (`--baseline`, `--history` or `settings.baseline`)".to_owned())
