@@ -194,6 +194,24 @@ mod tests {
         assert!(!got.contains_key("missing"));
     }
 
+    /// A summary's quantiles are gauges (the server computed them); its `_count` and `_sum`
+    /// are counters.
+    #[test]
+    fn summary_quantiles_read_as_gauges() {
+        let text = "# TYPE rpc_seconds summary\n\
+                    rpc_seconds{quantile=\"0.5\"} 0.05\n\
+                    rpc_seconds{quantile=\"0.95\"} 0.2\n\
+                    rpc_seconds_sum 12.5\n\
+                    rpc_seconds_count 100\n";
+        let sel = |s: &str| (s.to_owned(), parse_selector(s).expect("valid selector"));
+        let p95 = "rpc_seconds{quantile=\"0.95\"}";
+        let got = select(text, &[sel(p95), sel("rpc_seconds_count")]);
+        assert_eq!(got[p95], (0.2, false));
+        assert_eq!(got["rpc_seconds_count"], (100.0, true));
+        // Not a histogram: no buckets.
+        assert!(select_histograms(text, &[sel("rpc_seconds")]).is_empty());
+    }
+
     /// Route templates in label values (`{model_name}`) are kept, and selectors can name them.
     #[test]
     fn label_values_with_braces_are_selected() {
