@@ -224,15 +224,18 @@ pub fn whole(subject: &Subject, label: &str, suite: &SuiteReport) -> Option<f64>
             Kpi::Throughput => l.throughput,
         },
         Subject::Percentile { level } => percentile(l, *level),
-        Subject::ResponseCode { pattern } => share(
-            l.rc.iter()
-                .filter(|(code, _)| code_matches(pattern, code))
-                .map(|(_, n)| n)
-                .sum(),
-            l.hits,
-        ),
+        Subject::ResponseCode { pattern } => share(matching(&l.rc, pattern), l.hits),
         Subject::Monitoring { .. } | Subject::HistogramQuantile { .. } => None,
     }
+}
+
+/// Samples whose response code matches `pattern` (`5??`, `Exception`).
+fn matching(codes: &std::collections::BTreeMap<String, u64>, pattern: &str) -> u64 {
+    codes
+        .iter()
+        .filter(|(code, _)| code_matches(pattern, code))
+        .map(|(_, n)| n)
+        .sum()
 }
 
 /// Any percentile of a label, in seconds: from its whole-run histogram, else from the
@@ -303,13 +306,7 @@ pub fn per_second(subject: &Subject, label: &str, suite: &SuiteReport) -> Vec<f6
                     .and_then(|(_, ms)| *ms);
                 ms.map(|ms| ms / 1e3)
             }
-            Subject::ResponseCode { pattern } => share(
-                r.rc.iter()
-                    .filter(|(code, _)| code_matches(pattern, code))
-                    .map(|(_, n)| n)
-                    .sum(),
-                r.hits,
-            ),
+            Subject::ResponseCode { pattern } => share(matching(&r.rc, pattern), r.hits),
             Subject::Monitoring { .. } | Subject::HistogramQuantile { .. } => None,
         }
     };

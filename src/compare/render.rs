@@ -14,15 +14,13 @@ fn verdict_line(c: &Comparison, threshold: &Thresholds) -> String {
     }
 }
 
-/// Aligned columns, the notes, then one verdict line.
-pub fn table(c: &Comparison, threshold: &Thresholds) -> String {
-    let mut rows: Vec<[String; 8]> = vec![HEADER.map(str::to_owned)];
-    rows.extend(c.rows.iter().map(super::Row::cells));
-    let widths: Vec<usize> = (0..8)
+/// Rows as left-aligned columns two spaces apart, a line each.
+fn aligned<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
-    for r in &rows {
+    for r in rows {
         let line: Vec<String> = r
             .iter()
             .zip(&widths)
@@ -30,6 +28,14 @@ pub fn table(c: &Comparison, threshold: &Thresholds) -> String {
             .collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
+    out
+}
+
+/// Aligned columns, the notes, then one verdict line.
+pub fn table(c: &Comparison, threshold: &Thresholds) -> String {
+    let mut rows: Vec<[String; 8]> = vec![HEADER.map(str::to_owned)];
+    rows.extend(c.rows.iter().map(super::Row::cells));
+    let mut out = aligned(&rows);
     for note in &c.notes {
         let _ = writeln!(out, "note: {note}");
     }
@@ -99,20 +105,11 @@ fn trend_line(t: &Trends) -> String {
 pub fn changes_table(t: &Trends) -> String {
     let mut rows: Vec<[String; 7]> = vec![CHANGE_HEADER.map(str::to_owned)];
     rows.extend(t.changes.iter().map(change_cells));
-    let mut out = String::new();
-    if !t.changes.is_empty() {
-        let widths: Vec<usize> = (0..7)
-            .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-            .collect();
-        for r in &rows {
-            let line: Vec<String> = r
-                .iter()
-                .zip(&widths)
-                .map(|(cell, w)| format!("{cell:<w$}"))
-                .collect();
-            let _ = writeln!(out, "{}", line.join("  ").trim_end());
-        }
-    }
+    let mut out = if t.changes.is_empty() {
+        String::new()
+    } else {
+        aligned(&rows)
+    };
     if t.runs.len() < super::trend::MIN_RUNS {
         let _ = writeln!(
             out,
