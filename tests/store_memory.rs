@@ -40,6 +40,7 @@ fn soak(labels: usize, seconds: u64, retention: Option<Retention>) -> (Store, u6
                     },
                     concurrency: 8,
                     completed: second,
+                    extra: None,
                 });
                 samples += 1;
             }
@@ -175,8 +176,8 @@ fn merged_history_keeps_totals_percentiles_and_peaks() {
         }
         assert_eq!(b.concurrency(), f.concurrency());
     }
-    // The recent seconds criteria look at are still exact, second by second.
-    for second in 800..900 {
+    // The recent seconds criteria look at (`keep`) are still exact, second by second.
+    for second in 900 - small.keep..900 {
         let (b, f) = (
             bounded.window("", second, second + 1),
             full.window("", second, second + 1),

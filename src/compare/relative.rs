@@ -10,7 +10,7 @@ use hdrhistogram::serialization::Deserializer;
 
 use crate::criteria::eval::{Baseline, BaselineValue};
 use crate::criteria::grammar::{Kpi, Subject};
-use crate::metrics::code_matches;
+use crate::metrics::{Agg, Unit, code_matches};
 use crate::report::model::{LabelStats, SuiteReport, TimelineRow};
 use crate::stats::median_spread;
 use crate::suite::model::{Check, Criterion};
@@ -222,11 +222,55 @@ pub fn whole(subject: &Subject, label: &str, suite: &SuiteReport) -> Option<f64>
             Kpi::StdevRt => secs(l.stdev_rt_ms),
             Kpi::Concurrency => Some(l.concurrency as f64),
             Kpi::Throughput => l.throughput,
+            Kpi::Goodput => l.llm.as_ref().and_then(|m| m.goodput),
+            Kpi::Truncated => l.llm.as_ref().and_then(|m| m.truncated),
         },
         Subject::Percentile { level } => percentile(l, *level),
+        Subject::Measure { agg, metric } => measure(l, *agg, metric),
         Subject::ResponseCode { pattern } => share(matching(&l.rc, pattern), l.hits),
         Subject::Monitoring { .. } | Subject::HistogramQuantile { .. } => None,
     }
+}
+
+/// An aggregate of a label's named distribution over the whole run, in its unit's base
+/// (seconds for times): percentiles from its histogram when kept.
+fn measure(l: &LabelStats, agg: Agg, metric: &str) -> Option<f64> {
+    if metric == "rt" {
+        let secs = |ms: Option<f64>| ms.map(|ms| ms / 1e3);
+        return match agg {
+            Agg::Avg => secs(l.avg_rt_ms),
+            Agg::Stdev => secs(l.stdev_rt_ms),
+            Agg::Percentile(level) => percentile(l, level),
+            Agg::Min => decoded(l.histogram.as_deref(), |h| h.min() as f64 / 1e6),
+            Agg::Max => decoded(l.histogram.as_deref(), |h| h.max() as f64 / 1e6),
+        };
+    }
+    let d = l.distributions.get(metric)?;
+    let unit = Unit::of(metric);
+    // Reports keep times in milliseconds.
+    let base = |v: f64| if unit == Unit::Seconds { v / 1e3 } else { v };
+    match agg {
+        Agg::Avg => Some(base(d.mean)),
+        Agg::Min => Some(base(d.min)),
+        Agg::Max => Some(base(d.max)),
+        Agg::Stdev => Some(base(d.stdev)),
+        Agg::Percentile(level) => decoded(d.histogram.as_deref(), |h| {
+            h.value_at_quantile(level / 100.0) as f64 / unit.scale()
+        })
+        .or_else(|| d.percentile(level).map(base)),
+    }
+}
+
+/// `read` of a base64 HdrHistogram; `None` when absent, unreadable or empty.
+fn decoded(text: Option<&str>, read: impl Fn(&hdrhistogram::Histogram<u64>) -> f64) -> Option<f64> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text?)
+        .ok()?;
+    let h: hdrhistogram::Histogram<u64> = Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .ok()?;
+    (!h.is_empty()).then(|| read(&h))
 }
 
 /// Samples whose response code matches `pattern` (`5??`, `Exception`).
@@ -241,15 +285,8 @@ fn matching(codes: &std::collections::BTreeMap<String, u64>, pattern: &str) -> u
 /// Any percentile of a label, in seconds: from its whole-run histogram, else from the
 /// levels every report lists.
 fn percentile(l: &LabelStats, level: f64) -> Option<f64> {
-    use base64::Engine as _;
-    let decoded = l.histogram.as_deref().and_then(|text| {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .ok()?;
-        let h: hdrhistogram::Histogram<u64> = Deserializer::new()
-            .deserialize(&mut bytes.as_slice())
-            .ok()?;
-        (!h.is_empty()).then(|| h.value_at_quantile(level / 100.0) as f64 / 1e6)
+    let decoded = decoded(l.histogram.as_deref(), |h| {
+        h.value_at_quantile(level / 100.0) as f64 / 1e6
     });
     decoded.or_else(|| {
         l.percentiles_ms
@@ -291,8 +328,36 @@ pub fn per_second(subject: &Subject, label: &str, suite: &SuiteReport) -> Vec<f6
                 Kpi::AvgRt => r.avg_rt_ms.map(|ms| ms / 1e3),
                 Kpi::Concurrency => Some(r.concurrency as f64),
                 Kpi::Throughput => Some(r.served as f64),
-                Kpi::AvgLt | Kpi::AvgCt | Kpi::StdevRt => None,
+                Kpi::AvgLt | Kpi::AvgCt | Kpi::StdevRt | Kpi::Goodput | Kpi::Truncated => None,
             },
+            Subject::Measure { agg, metric } if metric == "rt" => {
+                let (p50, p95, p99) = (r.p50_ms, r.p95_ms, r.p99_ms);
+                let ms = match agg {
+                    Agg::Avg => r.avg_rt_ms,
+                    Agg::Percentile(l) if (l - 50.0).abs() < 1e-9 => p50,
+                    Agg::Percentile(l) if (l - 95.0).abs() < 1e-9 => p95,
+                    Agg::Percentile(l) if (l - 99.0).abs() < 1e-9 => p99,
+                    _ => None,
+                };
+                ms.map(|ms| ms / 1e3)
+            }
+            Subject::Measure { agg, metric } => {
+                let m = r.measures.get(metric)?;
+                let base = |v: f64| {
+                    if Unit::of(metric) == Unit::Seconds {
+                        v / 1e3
+                    } else {
+                        v
+                    }
+                };
+                match agg {
+                    Agg::Avg => Some(base(m.mean)),
+                    Agg::Percentile(l) if (l - 50.0).abs() < 1e-9 => Some(base(m.p50)),
+                    Agg::Percentile(l) if (l - 95.0).abs() < 1e-9 => Some(base(m.p95)),
+                    Agg::Percentile(l) if (l - 99.0).abs() < 1e-9 => Some(base(m.p99)),
+                    _ => None,
+                }
+            }
             Subject::Percentile { level } => {
                 let kept = [
                     (50.0, r.p50_ms),

@@ -23,7 +23,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::criteria::grammar::{Kpi, Logic, Op, Subject, Threshold};
-use crate::metrics::{Snapshot, Store};
+use crate::metrics::{Select, Snapshot, Store};
 use crate::suite::model::{Check, Criterion};
 
 /// How a criterion ended.
@@ -576,7 +576,8 @@ fn observe(
                     .metric_window(&name, from, to)
                     .ok_or_else(|| format!("no readings of `{name}`"));
             }
-            let snapshot = snapshot(store, label, scope, window);
+            let names = distributions_read(subject);
+            let snapshot = snapshot(store, label, scope, window, Select::Only(&names));
             kpi_value(subject, &snapshot, Some(*threshold)).ok_or_else(|| {
                 let of = if label.is_empty() {
                     String::new()
@@ -590,24 +591,45 @@ fn observe(
     }
 }
 
+/// The distributions a subject reads (a window merges only those).
+fn distributions_read(subject: &Subject) -> Vec<&str> {
+    match subject {
+        Subject::Kpi {
+            kpi: Kpi::AvgRt | Kpi::StdevRt,
+        }
+        | Subject::Percentile { .. } => vec!["rt"],
+        Subject::Kpi { kpi: Kpi::AvgLt } => vec!["lt"],
+        Subject::Kpi { kpi: Kpi::AvgCt } => vec!["ct"],
+        Subject::Measure { metric, .. } => vec![metric.as_str()],
+        _ => Vec::new(),
+    }
+}
+
 fn snapshot(
     store: &Store,
     label: &str,
     scope: Option<&[String]>,
     window: Option<(u64, u64)>,
+    select: Select<'_>,
 ) -> Snapshot {
-    match (label, scope, window) {
-        ("", Some(labels), Some((from, to))) => store.window_of(labels, from, to),
-        ("", Some(labels), None) => {
-            let mut s = store.window_of(labels, 0, store.seconds());
-            if let Some(end) = store.end() {
-                s.set_seconds(end.as_secs_f64());
+    let (from, to) = window.unwrap_or((0, store.seconds()));
+    let one = [label];
+    let mut s = match (label, scope) {
+        ("", Some(labels)) => store.window_selecting(labels, from, to, select),
+        _ => store.window_selecting(&one, from, to, select),
+    };
+    if window.is_none() {
+        // Cumulative: throughput over the measured time (a label from its first sample).
+        match (label, scope) {
+            ("", Some(_)) => {
+                if let Some(end) = store.end() {
+                    s.set_seconds(end.as_secs_f64());
+                }
             }
-            s
+            _ => s.set_seconds(store.measured_seconds().unwrap_or(0.0)),
         }
-        (label, _, Some((from, to))) => store.window(label, from, to),
-        (label, _, None) => store.cumulative(label),
     }
+    s
 }
 
 /// A request KPI of a snapshot in the unit its threshold uses; `None` without samples.
@@ -637,8 +659,17 @@ fn kpi_value(subject: &Subject, s: &Snapshot, threshold: Option<Threshold>) -> O
             Kpi::Throughput => (s.hits() + s.served() > 0)
                 .then(|| s.throughput())
                 .flatten(),
+            Kpi::Goodput => {
+                let (good, judged) = s.goodput_counts();
+                share(good, judged)
+            }
+            Kpi::Truncated => {
+                let (cut, finished) = s.truncated_counts();
+                share(cut, finished)
+            }
         },
         Subject::Percentile { level } => secs(s.percentile(*level)),
+        Subject::Measure { agg, metric } => s.aggregate(metric, *agg),
         Subject::ResponseCode { pattern } => share(s.rc(pattern), s.hits()),
         Subject::Monitoring { .. } | Subject::HistogramQuantile { .. } => None,
     }
@@ -723,10 +754,13 @@ fn expr_context(
     }
     let mut snapshots: HashMap<String, Snapshot> = labels
         .iter()
-        .map(|l| (l.clone(), snapshot(store, l, None, window)))
+        .map(|l| (l.clone(), snapshot(store, l, None, window, Select::All)))
         .collect();
     if scope.is_some() {
-        snapshots.insert(String::new(), snapshot(store, "", scope, window));
+        snapshots.insert(
+            String::new(),
+            snapshot(store, "", scope, window, Select::All),
+        );
     }
     let metrics: HashMap<String, Option<f64>> = store
         .metric_subjects()
@@ -941,6 +975,7 @@ pub(crate) mod tests {
                 bytes: 100,
                 concurrency: 1,
                 completed: second,
+                extra: None,
                 outcome: Outcome::Response {
                     status: if ok { 200 } else { 503 },
                     success: ok,

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::metrics::{Agg, METRIC_NAMES, Unit, is_metric};
 use crate::suite::units::{parse_duration, parse_percent, parse_size};
 
 /// A request KPI, by its Taurus name.
@@ -29,6 +30,10 @@ pub enum Kpi {
     Throughput,
     Dropped,
     Unfinished,
+    /// The share of LLM requests that met every goodput SLO.
+    Goodput,
+    /// The share of LLM responses cut at the token limit (`finish_reason: length`).
+    Truncated,
 }
 
 /// Subject names and their aliases, as Taurus spells them.
@@ -48,6 +53,8 @@ pub const KPI_NAMES: &[(&str, Kpi)] = &[
     ("throughput", Kpi::Throughput),
     ("dropped", Kpi::Dropped),
     ("unfinished", Kpi::Unfinished),
+    ("goodput", Kpi::Goodput),
+    ("truncated", Kpi::Truncated),
 ];
 
 impl Kpi {
@@ -68,7 +75,13 @@ impl Kpi {
     fn is_count(self) -> bool {
         matches!(
             self,
-            Self::Hits | Self::Succ | Self::Fail | Self::Dropped | Self::Unfinished
+            Self::Hits
+                | Self::Succ
+                | Self::Fail
+                | Self::Dropped
+                | Self::Unfinished
+                | Self::Goodput
+                | Self::Truncated
         )
     }
 }
@@ -83,6 +96,12 @@ pub enum Subject {
     /// `p99.9`: a latency percentile from the HDR histogram.
     Percentile {
         level: f64,
+    },
+    /// `p95-ttft`, `avg-itl`, `max-server.inference`: an aggregate of a named distribution
+    /// (the Taurus forms `avg-rt`, `avg-lt`, `avg-ct`, `stdev-rt` stay KPIs).
+    Measure {
+        agg: Agg,
+        metric: String,
     },
     /// `rc5??`: the count of response codes matching a glob (`rcException` for errors).
     ResponseCode {
@@ -116,6 +135,7 @@ impl fmt::Display for Subject {
         match self {
             Self::Kpi { kpi } => f.write_str(kpi.name()),
             Self::Percentile { level } => write!(f, "p{level}"),
+            Self::Measure { agg, metric } => write!(f, "{agg}-{metric}"),
             Self::ResponseCode { pattern } => write!(f, "rc{pattern}"),
             Self::Monitoring { source, metric } => write!(f, "{source}/{metric}"),
             Self::HistogramQuantile {
@@ -127,9 +147,19 @@ impl fmt::Display for Subject {
     }
 }
 
+/// The measurement subjects with `agg` a user can write (`p95-ttft`, ...), for did-you-mean.
+pub fn measure_names(agg: &str) -> Vec<String> {
+    METRIC_NAMES.iter().map(|m| format!("{agg}-{m}")).collect()
+}
+
 /// The subject names a user can write, for did-you-mean.
 pub fn subject_names() -> impl Iterator<Item = &'static str> {
     KPI_NAMES.iter().map(|(n, _)| *n).chain([
+        "p95-ttft",
+        "avg-itl",
+        "avg-tpot",
+        "avg-tokens-per-s",
+        "p95-e2e",
         "p50",
         "p90",
         "p95",
@@ -141,7 +171,7 @@ pub fn subject_names() -> impl Iterator<Item = &'static str> {
     ])
 }
 
-/// Parses a subject name: a KPI, `pN`, `rc<glob>` or `source/metric`.
+/// Parses a subject name: a KPI, `pN`, `<agg>-<measurement>`, `rc<glob>` or `source/metric`.
 pub fn parse_subject(text: &str) -> Result<Subject, String> {
     if let Some((source, metric)) = text.split_once('/') {
         if source.is_empty() || metric.is_empty() {
@@ -154,6 +184,21 @@ pub fn parse_subject(text: &str) -> Result<Subject, String> {
     }
     if let Some((_, kpi)) = KPI_NAMES.iter().find(|(n, _)| *n == text) {
         return Ok(Subject::Kpi { kpi: *kpi });
+    }
+    if let Some((agg, metric)) = text.split_once('-')
+        && let Some(agg) = Agg::parse(agg)
+    {
+        return if is_metric(metric) {
+            Ok(Subject::Measure {
+                agg,
+                metric: metric.to_owned(),
+            })
+        } else {
+            Err(format!(
+                "unknown measurement `{metric}` in `{text}`: measurements are {}, and server.<component>",
+                METRIC_NAMES.join(", ")
+            ))
+        };
     }
     let level = text
         .strip_prefix("perc_")
@@ -277,6 +322,12 @@ pub fn parse_threshold(subject: &Subject, text: &str) -> Result<Threshold, Strin
     match subject {
         Subject::Kpi { kpi } if kpi.is_time() => time_threshold(text),
         Subject::Percentile { .. } => time_threshold(text),
+        Subject::Measure { metric, .. } if Unit::of(metric) == Unit::Seconds => {
+            time_threshold(text)
+        }
+        Subject::Measure { .. } => number()
+            .map(Threshold::Number)
+            .ok_or_else(|| format!("`{text}` is not a number")),
         // Prometheus histograms are in seconds by convention; a bare number is that number.
         Subject::HistogramQuantile { .. } => text
             .parse::<f64>()
@@ -346,6 +397,9 @@ impl Subject {
                 Threshold::Duration(Duration::from_secs_f64(value.max(0.0)))
             }
             Self::Percentile { .. } | Self::HistogramQuantile { .. } => {
+                Threshold::Duration(Duration::from_secs_f64(value.max(0.0)))
+            }
+            Self::Measure { metric, .. } if Unit::of(metric) == Unit::Seconds => {
                 Threshold::Duration(Duration::from_secs_f64(value.max(0.0)))
             }
             _ if self.is_rate() => Threshold::Percent(value),
@@ -1047,6 +1101,64 @@ mod tests {
             error("avg-rt>1s for").0,
             "`for` needs a timeframe such as 10s"
         );
+    }
+
+    /// `<agg>-<measurement>` names any distribution; the Taurus forms stay KPIs.
+    #[test]
+    fn measurement_subjects() {
+        let measure = |agg, metric: &str| Subject::Measure {
+            agg,
+            metric: metric.to_owned(),
+        };
+        assert_eq!(
+            parse_subject("p95-ttft"),
+            Ok(measure(Agg::Percentile(95.0), "ttft"))
+        );
+        assert_eq!(
+            parse_subject("p99.9-itl"),
+            Ok(measure(Agg::Percentile(99.9), "itl"))
+        );
+        assert_eq!(
+            parse_subject("avg-tokens-per-s"),
+            Ok(measure(Agg::Avg, "tokens-per-s"))
+        );
+        assert_eq!(
+            parse_subject("p99-server.inference"),
+            Ok(measure(Agg::Percentile(99.0), "server.inference"))
+        );
+        assert_eq!(parse_subject("max-rt"), Ok(measure(Agg::Max, "rt")));
+        assert_eq!(
+            parse_subject("avg-rt"),
+            Ok(Subject::Kpi { kpi: Kpi::AvgRt })
+        );
+        assert_eq!(
+            parse_subject("goodput"),
+            Ok(Subject::Kpi { kpi: Kpi::Goodput })
+        );
+        let unknown = parse_subject("avg-ttf").expect_err("no such measurement");
+        assert!(unknown.contains("unknown measurement `ttf`"), "{unknown}");
+        assert!(parse_subject("p95-server.").is_err());
+        assert_eq!(
+            measure(Agg::Percentile(95.0), "ttft").to_string(),
+            "p95-ttft"
+        );
+        let ttft = measure(Agg::Percentile(95.0), "ttft");
+        assert_eq!(
+            parse_threshold(&ttft, "500ms"),
+            Ok(Threshold::Duration(Duration::from_millis(500)))
+        );
+        let rate = measure(Agg::Avg, "tokens-per-s");
+        assert_eq!(parse_threshold(&rate, "20"), Ok(Threshold::Number(20.0)));
+        assert!(parse_threshold(&rate, "20ms").is_err());
+        let goodput = Subject::Kpi { kpi: Kpi::Goodput };
+        assert_eq!(
+            parse_threshold(&goodput, "90%"),
+            Ok(Threshold::Percent(90.0))
+        );
+        assert!(goodput.is_rate());
+        let short = parse_short("p95-ttft of chat>500ms for 10s").expect("parses");
+        assert_eq!(short.subject.text, "p95-ttft");
+        assert_eq!(short.label.map(|l| l.text).as_deref(), Some("chat"));
     }
 
     #[test]

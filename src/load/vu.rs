@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::LoadEvent;
 use super::transport::{Failure, Http, WholeBody, via_reqwest};
-use crate::metrics::{Outcome, Sample};
+use crate::metrics::{Extra, Outcome, Sample};
 use crate::plan::ExecutionPlan;
 use crate::suite::model::{AssertSubject, Body, Extractor, Request, Scenario, Step, ThinkTime};
 
@@ -417,6 +417,17 @@ pub struct Vu {
 
 type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<StepResult, LoadError>> + Send + 'a>>;
 
+/// What one request (or transaction) measured: a sample without its place in the run.
+#[derive(Debug)]
+struct Measured {
+    rt: Duration,
+    lt: Duration,
+    ct: Option<Duration>,
+    bytes: u64,
+    outcome: Outcome,
+    extra: Option<Box<Extra>>,
+}
+
 /// What a block of steps did, for transactions.
 #[derive(Clone, Copy, Debug, Default)]
 struct StepResult {
@@ -521,17 +532,15 @@ impl Vu {
                             .await;
                         match &inner {
                             Ok(inner) if inner.requests > 0 => {
-                                self.emit(
-                                    ticket,
-                                    name,
-                                    started,
-                                    inner.busy,
-                                    inner.busy,
-                                    None,
-                                    0,
-                                    outcome_of(inner.ok),
-                                )
-                                .await;
+                                let measured = Measured {
+                                    rt: inner.busy,
+                                    lt: inner.busy,
+                                    ct: None,
+                                    bytes: 0,
+                                    outcome: outcome_of(inner.ok),
+                                    extra: None,
+                                };
+                                self.emit(ticket, name, started, measured).await;
                             }
                             _ => self.shared.settle(ticket).await,
                         }
@@ -571,31 +580,21 @@ impl Vu {
         })
     }
 
-    #[expect(clippy::too_many_arguments, reason = "the fields of one sample")]
-    async fn emit(
-        &self,
-        ticket: Option<u64>,
-        label: &str,
-        sent: Instant,
-        rt: Duration,
-        lt: Duration,
-        ct: Option<Duration>,
-        bytes: u64,
-        outcome: Outcome,
-    ) {
+    async fn emit(&self, ticket: Option<u64>, label: &str, sent: Instant, m: Measured) {
         let Some(id) = ticket else {
             return;
         };
         let sample = Sample {
             label: label.to_owned(),
             second: self.shared.second(sent),
-            rt,
-            lt,
-            ct,
-            bytes,
-            outcome,
+            rt: m.rt,
+            lt: m.lt,
+            ct: m.ct,
+            bytes: m.bytes,
+            outcome: m.outcome,
             concurrency: self.shared.in_flight.get(),
-            completed: self.shared.second(sent + rt),
+            completed: self.shared.second(sent + m.rt),
+            extra: m.extra,
         };
         let _ = self
             .shared
@@ -826,8 +825,15 @@ impl Vu {
                 )
             }
         };
-        self.emit(ticket, &r.label, sent, result.busy, lt, ct, bytes, outcome)
-            .await;
+        let measured = Measured {
+            rt: result.busy,
+            lt,
+            ct,
+            bytes,
+            outcome,
+            extra: None,
+        };
+        self.emit(ticket, &r.label, sent, measured).await;
         if let Some(think) = r.think_time.or(scenario.think_time) {
             let pause = self.think(think);
             // Never past the end of the load: a think time longer than what remains is cut.

@@ -7,6 +7,10 @@
 //! [`Snapshot`] whose KPIs (DESIGN §4.6) criteria and reports read. No async and no clocks:
 //! time arrives inside samples, so everything here is deterministic and unit-tested.
 
+mod measure;
 mod store;
 
-pub use store::{Outcome, Retention, Sample, Snapshot, Store, code_matches};
+pub use measure::{
+    Extra, LLM_METRICS, LlmEnd, METRIC_NAMES, Measure, SERVER_PREFIX, Unit, is_metric,
+};
+pub use store::{Agg, Outcome, Retention, Sample, Select, Snapshot, Store, Summary, code_matches};

@@ -6,6 +6,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 
+use super::measure::{Extra, Unit};
+
 /// Distinct error messages kept per bucket; the rest are counted under "other errors".
 const MAX_ERROR_KINDS: usize = 50;
 /// Latencies are recorded in microseconds with 3 significant digits.
@@ -55,6 +57,9 @@ pub struct Sample {
     /// throughput counts completions here, so an overloaded server is not credited with the
     /// rate it was offered.
     pub completed: u64,
+    /// Named measurements beyond the times (token streams, server timings); `None` for a
+    /// plain request.
+    pub extra: Option<Box<Extra>>,
 }
 
 /// Counts by name (response codes, error messages), small and sorted: most buckets hold one
@@ -125,11 +130,6 @@ struct Counts {
     succ: u64,
     fail: u64,
     bytes: u64,
-    rt_sum_us: f64,
-    rt_sum_sq_us: f64,
-    lt_sum_us: f64,
-    ct_sum_us: f64,
-    ct_count: u64,
     codes: Codes,
     errors: Tally,
     dropped: u64,
@@ -138,6 +138,17 @@ struct Counts {
     served: u64,
     /// Requests cut while in flight (in `hits`, neither `succ` nor `fail`).
     unfinished: u64,
+    /// LLM requests (sent, whatever their end).
+    llm: u64,
+    /// LLM requests judged against goodput SLOs, and those that met every one.
+    judged: u64,
+    good: u64,
+    /// LLM requests whose output tokens were counted from events (no `usage`).
+    counted: u64,
+    /// `finish_reason`s of LLM responses.
+    finish: Tally,
+    /// Server timing headers that could not be read.
+    malformed_timing: u64,
 }
 
 impl Counts {
@@ -146,11 +157,6 @@ impl Counts {
         self.succ += other.succ;
         self.fail += other.fail;
         self.bytes += other.bytes;
-        self.rt_sum_us += other.rt_sum_us;
-        self.rt_sum_sq_us += other.rt_sum_sq_us;
-        self.lt_sum_us += other.lt_sum_us;
-        self.ct_sum_us += other.ct_sum_us;
-        self.ct_count += other.ct_count;
         for &(code, n) in &other.codes.0 {
             self.codes.add(code, n);
         }
@@ -161,6 +167,14 @@ impl Counts {
         self.max_concurrency = self.max_concurrency.max(other.max_concurrency);
         self.served += other.served;
         self.unfinished += other.unfinished;
+        self.llm += other.llm;
+        self.judged += other.judged;
+        self.good += other.good;
+        self.counted += other.counted;
+        for (reason, n) in other.finish.iter() {
+            add_error(&mut self.finish, reason, n);
+        }
+        self.malformed_timing += other.malformed_timing;
     }
 }
 
@@ -186,70 +200,69 @@ fn micros(d: Duration) -> u64 {
 /// The narrowest span older history is merged into, in seconds; spans double from there.
 const MIN_SPAN: u64 = 10;
 
-/// Latencies a bucket keeps as they are, before it needs a histogram: a label with a few
+/// Values a distribution keeps as they are, before it needs a histogram: a label with a few
 /// requests a second costs bytes, not the tens of kilobytes of a dense histogram.
 const FEW: usize = 64;
 
-/// One label's measurements in one second (or a span of seconds). Latencies are kept as
-/// they are while few, then in a dense histogram while the second is open, and in
-/// HdrHistogram's compact V2 encoding once it is closed, so a long run's memory grows by
-/// little per second however many requests it sends.
-#[derive(Clone, Debug)]
-struct Bucket {
-    counts: Counts,
-    /// Microseconds, while there are at most [`FEW`] and no histogram.
+/// One named distribution in one bucket: its count, sum and sum of squares (for exact means
+/// and deviations), and its values (scaled to integers, see [`Unit::scale`]), kept as they
+/// are while few, then in a dense histogram while the second is open, and in HdrHistogram's
+/// compact V2 encoding once it is closed, so a long run's memory grows by little per second
+/// however many requests it sends.
+#[derive(Clone, Debug, Default)]
+struct Dist {
+    n: u64,
+    sum: f64,
+    sum_sq: f64,
+    /// Exact extremes (the histogram's are within its precision); meaningful when `n > 0`.
+    min: u64,
+    max: u64,
     few: Vec<u32>,
     live: Option<Box<Histogram<u64>>>,
     closed: Box<[u8]>,
 }
 
-impl Bucket {
-    fn new() -> Self {
-        Self {
-            counts: Counts::default(),
-            few: Vec::new(),
-            live: None,
-            closed: Box::default(),
-        }
-    }
-
-    /// What the bucket holds on the heap, about (a closed one: no dense histogram).
+impl Dist {
+    /// What it holds on the heap, about (a closed one: no dense histogram).
     fn heap_bytes(&self) -> usize {
-        let names = |t: &Tally| t.0.iter().map(|(k, _)| 48 + k.len()).sum::<usize>();
         let live = self.live.as_ref().map_or(0, |h| 8 * h.distinct_values());
-        // With the allocator's own overhead per allocation.
-        let allocation = |bytes: usize| if bytes == 0 { 0 } else { bytes.max(16) + 16 };
-        allocation(self.closed.len())
-            + allocation(self.few.capacity() * 4)
-            + allocation(self.counts.codes.0.capacity() * 16)
-            + names(&self.counts.errors)
-            + live
+        allocation(self.closed.len()) + allocation(self.few.capacity() * 4) + live
     }
 
     fn has_histogram(&self) -> bool {
         self.live.is_some() || !self.closed.is_empty()
     }
 
-    fn record(&mut self, rt: u64) {
+    fn record(&mut self, value: u64) {
+        let v = value as f64;
+        self.min = if self.n == 0 {
+            value
+        } else {
+            self.min.min(value)
+        };
+        self.max = self.max.max(value);
+        self.n += 1;
+        self.sum += v;
+        self.sum_sq += v * v;
         if !self.has_histogram()
             && self.few.len() < FEW
-            && let Ok(us) = u32::try_from(rt)
+            && let Ok(small) = u32::try_from(value)
         {
-            self.few.push(us);
+            self.few.push(small);
             return;
         }
         let few = std::mem::take(&mut self.few);
         let live = self.live.get_or_insert_with(|| Box::new(new_histogram()));
-        for us in few {
-            live.record(u64::from(us))
+        for v in few {
+            live.record(u64::from(v))
                 .expect("auto-resizing histograms accept any value");
         }
-        live.record(rt)
+        live.record(value)
             .expect("auto-resizing histograms accept any value");
     }
 
-    /// Encodes the histogram compactly (with what an earlier close encoded); few latencies
-    /// stay as they are.
+    /// Encodes the histogram compactly (with what an earlier close encoded); few values stay
+    /// as they are.
     fn close(&mut self) {
         if self.live.is_none() {
             self.few.shrink_to_fit();
@@ -267,9 +280,9 @@ impl Bucket {
     }
 
     fn histogram_into(&self, histogram: &mut Histogram<u64>) {
-        for &us in &self.few {
+        for &v in &self.few {
             histogram
-                .record(u64::from(us))
+                .record(u64::from(v))
                 .expect("auto-resizing histograms accept any value");
         }
         if let Some(h) = &self.live {
@@ -287,31 +300,50 @@ impl Bucket {
         }
     }
 
-    fn merge_into(&self, counts: &mut Counts, histogram: &mut Histogram<u64>) {
-        counts.add(&self.counts);
-        self.histogram_into(histogram);
+    fn merge_into(&self, into: &mut Summary) {
+        if self.n == 0 {
+            return;
+        }
+        into.min = if into.n == 0 {
+            self.min
+        } else {
+            into.min.min(self.min)
+        };
+        into.max = into.max.max(self.max);
+        into.n += self.n;
+        into.sum += self.sum;
+        into.sum_sq += self.sum_sq;
+        self.histogram_into(&mut into.histogram);
     }
 
-    /// One closed bucket of several (seconds of the same label): counts added, latencies
+    /// One closed distribution of several (seconds of the same label): sums added, values
     /// merged into one histogram, encoded once.
-    fn merged(buckets: impl Iterator<Item = Bucket>) -> Bucket {
-        let mut out = Bucket::new();
+    fn merged<'a>(dists: impl Iterator<Item = &'a Dist>) -> Dist {
+        let mut out = Dist::default();
         let mut dense: Option<Histogram<u64>> = None;
-        for b in buckets {
-            out.counts.add(&b.counts);
-            if dense.is_none() && !b.has_histogram() && out.few.len() + b.few.len() <= FEW {
-                out.few.extend_from_slice(&b.few);
+        for d in dists.filter(|d| d.n > 0) {
+            out.min = if out.n == 0 {
+                d.min
+            } else {
+                out.min.min(d.min)
+            };
+            out.max = out.max.max(d.max);
+            out.n += d.n;
+            out.sum += d.sum;
+            out.sum_sq += d.sum_sq;
+            if dense.is_none() && !d.has_histogram() && out.few.len() + d.few.len() <= FEW {
+                out.few.extend_from_slice(&d.few);
                 continue;
             }
             let h = dense.get_or_insert_with(|| {
                 let mut h = new_histogram();
-                for us in out.few.drain(..) {
-                    h.record(u64::from(us))
+                for v in out.few.drain(..) {
+                    h.record(u64::from(v))
                         .expect("auto-resizing histograms accept any value");
                 }
                 h
             });
-            b.histogram_into(h);
+            d.histogram_into(h);
         }
         match dense {
             Some(h) => {
@@ -322,6 +354,263 @@ impl Bucket {
             None => out.few.shrink_to_fit(),
         }
         out
+    }
+}
+
+/// With the allocator's own overhead per allocation, about.
+fn allocation(bytes: usize) -> usize {
+    if bytes == 0 { 0 } else { bytes.max(16) + 16 }
+}
+
+/// The ids of the distributions every request has.
+const RT: u16 = 0;
+const LT: u16 = 1;
+const CT: u16 = 2;
+const FIXED: [&str; 3] = ["rt", "lt", "ct"];
+
+/// One label's measurements in one second (or a span of seconds): counters, and each named
+/// distribution by the store's id for its name (sorted by id; `rt` first).
+#[derive(Clone, Debug)]
+struct Bucket {
+    counts: Counts,
+    dists: Vec<(u16, Dist)>,
+}
+
+impl Bucket {
+    fn new() -> Self {
+        Self {
+            counts: Counts::default(),
+            dists: Vec::new(),
+        }
+    }
+
+    /// What the bucket holds on the heap, about.
+    fn heap_bytes(&self) -> usize {
+        let names = |t: &Tally| t.0.iter().map(|(k, _)| 48 + k.len()).sum::<usize>();
+        allocation(self.dists.capacity() * std::mem::size_of::<(u16, Dist)>())
+            + self
+                .dists
+                .iter()
+                .map(|(_, d)| d.heap_bytes())
+                .sum::<usize>()
+            + allocation(self.counts.codes.0.capacity() * 16)
+            + names(&self.counts.errors)
+            + names(&self.counts.finish)
+    }
+
+    fn dist(&mut self, id: u16) -> &mut Dist {
+        let at = match self.dists.binary_search_by_key(&id, |(i, _)| *i) {
+            Ok(at) => at,
+            Err(at) => {
+                self.dists.insert(at, (id, Dist::default()));
+                at
+            }
+        };
+        &mut self.dists[at].1
+    }
+
+    fn close(&mut self) {
+        self.dists.iter_mut().for_each(|(_, d)| d.close());
+    }
+
+    /// Adds this bucket to a snapshot: counters, and the distributions `select` asks for
+    /// (`names` maps ids to names).
+    fn merge_into(&self, names: &[Box<str>], into: &mut Merged, select: Select<'_>) {
+        into.counts.add(&self.counts);
+        for (id, dist) in &self.dists {
+            let name = names.get(usize::from(*id)).map_or("", |n| n.as_ref());
+            if select.wants(name) {
+                dist.merge_into(into.summary(name));
+            }
+        }
+    }
+
+    /// One closed bucket of several (seconds of the same label): counts added, each
+    /// distribution merged and encoded once.
+    fn merged(buckets: impl Iterator<Item = Bucket>) -> Bucket {
+        let buckets: Vec<Bucket> = buckets.collect();
+        let mut out = Bucket::new();
+        let mut ids: Vec<u16> = Vec::new();
+        for b in &buckets {
+            out.counts.add(&b.counts);
+            ids.extend(b.dists.iter().map(|(id, _)| *id));
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        out.dists = ids
+            .into_iter()
+            .map(|id| {
+                let of = buckets.iter().filter_map(|b| {
+                    b.dists
+                        .binary_search_by_key(&id, |(i, _)| *i)
+                        .ok()
+                        .map(|at| &b.dists[at].1)
+                });
+                (id, Dist::merged(of))
+            })
+            .collect();
+        out
+    }
+}
+
+/// Which distributions a window merges: all (reports) or only those a criterion reads.
+#[derive(Clone, Copy, Debug)]
+pub enum Select<'a> {
+    All,
+    Only(&'a [&'a str]),
+}
+
+impl Select<'_> {
+    fn wants(self, name: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(names) => names.contains(&name),
+        }
+    }
+}
+
+/// A window being merged: counters and distributions by name.
+struct Merged {
+    counts: Counts,
+    dists: Vec<(String, Summary)>,
+}
+
+impl Merged {
+    fn summary(&mut self, name: &str) -> &mut Summary {
+        let at = match self.dists.iter().position(|(n, _)| n == name) {
+            Some(at) => at,
+            None => {
+                self.dists.push((name.to_owned(), Summary::new()));
+                self.dists.len() - 1
+            }
+        };
+        &mut self.dists[at].1
+    }
+}
+
+/// A distribution merged over a window: count, sums and histogram (values scaled by its
+/// [`Unit`]).
+#[derive(Clone, Debug)]
+pub struct Summary {
+    n: u64,
+    sum: f64,
+    sum_sq: f64,
+    min: u64,
+    max: u64,
+    histogram: Histogram<u64>,
+}
+
+impl Summary {
+    fn new() -> Self {
+        Self {
+            n: 0,
+            sum: 0.0,
+            sum_sq: 0.0,
+            min: 0,
+            max: 0,
+            histogram: new_histogram(),
+        }
+    }
+
+    /// How many values it holds.
+    pub fn count(&self) -> u64 {
+        self.n
+    }
+
+    /// The sum of its values in the unit's base (total output tokens, ...).
+    pub fn total(&self, unit: Unit) -> f64 {
+        self.sum / unit.scale()
+    }
+
+    /// The mean, in scaled units.
+    fn mean(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.sum / self.n as f64)
+    }
+
+    /// The population standard deviation, in scaled units.
+    fn stdev(&self) -> Option<f64> {
+        let mean = self.mean()?;
+        let var = (self.sum_sq / self.n as f64 - mean * mean).max(0.0);
+        Some(var.sqrt())
+    }
+
+    /// An aggregate in the unit's base (seconds, tokens, tokens/s); `None` when empty.
+    pub fn aggregate(&self, agg: Agg, unit: Unit) -> Option<f64> {
+        if self.n == 0 {
+            return None;
+        }
+        let scaled = match agg {
+            Agg::Avg => self.mean()?,
+            Agg::Stdev => self.stdev()?,
+            Agg::Min => self.min as f64,
+            Agg::Max => self.max as f64,
+            // Within the histogram's precision, and never outside the exact extremes.
+            Agg::Percentile(level) => {
+                let v = self.histogram.value_at_quantile(level / 100.0);
+                v.clamp(self.min, self.max) as f64
+            }
+        };
+        Some(scaled / unit.scale())
+    }
+
+    /// The histogram in HdrHistogram's V2 encoding, base64 (values scaled by the unit).
+    pub fn histogram_base64(&self) -> Option<String> {
+        use base64::Engine as _;
+        if self.histogram.is_empty() {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        V2Serializer::new()
+            .serialize(&self.histogram, &mut bytes)
+            .ok()?;
+        Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+}
+
+/// How a distribution is summed up.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "level")]
+pub enum Agg {
+    Avg,
+    Min,
+    Max,
+    Stdev,
+    /// `p95`: a percentile, 0 to 100.
+    Percentile(f64),
+}
+
+impl Agg {
+    /// `avg`, `min`, `max`, `stdev`, `p95`, `p99.9`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "avg" => Some(Self::Avg),
+            "min" => Some(Self::Min),
+            "max" => Some(Self::Max),
+            "stdev" => Some(Self::Stdev),
+            _ => {
+                let level = text.strip_prefix('p')?;
+                if !level.starts_with(|c: char| c.is_ascii_digit()) {
+                    return None;
+                }
+                level
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|l| (0.0..=100.0).contains(l))
+                    .map(Self::Percentile)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Agg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Avg => f.write_str("avg"),
+            Self::Min => f.write_str("min"),
+            Self::Max => f.write_str("max"),
+            Self::Stdev => f.write_str("stdev"),
+            Self::Percentile(level) => write!(f, "p{level}"),
+        }
     }
 }
 
@@ -413,6 +702,8 @@ fn row_bytes(row: &[Option<Bucket>]) -> usize {
 #[derive(Clone, Debug, Default)]
 pub struct Store {
     labels: Vec<String>,
+    /// Distribution names by id (`rt`, `lt`, `ct` first once anything was recorded).
+    names: Vec<Box<str>>,
     /// History before `fine_from`, merged into spans: oldest first, contiguous from 0.
     coarse: Vec<Span>,
     /// `fine[s - fine_from][label index]`: one row per second from `fine_from` on.
@@ -444,6 +735,25 @@ impl Store {
                 self.labels.len() - 1
             }
         }
+    }
+
+    /// The id of a distribution's name, added when new.
+    fn name_id(&mut self, name: &str) -> u16 {
+        if self.names.is_empty() {
+            self.names = FIXED.iter().map(|n| Box::from(*n)).collect();
+        }
+        match self.names.iter().position(|n| n.as_ref() == name) {
+            Some(i) => u16::try_from(i).unwrap_or(u16::MAX),
+            None => {
+                self.names.push(name.into());
+                u16::try_from(self.names.len() - 1).unwrap_or(u16::MAX)
+            }
+        }
+    }
+
+    /// The names of the distributions recorded, in first-seen order (`rt`, `lt`, `ct` first).
+    pub fn distributions(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(|n| n.as_ref())
     }
 
     /// A store that keeps its memory bounded (see [`Retention`]).
@@ -492,6 +802,19 @@ impl Store {
 
     /// Files a sample under its label and under `""`.
     pub fn record(&mut self, sample: &Sample) {
+        if self.names.is_empty() {
+            self.name_id("rt");
+        }
+        let extra: Vec<(u16, u64)> = sample
+            .extra
+            .iter()
+            .flat_map(|e| e.measures.iter())
+            .filter(|m| m.value.is_finite() && m.value >= 0.0)
+            .map(|m| {
+                let scaled = m.value * Unit::of(&m.name).scale();
+                (self.name_id(&m.name), scaled.round() as u64)
+            })
+            .collect();
         for label in ["", sample.label.as_str()] {
             let bucket = self.bucket(sample.second, label);
             let c = &mut bucket.counts;
@@ -504,13 +827,19 @@ impl Store {
                 c.served += 1;
             }
             c.bytes += sample.bytes;
-            let rt = micros(sample.rt);
-            c.rt_sum_us += rt as f64;
-            c.rt_sum_sq_us += (rt as f64) * (rt as f64);
-            c.lt_sum_us += micros(sample.lt) as f64;
-            if let Some(ct) = sample.ct {
-                c.ct_sum_us += ct.as_micros() as f64;
-                c.ct_count += 1;
+            if let Some(extra) = &sample.extra {
+                c.malformed_timing += u64::from(extra.malformed_timing);
+                if let Some(llm) = &extra.llm {
+                    c.llm += 1;
+                    c.counted += u64::from(llm.counted);
+                    if let Some(good) = llm.good {
+                        c.judged += 1;
+                        c.good += u64::from(good);
+                    }
+                    if let Some(reason) = &llm.finish_reason {
+                        add_error(&mut c.finish, reason, 1);
+                    }
+                }
             }
             match &sample.outcome {
                 Outcome::Response {
@@ -535,7 +864,16 @@ impl Store {
                 }
                 Outcome::Unfinished => c.unfinished += 1,
             }
-            bucket.record(rt);
+            bucket.dist(RT).record(micros(sample.rt));
+            bucket.dist(LT).record(micros(sample.lt));
+            if let Some(ct) = sample.ct {
+                bucket
+                    .dist(CT)
+                    .record(u64::try_from(ct.as_micros()).unwrap_or(u64::MAX));
+            }
+            for &(id, value) in &extra {
+                bucket.dist(id).record(value);
+            }
             if label.is_empty() && sample.label.is_empty() {
                 break;
             }
@@ -759,29 +1097,46 @@ impl Store {
     /// Several labels' measurements merged over seconds `from..to` (a scenario's labels);
     /// empty, with no time, when none of them was seen.
     pub fn window_of<S: AsRef<str>>(&self, labels: &[S], from: u64, to: u64) -> Snapshot {
-        let mut counts = Counts::default();
-        let mut histogram = new_histogram();
-        let mut span = self.merge_window(labels, from, to, &mut counts, &mut histogram);
+        self.window_selecting(labels, from, to, Select::All)
+    }
+
+    /// Like [`Store::window_of`], merging only the distributions `select` names (a
+    /// criterion's window need not decode every histogram).
+    pub fn window_selecting<S: AsRef<str>>(
+        &self,
+        labels: &[S],
+        from: u64,
+        to: u64,
+        select: Select<'_>,
+    ) -> Snapshot {
+        let mut merged = Merged {
+            counts: Counts::default(),
+            dists: Vec::new(),
+        };
+        let mut span = self.merge_window(labels, from, to, &mut merged, select);
         if let Some(overlay) = &self.overlay {
-            let more = overlay.merge_window(labels, from, to, &mut counts, &mut histogram);
+            let more = overlay.merge_window(labels, from, to, &mut merged, select);
             span = span.max(more);
         }
+        // Reports list the distributions in the store's order (`rt`, `lt`, `ct` first).
+        let order = |name: &str| self.names.iter().position(|n| n.as_ref() == name);
+        merged.dists.sort_by_key(|(name, _)| order(name));
         Snapshot {
-            counts,
-            histogram,
+            counts: merged.counts,
+            dists: merged.dists,
             seconds: span as f64,
         }
     }
 
-    /// Merges `labels`' buckets of seconds `from..to` into `counts` and `histogram`; returns
+    /// Merges `labels`' buckets of seconds `from..to` into `merged`; returns
     /// how many seconds that spans (0 when no label was seen).
     fn merge_window<S: AsRef<str>>(
         &self,
         labels: &[S],
         from: u64,
         to: u64,
-        counts: &mut Counts,
-        histogram: &mut Histogram<u64>,
+        merged: &mut Merged,
+        select: Select<'_>,
     ) -> u64 {
         let to = to.min(self.seconds());
         let indices: Vec<usize> = labels
@@ -791,7 +1146,7 @@ impl Store {
         let mut merge = |row: &[Option<Bucket>]| {
             for &index in &indices {
                 if let Some(Some(bucket)) = row.get(index) {
-                    bucket.merge_into(counts, histogram);
+                    bucket.merge_into(&self.names, merged, select);
                 }
             }
         };
@@ -849,14 +1204,19 @@ impl Store {
     /// time: from the first second with a sample (after any warm-up) to the end of the load.
     pub fn cumulative(&self, label: &str) -> Snapshot {
         let mut snapshot = self.window(label, 0, self.seconds());
-        if let Some(end) = self.end {
-            let first = self.first_second().unwrap_or(0) as f64;
-            let measured = end.as_secs_f64() - first;
-            if measured > 0.0 {
-                snapshot.seconds = measured;
-            }
+        if let Some(measured) = self.measured_seconds() {
+            snapshot.seconds = measured;
         }
         snapshot
+    }
+
+    /// The measured time once the end is set: from the first second with a sample (after
+    /// any warm-up) to the end of the load.
+    pub fn measured_seconds(&self) -> Option<f64> {
+        let end = self.end?;
+        let first = self.first_second().unwrap_or(0) as f64;
+        let measured = end.as_secs_f64() - first;
+        (measured > 0.0).then_some(measured)
     }
 
     /// The first second with a sample or a dropped request (concurrency alone, as during
@@ -880,7 +1240,8 @@ impl Store {
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     counts: Counts,
-    histogram: Histogram<u64>,
+    /// Distributions by name, in the store's order.
+    dists: Vec<(String, Summary)>,
     /// How many seconds were merged, or the measured time (for throughput).
     seconds: f64,
 }
@@ -917,52 +1278,109 @@ impl Snapshot {
         self.counts.errors.to_map()
     }
 
-    fn mean_us(&self, sum: f64) -> Option<Duration> {
-        (self.counts.hits > 0).then(|| Duration::from_secs_f64(sum / self.counts.hits as f64 / 1e6))
+    /// A named distribution merged over the window; `None` when it has no values (or the
+    /// window did not select it).
+    pub fn distribution(&self, name: &str) -> Option<&Summary> {
+        self.dists
+            .iter()
+            .find(|(n, d)| n == name && d.n > 0)
+            .map(|(_, d)| d)
+    }
+
+    /// The distributions with values, by name, in the store's order.
+    pub fn distributions(&self) -> impl Iterator<Item = (&str, &Summary)> {
+        self.dists
+            .iter()
+            .filter(|(_, d)| d.n > 0)
+            .map(|(n, d)| (n.as_str(), d))
+    }
+
+    /// An aggregate of a named distribution in its unit's base (seconds, tokens, tokens/s);
+    /// `None` without values: a KPI without data is never a silent zero.
+    pub fn aggregate(&self, name: &str, agg: Agg) -> Option<f64> {
+        self.distribution(name)?.aggregate(agg, Unit::of(name))
+    }
+
+    fn time(&self, name: &str, agg: Agg) -> Option<Duration> {
+        self.aggregate(name, agg).map(Duration::from_secs_f64)
     }
 
     /// `None` when there were no samples: a KPI without data is never a silent zero.
     pub fn avg_rt(&self) -> Option<Duration> {
-        self.mean_us(self.counts.rt_sum_us)
+        self.time("rt", Agg::Avg)
     }
     pub fn avg_lt(&self) -> Option<Duration> {
-        self.mean_us(self.counts.lt_sum_us)
+        self.time("lt", Agg::Avg)
     }
     /// `None` unless connect times were measured.
     pub fn avg_ct(&self) -> Option<Duration> {
-        (self.counts.ct_count > 0).then(|| {
-            Duration::from_secs_f64(self.counts.ct_sum_us / self.counts.ct_count as f64 / 1e6)
-        })
+        self.time("ct", Agg::Avg)
     }
 
     /// Population standard deviation of the response time.
     pub fn stdev_rt(&self) -> Option<Duration> {
-        let n = self.counts.hits as f64;
-        (self.counts.hits > 0).then(|| {
-            let mean = self.counts.rt_sum_us / n;
-            let var = (self.counts.rt_sum_sq_us / n - mean * mean).max(0.0);
-            Duration::from_secs_f64(var.sqrt() / 1e6)
-        })
+        self.time("rt", Agg::Stdev)
     }
 
     /// The merged latency histogram (microseconds) in HdrHistogram's V2 encoding, base64;
     /// `None` without samples.
     pub fn histogram_base64(&self) -> Option<String> {
-        use base64::Engine as _;
-        if self.histogram.is_empty() {
-            return None;
-        }
-        let mut bytes = Vec::new();
-        V2Serializer::new()
-            .serialize(&self.histogram, &mut bytes)
-            .ok()?;
-        Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+        self.distribution("rt")?.histogram_base64()
     }
 
     /// Any percentile of the response time, from the merged histogram.
     pub fn percentile(&self, level: f64) -> Option<Duration> {
-        (self.counts.hits > 0)
-            .then(|| Duration::from_micros(self.histogram.value_at_quantile(level / 100.0)))
+        self.time("rt", Agg::Percentile(level))
+    }
+
+    /// LLM requests (sent, whatever their end).
+    pub fn llm_requests(&self) -> u64 {
+        self.counts.llm
+    }
+
+    /// Goodput: the share (0 to 1) of LLM requests judged against the goodput SLOs that met
+    /// every one; `None` without SLOs or requests.
+    pub fn goodput(&self) -> Option<f64> {
+        (self.counts.judged > 0).then(|| self.counts.good as f64 / self.counts.judged as f64)
+    }
+
+    /// LLM requests judged against the goodput SLOs, and those that met them all.
+    pub fn goodput_counts(&self) -> (u64, u64) {
+        (self.counts.good, self.counts.judged)
+    }
+
+    /// The share (0 to 1) of LLM responses with a finish reason that were cut at the token
+    /// limit (`length`); `None` without any.
+    pub fn truncated(&self) -> Option<f64> {
+        let (cut, finished) = self.truncated_counts();
+        (finished > 0).then(|| cut as f64 / finished as f64)
+    }
+
+    /// LLM responses cut at the token limit (`length`), and those with a finish reason.
+    pub fn truncated_counts(&self) -> (u64, u64) {
+        let finished: u64 = self.counts.finish.iter().map(|(_, n)| n).sum();
+        let cut = self
+            .counts
+            .finish
+            .iter()
+            .find(|(r, _)| *r == "length")
+            .map_or(0, |(_, n)| n);
+        (cut, finished)
+    }
+
+    /// `finish_reason`s and their counts.
+    pub fn finish_reasons(&self) -> BTreeMap<String, u64> {
+        self.counts.finish.to_map()
+    }
+
+    /// LLM requests whose output tokens were counted from events, not read from `usage`.
+    pub fn tokens_counted(&self) -> u64 {
+        self.counts.counted
+    }
+
+    /// Server timing headers that could not be read.
+    pub fn malformed_timing(&self) -> u64 {
+        self.counts.malformed_timing
     }
 
     /// Sets the time throughput is divided by (the measured time of a cumulative snapshot).
@@ -976,6 +1394,11 @@ impl Snapshot {
     /// by when they completed).
     pub fn throughput(&self) -> Option<f64> {
         (self.seconds > 0.0).then(|| self.counts.served as f64 / self.seconds)
+    }
+
+    /// The time rates are over: the merged seconds, or the measured time.
+    pub fn throughput_seconds(&self) -> Option<f64> {
+        (self.seconds > 0.0).then_some(self.seconds)
     }
 
     /// Responses completed in the merged seconds.
@@ -1064,7 +1487,94 @@ mod tests {
             },
             concurrency: 2,
             completed: second,
+            extra: None,
         }
+    }
+
+    fn llm(
+        label: &str,
+        second: u64,
+        ttft_ms: u64,
+        tokens: u64,
+        finish: &str,
+        good: bool,
+    ) -> Sample {
+        use crate::metrics::{LlmEnd, Measure};
+        let mut measures = vec![
+            Measure::new("ttft", ttft_ms as f64 / 1e3),
+            Measure::new("output-tokens", tokens as f64),
+            Measure::new("tokens-per-s", tokens as f64 / 2.0),
+        ];
+        measures.extend((0..3).map(|_| Measure::new("itl", 0.02)));
+        Sample {
+            extra: Some(Box::new(Extra {
+                measures,
+                llm: Some(LlmEnd {
+                    finish_reason: Some(finish.to_owned()),
+                    good: Some(good),
+                    counted: false,
+                }),
+                malformed_timing: 1,
+            })),
+            ..ok(label, second, 2000)
+        }
+    }
+
+    /// Named distributions merge like the response time: per label and overall, across
+    /// closed seconds and merged spans, each in its own unit.
+    #[test]
+    fn named_distributions_per_label() {
+        let mut store = Store::with_retention(Retention {
+            keep: 2,
+            fine_bytes: 0,
+            coarse_bytes: usize::MAX,
+        });
+        for second in 0..40 {
+            store.record(&llm(
+                "chat",
+                second,
+                100 + second,
+                10 + second,
+                "stop",
+                true,
+            ));
+            store.record(&ok("plain", second, 5));
+            store.close_before(second);
+        }
+        store.record(&llm("chat", 40, 900, 50, "length", false));
+        let chat = store.cumulative("chat");
+        assert!(
+            store.coarse.len() > 1,
+            "older seconds were merged into spans"
+        );
+        let ttft = chat.distribution("ttft").unwrap();
+        assert_eq!(ttft.count(), 41);
+        assert_eq!(chat.aggregate("ttft", Agg::Max), Some(0.9));
+        assert_eq!(chat.aggregate("ttft", Agg::Min), Some(0.1));
+        let mean = (0..40).map(|s| 100.0 + s as f64).sum::<f64>() + 900.0;
+        assert!((chat.aggregate("ttft", Agg::Avg).unwrap() - mean / 41.0 / 1e3).abs() < 1e-9);
+        assert_eq!(chat.aggregate("itl", Agg::Percentile(50.0)), Some(0.02));
+        assert_eq!(chat.distribution("itl").unwrap().count(), 123);
+        assert_eq!(chat.aggregate("output-tokens", Agg::Max), Some(50.0));
+        assert_eq!(chat.aggregate("tokens-per-s", Agg::Min), Some(5.0));
+        assert_eq!(chat.goodput_counts(), (40, 41));
+        assert!((chat.truncated().unwrap() - 1.0 / 41.0).abs() < 1e-12);
+        assert_eq!(chat.malformed_timing(), 41);
+        assert_eq!(chat.aggregate("lt", Agg::Avg), Some(1.0));
+        // A plain label has only the times; the overall label has everything.
+        let plain = store.cumulative("plain");
+        assert_eq!(plain.aggregate("ttft", Agg::Avg), None);
+        assert_eq!(plain.goodput(), None);
+        assert_eq!(plain.truncated(), None);
+        assert_eq!(
+            store.cumulative("").distribution("ttft").unwrap().count(),
+            41
+        );
+        // A window selecting one distribution merges only that one.
+        let only = store.window_selecting(&["chat"], 0, 41, Select::Only(&["ttft"]));
+        assert_eq!(only.distribution("ttft").unwrap().count(), 41);
+        assert!(only.distribution("rt").is_none() && only.avg_rt().is_none());
+        assert_eq!(only.hits(), 41);
     }
 
     #[test]
@@ -1211,9 +1721,9 @@ mod tests {
         store.close_before(2000);
         assert!(store.spans().count() < 100, "{}", store.spans().count());
         let all = store.cumulative("x");
-        assert_eq!(all.histogram.len(), all.hits());
+        assert_eq!(all.distribution("rt").unwrap().count(), all.hits());
         let merged = store.window("x", 0, 1000);
-        assert_eq!(merged.histogram.len(), merged.hits());
+        assert_eq!(merged.distribution("rt").unwrap().count(), merged.hits());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::criteria::eval::Verdict;
-use crate::metrics::{Snapshot, Store};
+use crate::metrics::{Agg, Snapshot, Store, Summary, Unit};
 
 /// 3 added each suite's comparison with its baseline (`versus`), relative criteria's
 /// `baseline`, and p95 in the timeline; format 2 files still serve as baselines.
@@ -336,6 +336,110 @@ pub struct LabelStats {
     /// later comparison merges and tests.
     #[serde(default)]
     pub histogram: Option<String>,
+    /// Every named distribution besides `rt` (`lt`, `ct`, `ttft`, `itl`, `tpot`, `e2e`,
+    /// `output-tokens`, `input-tokens`, `tokens-per-s`, `server.<component>`, `network`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub distributions: BTreeMap<String, DistributionStats>,
+    /// What LLM requests of this label did (token streams), when it sent any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmStats>,
+    /// `Server-Timing` / `X-Timing-Info` headers that could not be read.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub malformed_timing: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A named distribution over the whole run, in its unit (`ms`, `tokens`, `tokens/s`).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct DistributionStats {
+    pub unit: String,
+    pub count: u64,
+    pub mean: f64,
+    pub min: f64,
+    pub max: f64,
+    pub stdev: f64,
+    /// Level ("99.0") → value.
+    pub percentiles: BTreeMap<String, f64>,
+    /// Its values (scaled to integers: microseconds, tokens, thousandths of tokens/s),
+    /// HdrHistogram V2, base64.
+    #[serde(default)]
+    pub histogram: Option<String>,
+}
+
+impl DistributionStats {
+    fn from_summary(name: &str, d: &Summary) -> Option<Self> {
+        let unit = Unit::of(name);
+        let shown = |agg: Agg| {
+            d.aggregate(agg, unit).map(|v| match unit {
+                Unit::Seconds => (v * 1e6).round() / 1e3,
+                _ => (v * 1e3).round() / 1e3,
+            })
+        };
+        Some(Self {
+            unit: unit.label().to_owned(),
+            count: d.count(),
+            mean: shown(Agg::Avg)?,
+            min: shown(Agg::Min)?,
+            max: shown(Agg::Max)?,
+            stdev: shown(Agg::Stdev)?,
+            percentiles: PERCENTILES
+                .iter()
+                .filter_map(|&l| Some((level_name(l), shown(Agg::Percentile(l))?)))
+                .collect(),
+            histogram: d.histogram_base64(),
+        })
+    }
+
+    /// A percentile it lists ("95.0").
+    pub fn percentile(&self, level: f64) -> Option<f64> {
+        self.percentiles.get(&level_name(level)).copied()
+    }
+}
+
+/// LLM requests of a label: goodput, truncation, how they ended, token throughput.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct LlmStats {
+    pub requests: u64,
+    /// The share (percent) of requests judged against the goodput SLOs that met them all.
+    pub goodput: Option<f64>,
+    /// Requests judged against the goodput SLOs, and those that met every one.
+    pub judged: u64,
+    pub good: u64,
+    /// The share (percent) of finished responses cut at the token limit (`length`).
+    pub truncated: Option<f64>,
+    /// `finish_reason` → count.
+    pub finish_reasons: BTreeMap<String, u64>,
+    /// Output tokens per second over the measured time (all requests together).
+    pub output_tokens_per_s: Option<f64>,
+    /// Requests whose output tokens were counted from stream events because the server
+    /// sent no `usage` (the rest read `usage`).
+    pub tokens_counted: u64,
+}
+
+impl LlmStats {
+    fn from_snapshot(s: &Snapshot) -> Option<Self> {
+        if s.llm_requests() == 0 {
+            return None;
+        }
+        let (good, judged) = s.goodput_counts();
+        let output_tokens_per_s = s
+            .distribution("output-tokens")
+            .zip(s.throughput_seconds())
+            .map(|(d, secs)| d.total(Unit::Count) / secs);
+        Some(Self {
+            requests: s.llm_requests(),
+            goodput: s.goodput().map(|g| g * 100.0),
+            judged,
+            good,
+            truncated: s.truncated().map(|t| t * 100.0),
+            finish_reasons: s.finish_reasons(),
+            output_tokens_per_s,
+            tokens_counted: s.tokens_counted(),
+        })
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -367,6 +471,22 @@ pub struct TimelineRow {
     /// Response code ("200", "Exception") → count in this second.
     #[serde(default)]
     pub rc: BTreeMap<String, u64>,
+    /// Named distributions besides the times (`ttft`, `server.inference`, ...) in this
+    /// second: name → mean, p50, p95, p99 in its unit.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub measures: BTreeMap<String, MeasureRow>,
+}
+
+/// A named distribution in one timeline row, in its unit.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct MeasureRow {
+    pub count: u64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    /// The sum of the values (total output tokens in the second, ...).
+    pub total: f64,
 }
 
 fn one() -> u64 {
@@ -406,6 +526,15 @@ impl LabelStats {
             rc: s.codes(),
             errors: s.errors(),
             histogram: s.histogram_base64(),
+            distributions: s
+                .distributions()
+                .filter(|(name, _)| *name != "rt")
+                .filter_map(|(name, d)| {
+                    Some((name.to_owned(), DistributionStats::from_summary(name, d)?))
+                })
+                .collect(),
+            llm: LlmStats::from_snapshot(s),
+            malformed_timing: s.malformed_timing(),
         }
     }
 }
@@ -441,10 +570,35 @@ pub fn stats(store: &Store) -> (Vec<LabelStats>, Vec<TimelineRow>) {
                 p95_ms: ms(s.percentile(95.0)),
                 p99_ms: ms(s.percentile(99.0)),
                 rc: s.codes(),
+                measures: measure_rows(&s),
             });
         }
     }
     (stats, timeline)
+}
+
+/// A timeline row's named distributions besides the request times.
+fn measure_rows(s: &Snapshot) -> BTreeMap<String, MeasureRow> {
+    s.distributions()
+        .filter(|(name, _)| !matches!(*name, "rt" | "lt" | "ct"))
+        .filter_map(|(name, d)| {
+            let unit = Unit::of(name);
+            let factor = if unit == Unit::Seconds { 1e3 } else { 1.0 };
+            let at = |agg| {
+                d.aggregate(agg, unit)
+                    .map(|v| (v * factor * 1e3).round() / 1e3)
+            };
+            let row = MeasureRow {
+                count: d.count(),
+                mean: at(Agg::Avg)?,
+                p50: at(Agg::Percentile(50.0))?,
+                p95: at(Agg::Percentile(95.0))?,
+                p99: at(Agg::Percentile(99.0))?,
+                total: d.total(unit) * factor,
+            };
+            Some((name.to_owned(), row))
+        })
+        .collect()
 }
 
 /// The JSON Schema of `results.json`, as committed in `schemas/results.schema.json`.

@@ -305,6 +305,7 @@ fn unfinished(p: &Pending, now: Duration) -> Sample {
         outcome: Outcome::Unfinished,
         concurrency: 0,
         completed: now.as_secs(),
+        extra: None,
     }
 }
 
@@ -415,6 +416,7 @@ mod tests {
             },
             concurrency: 1,
             completed: (due + rt) / 1000,
+            extra: None,
         };
         d.handle(Event::Load(LoadEvent::Sample { id, sample }));
     }

@@ -4,6 +4,11 @@
 use super::super::*;
 #[allow(unused_imports)]
 use super::*;
+use crate::criteria::grammar::measure_names;
+use crate::metrics::Agg;
+
+/// What a criterion may measure, for the hint under an unknown subject.
+const SUBJECTS_HINT: &str = "subjects: avg-rt, avg-lt, avg-ct, stdev-rt, hits, succ, fail, bytes, concurrency, throughput, dropped, goodput, truncated, p<level> (p99.9), <agg>-<measurement> with agg avg, min, max, stdev or p<level> and a measurement rt, lt, ct, ttft, itl, tpot, e2e, output-tokens, input-tokens, tokens-per-s, network or server.<component> (p95-ttft, avg-server.inference), rc<code> (rc5??), or source/metric";
 
 impl Validator<'_> {
     pub(in crate::suite::validate) fn criterion(
@@ -277,11 +282,19 @@ impl Validator<'_> {
         match parse_subject(text) {
             Ok(s) => Some(s),
             Err(why) => {
-                self.push(
+                // `p95-ttf`: suggest among the measurements with the same aggregate.
+                let measures = text
+                    .split_once('-')
+                    .filter(|(agg, _)| Agg::parse(agg).is_some())
+                    .map(|(agg, _)| measure_names(agg))
+                    .unwrap_or_default();
+                let diagnostic = if measures.is_empty() {
+                    Diagnostic::error(span, why).with_suggestion(text, subject_names())
+                } else {
                     Diagnostic::error(span, why)
-                        .with_suggestion(text, subject_names())
-                        .with_hint("subjects: avg-rt, avg-lt, avg-ct, stdev-rt, hits, succ, fail, bytes, concurrency, throughput, dropped, p<level> (p99.9), rc<code> (rc5??), or source/metric"),
-                );
+                        .with_suggestion(text, measures.iter().map(String::as_str))
+                };
+                self.push(diagnostic.with_hint(SUBJECTS_HINT));
                 None
             }
         }
