@@ -18,7 +18,8 @@ use serde_json_path::JsonPath;
 use tokio::sync::{mpsc, watch};
 
 use super::LoadEvent;
-use super::transport::{Failure, Http, WholeBody, via_reqwest};
+use super::llm::{self, SseSink};
+use super::transport::{BodySink, Failure, Http, WholeBody, via_reqwest};
 use crate::metrics::{Extra, Outcome, Sample};
 use crate::plan::ExecutionPlan;
 use crate::suite::model::{AssertSubject, Body, Extractor, Request, Scenario, Step, ThinkTime};
@@ -417,6 +418,32 @@ pub struct Vu {
 
 type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<StepResult, LoadError>> + Send + 'a>>;
 
+/// Where a response body goes: kept whole (for assertions), or read as a token stream.
+#[derive(Debug)]
+enum Sink {
+    Whole(WholeBody),
+    Stream(SseSink),
+}
+
+impl Sink {
+    /// An empty sink of the same kind (the body of a followed redirect).
+    fn fresh(&self, cap: u64) -> Self {
+        match self {
+            Self::Whole(_) => Self::Whole(WholeBody::new(cap)),
+            Self::Stream(s) => Self::Stream(s.fresh(cap)),
+        }
+    }
+}
+
+impl BodySink for Sink {
+    fn chunk(&mut self, data: &[u8], at: Duration) -> Result<(), Failure> {
+        match self {
+            Self::Whole(w) => w.chunk(data, at),
+            Self::Stream(s) => s.chunk(data, at),
+        }
+    }
+}
+
 /// What one request (or transaction) measured: a sample without its place in the run.
 #[derive(Debug)]
 struct Measured {
@@ -611,6 +638,7 @@ impl Vu {
         scenario: &Scenario,
         method: reqwest::Method,
         url: Result<reqwest::Url, String>,
+        llm_body: Option<&serde_json::Value>,
     ) -> reqwest::RequestBuilder {
         let builder = match url {
             Ok(url) => client.request(method, url),
@@ -630,6 +658,13 @@ impl Vu {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("x-www-form-urlencoded"));
+        if let Some(body) = llm_body {
+            if !headers.contains_key(CONTENT_TYPE) {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            }
+            let bytes = serde_json::to_vec(body).unwrap_or_default();
+            return builder.body(bytes).headers(headers);
+        }
         builder = match &r.body {
             Some(Body::Structured(value)) => {
                 let value = substitute_json(value, &self.vars);
@@ -713,7 +748,25 @@ impl Vu {
             && url
                 .as_ref()
                 .is_ok_and(|u| u.scheme() == "http" && u.host_str().is_some());
-        let builder = self.build(&client, r, scenario, method.clone(), url.clone());
+        // An LLM request's body: the prompt filled in, usage asked for when it streams.
+        let llm_body = r.llm.as_ref().map(|spec| {
+            let mut body = match &r.body {
+                Some(Body::Structured(v)) => substitute_json(v, &self.vars),
+                _ => serde_json::json!({}),
+            };
+            let prompt =
+                llm::prompt_value(spec, &mut self.rng).map(|p| substitute_json(&p, &self.vars));
+            let stream = llm::complete_body(&mut body, spec, prompt);
+            (body, stream)
+        });
+        let builder = self.build(
+            &client,
+            r,
+            scenario,
+            method.clone(),
+            url.clone(),
+            llm_body.as_ref().map(|(b, _)| b),
+        );
 
         if let Some(pacer) = &self.pacer {
             let slot = pacer.slot(&self.shared.plan.schedule);
@@ -725,7 +778,15 @@ impl Vu {
         let sent = scheduled.take().unwrap_or_else(Instant::now);
         let ticket = self.shared.started(&r.label, sent).await;
         let timeout = r.timeout.unwrap_or(scenario.timeout);
-        let mut body = WholeBody::new(scenario.max_body);
+        let inspects = !r.assertions.is_empty()
+            || !r.jsonpath_assertions.is_empty()
+            || !r.extractors.is_empty();
+        let mut body = match (&r.llm, &llm_body) {
+            (Some(spec), Some((_, true))) => {
+                Sink::Stream(SseSink::new(spec.api, scenario.max_body, inspects))
+            }
+            _ => Sink::Whole(WholeBody::new(scenario.max_body)),
+        };
         let exchange = if direct {
             match tokio::time::timeout(timeout, self.http.direct(builder, sent, &mut body)).await {
                 Ok(exchange) => exchange,
@@ -747,7 +808,8 @@ impl Vu {
                     _ => (reqwest::Method::GET, false),
                 };
                 let builder = if again {
-                    self.build(&client, r, scenario, method, target)
+                    let llm_body = llm_body.as_ref().map(|(b, _)| b);
+                    self.build(&client, r, scenario, method, target, llm_body)
                 } else {
                     let builder = match target {
                         Ok(t) => client.request(method, t),
@@ -756,7 +818,7 @@ impl Vu {
                     builder.timeout(timeout.saturating_sub(sent.elapsed()))
                 };
                 // The redirect's own body is not the answer: the followed one is.
-                body = WholeBody::new(scenario.max_body);
+                body = body.fresh(scenario.max_body);
                 via_reqwest(builder, sent, &mut body).await.map(|mut y| {
                     y.timings.headers = x.timings.headers;
                     y.timings.connect = x.timings.connect;
@@ -765,9 +827,31 @@ impl Vu {
             }
             other => other,
         };
+        let slo = r.llm.as_ref().and_then(|l| l.goodput.as_ref());
+        let mut extra: Option<Box<Extra>> = None;
         let (result, outcome, lt, ct, bytes) = match exchange {
-            Err(failure) => {
+            Err(mut failure) => {
                 let rt = sent.elapsed();
+                if r.llm.is_some() {
+                    if let Sink::Stream(sse) = &body {
+                        let events = sse.content_events();
+                        failure.message = match failure.kind {
+                            "timeout" => format!(
+                                "the event stream did not end within {} ({events} content events)",
+                                humantime::format_duration(timeout)
+                            ),
+                            _ if events > 0 => format!(
+                                "the event stream broke after {events} content events: {}",
+                                failure.message
+                            ),
+                            _ => failure.message,
+                        };
+                    }
+                    extra = Some(Box::new(Extra {
+                        llm: Some(llm::Done::failed(slo)),
+                        ..Extra::default()
+                    }));
+                }
                 let outcome = Outcome::Error {
                     kind: failure.kind.into(),
                     message: failure.message,
@@ -781,11 +865,46 @@ impl Vu {
             }
             Ok(x) => {
                 let rt = x.timings.end;
-                let body = body.into_bytes();
-                let inspects = !r.assertions.is_empty()
-                    || !r.jsonpath_assertions.is_empty()
-                    || !r.extractors.is_empty();
-                let (success, message) = if inspects {
+                let (server, malformed) = super::timing::server_times(&x.headers, rt);
+                let (body, bytes_read, llm_done) = match body {
+                    Sink::Whole(whole) => {
+                        let bytes = whole.into_bytes();
+                        let done = match &r.llm {
+                            Some(spec) if x.status < 400 => {
+                                Some(Ok(llm::whole_response(spec.api, &bytes, rt, slo)))
+                            }
+                            _ => None,
+                        };
+                        let n = bytes.len() as u64;
+                        (bytes, n, done)
+                    }
+                    Sink::Stream(sse) => {
+                        let (n, kept) = (sse.bytes(), sse.kept());
+                        let done = (x.status < 400).then(|| sse.finish(rt, slo));
+                        (kept, n, done)
+                    }
+                };
+                let mut stream_failure = None;
+                let mut end = r.llm.as_ref().map(|_| llm::Done::failed(slo));
+                let mut measures = server;
+                match llm_done {
+                    Some(Ok(done)) => {
+                        measures.extend(done.measures);
+                        end = Some(done.end);
+                    }
+                    Some(Err(failure)) => stream_failure = Some(failure),
+                    None => {}
+                }
+                if !measures.is_empty() || malformed > 0 || end.is_some() {
+                    extra = Some(Box::new(Extra {
+                        measures,
+                        llm: end,
+                        malformed_timing: malformed,
+                    }));
+                }
+                let (success, message) = if let Some(f) = stream_failure {
+                    (false, Some(format!("{}: {}", f.kind, f.message)))
+                } else if inspects {
                     let text = String::from_utf8_lossy(&body);
                     let head = x
                         .headers
@@ -821,7 +940,7 @@ impl Vu {
                     outcome,
                     x.timings.headers,
                     x.timings.connect,
-                    body.len() as u64,
+                    bytes_read,
                 )
             }
         };
@@ -831,7 +950,7 @@ impl Vu {
             ct,
             bytes,
             outcome,
-            extra: None,
+            extra,
         };
         self.emit(ticket, &r.label, sent, measured).await;
         if let Some(think) = r.think_time.or(scenario.think_time) {

@@ -208,6 +208,54 @@ pub struct Request {
     pub assertions: Vec<Assertion>,
     pub jsonpath_assertions: Vec<JsonPathAssertion>,
     pub extractors: Vec<Extractor>,
+    /// An LLM request (`llm: openai-chat`): its stream or response is measured in tokens.
+    pub llm: Option<Llm>,
+}
+
+/// An LLM request to an OpenAI-compatible server.
+#[derive(Clone, Debug, Serialize)]
+pub struct Llm {
+    pub api: LlmApi,
+    /// What goes into `messages` / `prompt` (the body may carry them itself instead).
+    pub prompt: Option<Prompt>,
+    /// The SLOs a request must meet to count towards `goodput`.
+    pub goodput: Option<Goodput>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LlmApi {
+    /// `/v1/chat/completions`: `messages`, content in `choices[].delta.content`.
+    #[serde(rename = "openai-chat")]
+    Chat,
+    /// `/v1/completions`: `prompt`, content in `choices[].text`.
+    #[serde(rename = "openai-completions")]
+    Completions,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "value")]
+pub enum Prompt {
+    /// `prompt:` text (variables substituted), sent as one user message to a chat API.
+    Text(String),
+    /// `messages:` as written (variables substituted in every string).
+    Messages(serde_json::Value),
+    /// `prompt-tokens: N`: N common one-token words, different for each request.
+    Synthetic { tokens: u32 },
+}
+
+/// Goodput SLOs (vLLM's `--goodput`): a request is good when every one given holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Goodput {
+    #[serde(serialize_with = "crate::suite::units::human_serde::option")]
+    pub ttft: Option<Duration>,
+    #[serde(serialize_with = "crate::suite::units::human_serde::option")]
+    pub tpot: Option<Duration>,
+    /// Every inter-token gap.
+    #[serde(serialize_with = "crate::suite::units::human_serde::option")]
+    pub itl: Option<Duration>,
+    #[serde(serialize_with = "crate::suite::units::human_serde::option")]
+    pub e2e: Option<Duration>,
 }
 
 #[derive(Clone, Debug, Serialize)]

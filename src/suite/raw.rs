@@ -192,6 +192,17 @@ pub struct RawRequest {
     pub extract_jsonpath: Option<Keyed<Located<RawExtractJsonPath>>>,
     #[schemars(with = "Option<Keyed<StrOr<RawExtractRegexp>>>")]
     pub extract_regexp: Option<Keyed<Located<RawExtractRegexp>>>,
+    /// An LLM request: `openai-chat` or `openai-completions`. Its stream (`stream: true` in
+    /// the body) or response is measured in tokens: ttft, itl, tpot, e2e, tokens.
+    pub llm: Option<Located<String>>,
+    /// LLM: the prompt text (a chat API gets it as one user message).
+    pub prompt: Option<Located<String>>,
+    /// LLM chat: the messages (a list of `{role, content}`).
+    pub messages: Option<Located<serde_json::Value>>,
+    /// LLM: a synthetic prompt of about this many tokens (common one-token words).
+    pub prompt_tokens: Option<Located<u32>>,
+    /// LLM: the SLOs a request must meet to count towards `goodput`.
+    pub goodput: Option<Located<RawGoodput>>,
     /// Run another scenario's requests here.
     pub include_scenario: Option<Located<String>>,
     /// Group `do:` under one label.
@@ -221,6 +232,23 @@ pub struct RawRequest {
     pub action: Option<Located<serde_json::Value>>,
     #[schemars(skip)]
     pub jsr223: Option<Located<serde_json::Value>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(
+    rename_all = "kebab-case",
+    expecting = "goodput SLOs (ttft, tpot, itl, e2e), e.g. {ttft: 500ms, tpot: 50ms}"
+)]
+#[schemars(deny_unknown_fields)]
+pub struct RawGoodput {
+    /// Time to first token at most this.
+    pub ttft: Option<Located<DurationValue>>,
+    /// Time per output token at most this.
+    pub tpot: Option<Located<DurationValue>>,
+    /// Every inter-token gap at most this.
+    pub itl: Option<Located<DurationValue>>,
+    /// The whole request at most this.
+    pub e2e: Option<Located<DurationValue>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -119,6 +119,8 @@ const FOREIGN_TOOLS: &[&str] = &[
     "monitoring",
 ];
 const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
+/// The LLM APIs a request may speak.
+const LLM_APIS: &[&str] = &["openai-chat", "openai-completions"];
 const SIGNALS: &[&str] = &[
     "SIGTERM", "SIGINT", "SIGKILL", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2",
 ];

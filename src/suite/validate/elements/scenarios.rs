@@ -327,12 +327,15 @@ impl Validator<'_> {
             .cloned()
             .unwrap_or_else(|| self.cx.stable_label(&url));
         self.add_label(&label);
+        let llm = self.llm(r);
         let method = match &r.method {
             Some(m) => {
                 let text = m.get()?.to_ascii_uppercase();
                 self.one_of(m.span, "HTTP method", &text, METHODS);
                 text
             }
+            // Completions are posted.
+            None if llm.is_some() => "POST".to_owned(),
             None => "GET".to_owned(),
         };
         let body = match (&r.body, &r.body_file) {
@@ -459,6 +462,105 @@ impl Validator<'_> {
             assertions,
             jsonpath_assertions,
             extractors,
+            llm,
+        })
+    }
+
+    /// `llm:` and what goes with it (`prompt`, `messages`, `prompt-tokens`, `goodput`).
+    fn llm(&mut self, r: &RawRequest) -> Option<Llm> {
+        let given: Vec<(&str, Span)> = [
+            ("prompt", r.prompt.as_ref().map(|p| p.span)),
+            ("messages", r.messages.as_ref().map(|p| p.span)),
+            ("prompt-tokens", r.prompt_tokens.as_ref().map(|p| p.span)),
+            ("goodput", r.goodput.as_ref().map(|p| p.span)),
+        ]
+        .into_iter()
+        .filter_map(|(k, s)| Some((k, s?)))
+        .collect();
+        let Some(kind) = &r.llm else {
+            for (key, span) in given {
+                self.push(
+                    Diagnostic::error(span, format!("`{key}` belongs to an LLM request"))
+                        .with_hint(
+                            "add `llm: openai-chat` (or `openai-completions`) to the request",
+                        ),
+                );
+            }
+            return None;
+        };
+        let api = match kind.get()?.as_str() {
+            "openai-chat" => LlmApi::Chat,
+            "openai-completions" => LlmApi::Completions,
+            other => {
+                self.one_of(kind.span, "LLM API", other, LLM_APIS);
+                return None;
+            }
+        };
+        let prompts: Vec<&(&str, Span)> = given.iter().filter(|(k, _)| *k != "goodput").collect();
+        if let [first, second, ..] = prompts.as_slice() {
+            self.push(
+                Diagnostic::error(
+                    second.1,
+                    format!("a request has one of `prompt`, `messages` and `prompt-tokens`, not `{}` and `{}`", first.0, second.0),
+                )
+                .with_label(format!("`{}` is at line {}", first.0, first.1.line)),
+            );
+        }
+        if let Some(body) = &r.body
+            && body.get().is_some_and(|b| !b.is_object() && !b.is_null())
+        {
+            self.push(
+                Diagnostic::error(
+                    body.span,
+                    "an LLM request's body is a map (the JSON it posts)",
+                )
+                .with_hint("e.g. body: {model: my-model, max_tokens: 128, stream: true}"),
+            );
+        }
+        let prompt = if let Some(text) = r.prompt.as_ref().and_then(Located::get) {
+            Some(Prompt::Text(text.clone()))
+        } else if let Some(messages) = &r.messages {
+            let value = messages.get()?;
+            if api == LlmApi::Completions || !value.is_array() {
+                let why = if api == LlmApi::Completions {
+                    "`messages` is for `llm: openai-chat`; a completions request takes `prompt`"
+                } else {
+                    "`messages` is a list of {role, content} maps"
+                };
+                self.push(Diagnostic::error(messages.span, why));
+            }
+            Some(Prompt::Messages(value.clone()))
+        } else if let Some(tokens) = &r.prompt_tokens {
+            let n = *tokens.get()?;
+            if n == 0 {
+                self.push(
+                    Diagnostic::error(tokens.span, "`prompt-tokens` must be at least 1")
+                        .with_hint("e.g. prompt-tokens: 512"),
+                );
+            }
+            Some(Prompt::Synthetic { tokens: n })
+        } else {
+            None
+        };
+        let goodput = r.goodput.as_ref().and_then(Located::get).map(|g| Goodput {
+            ttft: dur(g.ttft.as_ref()),
+            tpot: dur(g.tpot.as_ref()),
+            itl: dur(g.itl.as_ref()),
+            e2e: dur(g.e2e.as_ref()),
+        });
+        if let (Some(g), Some(loc)) = (&goodput, &r.goodput)
+            && *g == Goodput::default()
+        {
+            self.push(
+                Diagnostic::error(loc.span, "`goodput` names no SLO").with_hint(
+                    "give at least one of ttft, tpot, itl, e2e, e.g. {ttft: 500ms, tpot: 50ms}",
+                ),
+            );
+        }
+        Some(Llm {
+            api,
+            prompt,
+            goodput,
         })
     }
 
