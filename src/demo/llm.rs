@@ -61,6 +61,11 @@ struct GenerateRequest {
     #[serde(default)]
     stream: bool,
     stream_options: Option<StreamOptions>,
+    /// Test hook: end the stream abruptly (the connection aborted) after this many tokens.
+    demo_break_after: Option<u32>,
+    /// Test hook: stop sending after this many tokens and keep the stream open until the
+    /// client goes away.
+    demo_stall_after: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,12 +156,15 @@ pub(super) async fn generate(state: Arc<AppState>, kind: Kind, body: Bytes) -> R
         .into_response();
     }
     let include_usage = request.stream_options.is_some_and(|o| o.include_usage);
+    let (break_after, stall_after) = (request.demo_break_after, request.demo_stall_after);
+    // `--jitter`: each wait up to this much longer, uniformly at random.
+    let jitter = state.opts.jitter;
     let object = match kind {
         Kind::Chat => "chat.completion.chunk",
         Kind::Completions => "text_completion",
     };
     let chunk = move |choice: Value| json!({"id": id, "object": object, "model": model, "choices": [choice]});
-    let (mut tx, body) = http_body_util::channel::Channel::<Bytes>::new(4);
+    let (mut tx, body) = http_body_util::channel::Channel::<Bytes, std::io::Error>::new(4);
     tokio::spawn(async move {
         let event = |v: &Value| Bytes::from(format!("data: {v}\n\n"));
         let mut events = Vec::new();
@@ -168,7 +176,10 @@ pub(super) async fn generate(state: Arc<AppState>, kind: Kind, body: Bytes) -> R
             ));
         }
         for i in 0..tokens {
-            let wait = if i == 0 { llm.ttft } else { llm.itl };
+            let mut wait = if i == 0 { llm.ttft } else { llm.itl };
+            if !jitter.is_zero() {
+                wait += jitter.mul_f64(rand::random::<f64>());
+            }
             let choice = match kind {
                 Kind::Chat => {
                     json!({"index": 0, "delta": {"content": word(i)}, "finish_reason": null})
@@ -188,7 +199,23 @@ pub(super) async fn generate(state: Arc<AppState>, kind: Kind, body: Bytes) -> R
             with_usage["usage"] = usage;
             events.push((Duration::ZERO, with_usage));
         }
-        for (wait, value) in events {
+        let first_token = usize::from(kind == Kind::Chat);
+        for (i, (wait, value)) in events.into_iter().enumerate() {
+            let sent_tokens = u32::try_from(i.saturating_sub(first_token)).unwrap_or(u32::MAX);
+            if break_after.is_some_and(|n| sent_tokens >= n) {
+                tx.abort(std::io::Error::other("the demo server broke the stream"));
+                return;
+            }
+            if stall_after.is_some_and(|n| sent_tokens >= n) {
+                // Keep the stream open with SSE comments only, until the client hangs up.
+                loop {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let comment = Bytes::from_static(b": still here\n\n");
+                    if tx.send_data(comment).await.is_err() {
+                        return;
+                    }
+                }
+            }
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
             }

@@ -407,9 +407,6 @@ async fn infer(
             opts.error_rate > 0.0 && rng.random::<f64>() < opts.error_rate,
         )
     };
-    if !extra.is_zero() {
-        tokio::time::sleep(extra).await;
-    }
     if let Some(r) = unknown_model(&state, &model) {
         return r;
     }
@@ -434,6 +431,10 @@ async fn infer(
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let t1 = Instant::now();
+    // `--latency` and `--jitter` are inference time (the component timings say so).
+    if !extra.is_zero() {
+        tokio::time::sleep(extra).await;
+    }
     let probabilities = state.mlp.forward(&data);
     let t2 = Instant::now();
     let response = InferResponse {
@@ -449,7 +450,7 @@ async fn infer(
     let mut http = axum::Json(response).into_response();
     let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1000.0;
     let timing = format!(
-        "preprocess;dur={:.3}, inference;dur={:.3}, postprocess;dur={:.3}",
+        "preprocessing;dur={:.3}, inference;dur={:.3}, postprocessing;dur={:.3}",
         ms(t0, t1),
         ms(t1, t2),
         ms(t2, Instant::now())
