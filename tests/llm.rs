@@ -15,8 +15,16 @@ use serde_json::Value;
 /// Runs `suite` (with a demo server started by the suite itself) and returns the exit code,
 /// the console and results.json.
 fn run(suite: &str) -> (i32, String, Value) {
+    run_with(suite, &[])
+}
+
+/// Like [`run`], with more files beside the suite.
+fn run_with(suite: &str, files: &[(&str, &str)]) -> (i32, String, Value) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("s.yaml"), suite).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
     let (code, out) = helpers::perfgate_in(dir.path(), &["run", "s.yaml", "-a", "out"]);
     let text = std::fs::read_to_string(dir.path().join("out/results.json"))
         .unwrap_or_else(|e| panic!("no results.json ({e}): {out}"));
@@ -251,4 +259,67 @@ reporting:
         "{rt} = {total} + {network}"
     );
     assert!(infer.get("malformed_timing").is_none());
+}
+
+/// Prompts from data sources: a JSON Lines file of chat messages and a CSV of prompt texts;
+/// the server's usage counts each prompt's words, so input tokens tell which rows were sent.
+#[test]
+fn prompts_from_jsonl_and_csv_data_sources() {
+    let suite = format!(
+        r#"{}
+execution:
+  - {{scenario: chat, concurrency: 1, iterations: 4}}
+  - {{scenario: text, concurrency: 1, iterations: 2}}
+scenarios:
+  chat:
+    default-address: "http://127.0.0.1:${{PORT}}"
+    data-sources: [{{path: prompts.jsonl}}]
+    requests:
+      - url: /v1/chat/completions
+        label: chat
+        llm: openai-chat
+        messages: "${{messages}}"
+        body: {{model: m, stream: true, max_tokens: 2}}
+  text:
+    default-address: "http://127.0.0.1:${{PORT}}"
+    data-sources: [{{path: prompts.csv}}]
+    requests:
+      - url: /v1/completions
+        label: text
+        llm: openai-completions
+        prompt: "${{prompt}}"
+        body: {{model: m, stream: true}}
+"#,
+        server(r#""--ttft", "5ms", "--itl", "1ms", "--tokens", "6""#)
+    );
+    let jsonl = concat!(
+        r#"{"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "one two three"}], "max": 2}"#,
+        "\n\n",
+        r#"{"messages": [{"role": "user", "content": "hello"}], "max": 5}"#,
+        "\n"
+    );
+    let csv = "prompt\nalpha beta gamma delta\nepsilon\n";
+    let (code, out, results) = run_with(&suite, &[("prompts.jsonl", jsonl), ("prompts.csv", csv)]);
+    assert_eq!(code, 0, "{out}");
+    let chat = &label(&results, "chat")["distributions"];
+    assert!(chat.get("input-tokens").is_some(), "{out} {results}");
+    // Rows 1, 2, 1, 2: 5 and 1 prompt words (the system message counts too).
+    assert_eq!(chat["input-tokens"]["count"], 4);
+    assert_eq!(
+        (
+            chat["input-tokens"]["min"].as_f64(),
+            chat["input-tokens"]["max"].as_f64()
+        ),
+        (Some(1.0), Some(5.0))
+    );
+    assert_eq!(chat["output-tokens"]["max"], 2.0);
+    assert!((chat["input-tokens"]["mean"].as_f64().unwrap() - 3.0).abs() < 1e-9);
+    let text = &label(&results, "text")["distributions"];
+    assert_eq!(
+        (
+            text["input-tokens"]["min"].as_f64(),
+            text["input-tokens"]["max"].as_f64()
+        ),
+        (Some(1.0), Some(4.0))
+    );
 }

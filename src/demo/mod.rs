@@ -411,6 +411,8 @@ async fn infer(
         return r;
     }
     if fail {
+        // A failing inference takes its time too.
+        tokio::time::sleep(extra).await;
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "injected failure (--error-rate)",

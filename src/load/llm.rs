@@ -56,7 +56,11 @@ pub(super) fn complete_body(body: &mut Value, llm: &Llm, prompt: Option<Value>) 
     if let Some(prompt) = prompt {
         match (llm.api, prompt) {
             (LlmApi::Chat, Value::String(text)) => {
-                body["messages"] = json!([{"role": "user", "content": text}]);
+                // `messages: ${messages}` from a JSON Lines row: a list of messages as JSON.
+                body["messages"] = match serde_json::from_str::<Value>(&text) {
+                    Ok(list @ Value::Array(_)) if text.trim_start().starts_with('[') => list,
+                    _ => json!([{"role": "user", "content": text}]),
+                };
             }
             (LlmApi::Chat, messages) => body["messages"] = messages,
             (LlmApi::Completions, prompt) => body["prompt"] = prompt,
@@ -416,7 +420,7 @@ mod tests {
         Duration::from_millis(n)
     }
 
-    fn value<'a>(done: &'a Done, name: &str) -> Vec<f64> {
+    fn value(done: &Done, name: &str) -> Vec<f64> {
         done.measures
             .iter()
             .filter(|m| m.name == name)

@@ -35,6 +35,12 @@ pub enum LoadError {
         #[source]
         source: csv::Error,
     },
+    #[error("`{path}` line {line}: {message}")]
+    Jsonl {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
     #[error("failed to build the HTTP client")]
     Client(#[source] reqwest::Error),
     #[error("invalid pattern `{0}`")]
@@ -83,6 +89,15 @@ impl Shared {
     ) -> Result<Self, LoadError> {
         let mut data = Vec::new();
         for source in &plan.scenario.data_sources {
+            if source.jsonl {
+                data.push(DataSource {
+                    names: source.variable_names.clone(),
+                    rows: jsonl_rows(&source.path, &source.variable_names)?,
+                    repeat: source.repeat,
+                    next: Mutex::new(0),
+                });
+                continue;
+            }
             let mut reader = csv::ReaderBuilder::new()
                 .delimiter(u8::try_from(source.delimiter).unwrap_or(b','))
                 .has_headers(false)
@@ -278,6 +293,43 @@ impl Shared {
             urls: HashMap::new(),
         })
     }
+}
+
+/// The rows of a JSON Lines file: per object, the values of `names` (strings as they are,
+/// other values as JSON, missing ones empty). Blank lines are skipped.
+fn jsonl_rows(path: &std::path::Path, names: &[String]) -> Result<Vec<Vec<String>>, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|e| LoadError::Jsonl {
+        path: path.to_owned(),
+        line: 0,
+        message: e.to_string(),
+    })?;
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = |message: String| LoadError::Jsonl {
+            path: path.to_owned(),
+            line: i + 1,
+            message,
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let object = value
+            .as_object()
+            .ok_or_else(|| bad("not a JSON object".to_owned()))?;
+        rows.push(
+            names
+                .iter()
+                .map(|n| match object.get(n) {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(v) => v.to_string(),
+                    None => String::new(),
+                })
+                .collect(),
+        );
+    }
+    Ok(rows)
 }
 
 fn first_label(steps: &[Step]) -> Option<String> {

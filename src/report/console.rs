@@ -66,10 +66,6 @@ pub fn suite_table(suite: &SuiteReport) -> String {
         }
         rows.push(row);
     }
-    let columns = rows[0].len();
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
     let mut out = String::new();
     let status = match suite.status {
         SuiteStatus::Completed => "completed",
@@ -84,16 +80,21 @@ pub fn suite_table(suite: &SuiteReport) -> String {
     } else {
         &rows[..]
     };
-    for row in rows {
-        let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            if c == 0 {
-                let _ = write!(line, "  {cell:<w$}", w = widths[c]);
-            } else {
-                let _ = write!(line, "  {cell:>w$}", w = widths[c]);
-            }
+    out.push_str(&columns(rows));
+    for (title, table) in [
+        (
+            "LLM requests (times in ms)",
+            super::measures::llm_table(suite),
+        ),
+        (
+            "Server time per component",
+            super::measures::breakdown_table(suite),
+        ),
+    ] {
+        if let Some(table) = table {
+            let _ = writeln!(out, "  {title}");
+            out.push_str(&columns(&table));
         }
-        let _ = writeln!(out, "{}", line.trim_end());
     }
     if let Some(name) = &suite.stopped_by {
         let _ = writeln!(out, "  stopped early: criterion `{name}` triggered");
@@ -111,6 +112,33 @@ pub fn suite_table(suite: &SuiteReport) -> String {
         if let Some(hint) = &e.hint {
             let _ = writeln!(out, "  hint: {hint}");
         }
+    }
+    out
+}
+
+/// Rows as aligned columns indented by two spaces: the first (a name) left-aligned, the
+/// rest (numbers) right-aligned.
+pub(crate) fn columns(rows: &[Vec<String>]) -> String {
+    let count = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..count)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c == 0 {
+                let _ = write!(line, "  {cell:<w$}", w = widths[c]);
+            } else {
+                let _ = write!(line, "  {cell:>w$}", w = widths[c]);
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
     }
     out
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::model::{RunReport, SuiteReport, SuiteStatus};
+use super::model::{CriterionReport, RunReport, SuiteReport, SuiteStatus};
 use crate::criteria::eval::Verdict;
 
 const TEMPLATE: &str = include_str!("../../templates/report.html.tera");
@@ -69,6 +69,50 @@ struct SuiteView<'a> {
     errors: Vec<(String, u64)>,
     effective_yaml: &'a str,
     versus: Option<VersusView>,
+    /// LLM requests per label (header first), when there were any.
+    llm: Option<super::measures::Table>,
+    /// Server time per component (header first), and per label the stacked bar.
+    breakdown: Option<super::measures::Table>,
+    bars: Vec<Bar>,
+}
+
+/// One label's mean server-side components and network, stacked to its response time.
+#[derive(Serialize)]
+struct Bar {
+    label: String,
+    /// (component, mean ms, share of the bar's width in percent, colour index)
+    segments: Vec<(String, String, f64, usize)>,
+}
+
+fn bars(s: &SuiteReport) -> Vec<Bar> {
+    super::measures::breakdowns(s)
+        .into_iter()
+        .map(|b| {
+            let stacked: Vec<_> = b
+                .parts
+                .iter()
+                .filter(|(name, ..)| !super::measures::Breakdown::is_total(name))
+                .collect();
+            let sum: f64 = stacked.iter().map(|(_, d, _)| d.mean).sum();
+            let segments = stacked
+                .iter()
+                .enumerate()
+                .map(|(i, (name, d, _))| {
+                    let width = if sum > 0.0 { 100.0 * d.mean / sum } else { 0.0 };
+                    (
+                        name.clone(),
+                        format!("{:.2}", d.mean),
+                        (width * 10.0).round() / 10.0,
+                        i % 8,
+                    )
+                })
+                .collect();
+            Bar {
+                label: b.label,
+                segments,
+            }
+        })
+        .collect()
 }
 
 /// The suite against its baseline: a table and the trend charts.
@@ -316,6 +360,9 @@ fn suite_view(s: &SuiteReport) -> SuiteView<'_> {
         errors,
         effective_yaml: &s.effective_yaml,
         versus: versus_view(s),
+        llm: super::measures::llm_table(s),
+        breakdown: super::measures::breakdown_table(s),
+        bars: bars(s),
     }
 }
 
@@ -449,6 +496,7 @@ fn charts(s: &SuiteReport) -> Vec<Chart> {
             ));
         }
     }
+    out.extend(measure_charts(s, &triggered));
     for m in &s.monitoring {
         let marks: Vec<Mark> = triggered
             .iter()
@@ -466,6 +514,84 @@ fn charts(s: &SuiteReport) -> Vec<Chart> {
             .map(|(t, v)| (*t as f64, v / scale))
             .collect();
         out.push(line_chart(&m.subject, unit, &[("value", points)], &marks));
+    }
+    out
+}
+
+/// Per LLM label: TTFT, ITL and TPOT, and tokens per second over time; per label with
+/// server timings: each component's mean over time.
+fn measure_charts(s: &SuiteReport, triggered: &[(&CriterionReport, (u64, u64))]) -> Vec<Chart> {
+    use super::model::MeasureRow;
+    let mut out = Vec::new();
+    for l in s.labels.iter().filter(|l| !l.label.is_empty()) {
+        let rows: Vec<_> = s.timeline.iter().filter(|r| r.label == l.label).collect();
+        let series = |name: &str, f: fn(&MeasureRow) -> f64| -> Vec<(f64, f64)> {
+            rows.iter()
+                .filter_map(|r| r.measures.get(name).map(|m| (r.second as f64, f(m))))
+                .collect()
+        };
+        let marks: Vec<Mark> = triggered
+            .iter()
+            .filter(|(c, _)| c.name.contains(&format!(" of {}", l.label)))
+            .map(|(c, (from, to))| Mark {
+                from: *from as f64,
+                to: *to as f64,
+                text: c.name.clone(),
+            })
+            .collect();
+        if l.llm.is_some() {
+            let label = &l.label;
+            let ttft = [
+                ("ttft p50", series("ttft", |m| m.p50)),
+                ("ttft p95", series("ttft", |m| m.p95)),
+                ("tpot p50", series("tpot", |m| m.p50)),
+                ("itl p50", series("itl", |m| m.p50)),
+            ];
+            if ttft.iter().any(|(_, p)| !p.is_empty()) {
+                out.push(line_chart(
+                    &format!("Token latency: {label}"),
+                    "ms",
+                    &ttft,
+                    &marks,
+                ));
+            }
+            let tokens = [
+                // Output tokens completed in each second (all requests together).
+                (
+                    "tokens/s",
+                    rows.iter()
+                        .filter_map(|r| {
+                            let m = r.measures.get("output-tokens")?;
+                            Some((r.second as f64, m.total / r.seconds.max(1) as f64))
+                        })
+                        .collect(),
+                ),
+                ("tok/s per request p50", series("tokens-per-s", |m| m.p50)),
+            ];
+            out.push(line_chart(
+                &format!("Tokens per second: {label}"),
+                "tokens/s",
+                &tokens,
+                &marks,
+            ));
+        }
+        let components: Vec<&String> = l
+            .distributions
+            .keys()
+            .filter(|n| n.starts_with(crate::metrics::SERVER_PREFIX) || *n == "network")
+            .collect();
+        if !components.is_empty() {
+            let lines: Vec<(&str, Vec<(f64, f64)>)> = components
+                .iter()
+                .map(|n| (n.as_str(), series(n, |m| m.mean)))
+                .collect();
+            out.push(line_chart(
+                &format!("Server time: {}", l.label),
+                "ms",
+                &lines,
+                &marks,
+            ));
+        }
     }
     out
 }

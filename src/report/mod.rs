@@ -13,6 +13,7 @@ pub mod dump;
 pub mod files;
 pub mod html;
 pub mod junit;
+pub mod measures;
 pub mod model;
 pub mod redact;
 pub mod summary;

@@ -315,6 +315,8 @@ pub enum Extractor {
 #[derive(Clone, Debug, Serialize)]
 pub struct DataSource {
     pub path: PathBuf,
+    /// CSV, or JSON Lines (`.jsonl`, `.ndjson`: one object per line, its keys the variables).
+    pub jsonl: bool,
     pub delimiter: char,
     pub quoted: bool,
     /// Start again at the end (true) or end the load (false).

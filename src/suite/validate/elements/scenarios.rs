@@ -126,6 +126,9 @@ impl Validator<'_> {
                 ','
             }
         };
+        let jsonl = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("ndjson"));
         let variable_names: Vec<String> = match d.variable_names.as_ref().and_then(Located::get) {
             Some(names) => names
                 .split(',')
@@ -133,6 +136,20 @@ impl Validator<'_> {
                 .filter(|n| !n.is_empty())
                 .collect(),
             // The first line only, of a regular file only: a CSV may be huge, a FIFO endless.
+            None if jsonl => {
+                let first = path.is_file().then(|| first_line(&path)).flatten();
+                match first.map(|line| serde_json::from_str::<serde_json::Value>(&line)) {
+                    Some(Ok(serde_json::Value::Object(map))) => map.keys().cloned().collect(),
+                    Some(_) => {
+                        self.push(
+                            Diagnostic::error(d.path.span, format!("the first line of `{}` is not a JSON object", path.display()))
+                                .with_hint("a JSON Lines data source has one object per line, e.g. {\"prompt\": \"...\"}; its keys name the variables"),
+                        );
+                        Vec::new()
+                    }
+                    None => Vec::new(),
+                }
+            }
             None => path
                 .is_file()
                 .then(|| first_line(&path))
@@ -147,6 +164,7 @@ impl Validator<'_> {
         self.runtime_vars.extend(variable_names.iter().cloned());
         Some(DataSource {
             path,
+            jsonl,
             delimiter,
             quoted: d.quoted.unwrap_or(false),
             repeat: d.loop_.unwrap_or(true),
@@ -521,11 +539,12 @@ impl Validator<'_> {
             Some(Prompt::Text(text.clone()))
         } else if let Some(messages) = &r.messages {
             let value = messages.get()?;
-            if api == LlmApi::Completions || !value.is_array() {
+            let variable = value.as_str().is_some_and(|s| s.contains("${"));
+            if api == LlmApi::Completions || !(value.is_array() || variable) {
                 let why = if api == LlmApi::Completions {
                     "`messages` is for `llm: openai-chat`; a completions request takes `prompt`"
                 } else {
-                    "`messages` is a list of {role, content} maps"
+                    "`messages` is a list of {role, content} maps, or a ${variable} holding one as JSON"
                 };
                 self.push(Diagnostic::error(messages.span, why));
             }
