@@ -172,12 +172,11 @@ pub fn breakdown_table(suite: &SuiteReport) -> Option<Table> {
     Some(rows)
 }
 
-/// A table as Markdown (cells escaped for tables).
+/// A table as Markdown (cells escaped: labels are untrusted text).
 pub fn markdown(table: &Table) -> String {
-    let escape = |s: &str| s.replace('|', "\\|").replace('\n', " ");
     let mut out = String::new();
     for (i, row) in table.iter().enumerate() {
-        let cells: Vec<String> = row.iter().map(|c| escape(c)).collect();
+        let cells: Vec<String> = row.iter().map(|c| super::summary::cell(c)).collect();
         out.push_str(&format!("| {} |\n", cells.join(" | ")));
         if i == 0 {
             out.push_str(&format!("|{}\n", "---|".repeat(row.len())));

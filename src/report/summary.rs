@@ -98,6 +98,17 @@ pub fn markdown(run: &RunReport) -> String {
         );
         super::versus::markdown_table(&v.rows, &v.notes, &mut out);
     }
+    for s in &run.suites {
+        for (title, table) in [
+            ("LLM requests (times in ms)", super::measures::llm_table(s)),
+            ("server time per component", super::measures::breakdown_table(s)),
+        ] {
+            if let Some(table) = table {
+                let _ = writeln!(out, "\n### {}: {title}\n", cell(&s.name));
+                out.push_str(&super::measures::markdown(&table));
+            }
+        }
+    }
     for s in run.suites.iter().filter(|s| s.error.is_some()) {
         if let Some(e) = &s.error {
             let _ = writeln!(out, "\n**{}**: {}", cell(&s.name), cell(&e.message));
