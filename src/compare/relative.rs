@@ -448,6 +448,68 @@ mod tests {
         }
     }
 
+    /// A store where LLM label `a` has a TTFT of `ms[i]` (and 20 ms spread) in second `i`,
+    /// and `rate` tokens per second per request.
+    fn llm_store(ms: &[u64], rate: f64) -> Store {
+        use crate::metrics::{Extra, Measure, Outcome, Sample};
+        let mut s = Store::default();
+        for (t, &m) in ms.iter().enumerate() {
+            let t = t as u64;
+            for k in 0..20 {
+                let ttft = (m + k) as f64 / 1e3;
+                s.record(&Sample {
+                    label: "a".into(),
+                    second: t,
+                    rt: std::time::Duration::from_millis(m * 4),
+                    lt: std::time::Duration::from_millis(1),
+                    ct: None,
+                    bytes: 10,
+                    outcome: Outcome::Response {
+                        status: 200,
+                        success: true,
+                        message: None,
+                    },
+                    concurrency: 1,
+                    completed: t,
+                    extra: Some(Box::new(Extra {
+                        measures: vec![
+                            Measure::new("ttft", ttft),
+                            Measure::new("tokens-per-s", rate + (k % 3) as f64),
+                        ],
+                        ..Extra::default()
+                    })),
+                });
+            }
+        }
+        s.set_end(std::time::Duration::from_secs(ms.len() as u64));
+        s
+    }
+
+    /// Relative thresholds on named distributions: the baseline's value comes from its
+    /// results (histogram), the noise rule from its timeline's per-second measures.
+    #[test]
+    fn measurements_against_a_baseline() {
+        let base = [suite_of(&llm_store(&flat(100, 20), 30.0), "night1")];
+        let slower = llm_store(&flat(130, 20), 30.0);
+        let same = llm_store(&flat(100, 20), 30.0);
+        let fewer = llm_store(&flat(100, 20), 20.0);
+        for (text, now, expected) in [
+            ("p95-ttft of a>baseline+10%", &slower, Verdict::Failed),
+            ("p95-ttft of a>baseline+10%", &same, Verdict::Passed),
+            ("avg-ttft of a>baseline+20ms", &slower, Verdict::Failed),
+            ("avg-ttft of a>baseline+50ms", &slower, Verdict::Passed),
+            ("avg-tokens-per-s of a<baseline-10%", &fewer, Verdict::Failed),
+            ("avg-tokens-per-s of a<baseline-10%", &same, Verdict::Passed),
+        ] {
+            let j = judge(text, &base, now, false);
+            assert_eq!(j.verdict, expected, "{text}: {j:?}");
+        }
+        // The baseline's value is the whole run's, from its histogram.
+        let subject = crate::criteria::grammar::parse_subject("p95-ttft").unwrap();
+        let p95 = whole(&subject, "a", &base[0].1).unwrap();
+        assert!((p95 - 0.119).abs() < 0.001, "{p95}");
+    }
+
     /// For rates, `+N%` is percentage points: 10% failures against 0% is over `+5%`, not
     /// over `+15%` (it would be over any relative percentage of 0).
     #[test]
