@@ -160,6 +160,10 @@ reporting:
       - expr: 'metric("kserve/request_count{path=\"/v2/models/{model_name}/infer\",code=\"200\"}") > 1000'
       - p95 of kserve/request_seconds>50ms for 10s
       - {subject: p99, label: kserve/request_seconds, condition: '>', threshold: 0.2}
+      - avg of kserve/request_seconds>20ms
+      - p95-ttft of infer>500ms for 10s
+      - avg-server.inference of infer>40ms
+      - goodput of infer<90%
 "#;
     let c = criteria(suite);
     assert_eq!(
@@ -174,10 +178,27 @@ reporting:
     assert_eq!(
         c[2]["check"]["subject"],
         serde_json::json!({"kind": "histogram-quantile", "source": "kserve",
-            "metric": "request_seconds", "level": 95.0})
+            "metric": "request_seconds", "agg": {"kind": "percentile", "level": 95.0}})
     );
     assert_eq!(c[2]["check"]["label"], "");
-    assert_eq!(c[3]["check"]["subject"]["level"], 99.0);
+    assert_eq!(c[3]["check"]["subject"]["agg"]["level"], 99.0);
+    // Its mean, and the named distributions of requests.
+    assert_eq!(
+        c[4]["check"]["subject"],
+        serde_json::json!({"kind": "histogram-quantile", "source": "kserve",
+            "metric": "request_seconds", "agg": {"kind": "avg"}})
+    );
+    assert_eq!(c[4]["name"], "avg of kserve/request_seconds>20ms");
+    assert_eq!(
+        c[5]["check"]["subject"],
+        serde_json::json!({"kind": "measure", "agg": {"kind": "percentile", "level": 95.0}, "metric": "ttft"})
+    );
+    assert_eq!(c[5]["check"]["label"], "infer");
+    assert_eq!(c[6]["check"]["subject"]["metric"], "server.inference");
+    assert_eq!(
+        c[7]["check"]["subject"],
+        serde_json::json!({"kind": "kpi", "kpi": "goodput"})
+    );
     assert_eq!(
         c[3]["check"]["threshold"],
         serde_json::json!({"unit": "number", "value": 0.2})

@@ -498,7 +498,11 @@ mod tests {
             ("p95-ttft of a>baseline+10%", &same, Verdict::Passed),
             ("avg-ttft of a>baseline+20ms", &slower, Verdict::Failed),
             ("avg-ttft of a>baseline+50ms", &slower, Verdict::Passed),
-            ("avg-tokens-per-s of a<baseline-10%", &fewer, Verdict::Failed),
+            (
+                "avg-tokens-per-s of a<baseline-10%",
+                &fewer,
+                Verdict::Failed,
+            ),
             ("avg-tokens-per-s of a<baseline-10%", &same, Verdict::Passed),
         ] {
             let j = judge(text, &base, now, false);

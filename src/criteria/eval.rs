@@ -23,7 +23,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::criteria::grammar::{Kpi, Logic, Op, Subject, Threshold};
-use crate::metrics::{Select, Snapshot, Store};
+use crate::metrics::{Agg, Select, Snapshot, Store};
 use crate::suite::model::{Check, Criterion};
 
 /// How a criterion ended.
@@ -560,14 +560,18 @@ fn observe(
             if let Subject::HistogramQuantile {
                 source,
                 metric,
-                level,
+                agg,
             } = subject
             {
                 let name = format!("{source}/{metric}");
                 let (from, to) = window.unwrap_or((0, u64::MAX));
-                return store
-                    .histogram_quantile(&name, level / 100.0, from, to)
-                    .ok_or_else(|| format!("no observations in the buckets of `{name}`"));
+                let value = match agg {
+                    Agg::Percentile(level) => {
+                        store.histogram_quantile(&name, level / 100.0, from, to)
+                    }
+                    _ => store.histogram_mean(&name, from, to),
+                };
+                return value.ok_or_else(|| format!("no observations in the buckets of `{name}`"));
             }
             if let Subject::Monitoring { source, metric } = subject {
                 let name = format!("{source}/{metric}");

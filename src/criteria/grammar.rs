@@ -113,11 +113,13 @@ pub enum Subject {
         metric: String,
     },
     /// `p95 of source/histogram`: a quantile of a Prometheus histogram's observations in the
-    /// window, from its bucket rates (PromQL's `histogram_quantile`).
+    /// window, from its bucket rates (PromQL's `histogram_quantile`); `avg of
+    /// source/histogram`: their mean (`rate(_sum) / rate(_count)`).
     HistogramQuantile {
         source: String,
         metric: String,
-        level: f64,
+        /// `Percentile` or `Avg`.
+        agg: Agg,
     },
 }
 
@@ -141,8 +143,8 @@ impl fmt::Display for Subject {
             Self::HistogramQuantile {
                 source,
                 metric,
-                level,
-            } => write!(f, "p{level} of {source}/{metric}"),
+                agg,
+            } => write!(f, "{agg} of {source}/{metric}"),
         }
     }
 }

@@ -1055,6 +1055,31 @@ impl Store {
         bucket_quantile(q, &mut totals)
     }
 
+    /// The mean of a Prometheus histogram's observations over seconds `from..to`
+    /// (`rate(_sum) / rate(_count)`): each scrape's mean (its series, `Δsum / Δcount`)
+    /// weighted by its observations (the `+Inf` bucket's rate; scrapes are evenly spaced).
+    /// `None` without observations.
+    pub fn histogram_mean(&self, subject: &str, from: u64, to: u64) -> Option<f64> {
+        let buckets = self.buckets.get(subject)?;
+        let means = self.series.get(subject)?;
+        let (mut weighted, mut total) = (0.0, 0.0);
+        for (second, b) in buckets.range(from..to) {
+            let count = b
+                .iter()
+                .filter(|(le, _)| le.is_infinite())
+                .map(|(_, n)| *n)
+                .sum::<f64>();
+            let Some((sum, n)) = means.get(second) else {
+                continue;
+            };
+            if count > 0.0 && *n > 0 {
+                weighted += sum / f64::from(*n) * count;
+                total += count;
+            }
+        }
+        (total > 0.0).then(|| weighted / total)
+    }
+
     /// The monitoring subjects with at least one reading, sorted.
     pub fn metric_subjects(&self) -> impl Iterator<Item = &str> {
         self.series.keys().map(String::as_str)
@@ -1470,6 +1495,21 @@ mod tests {
         assert_eq!(q(0.5, 2, 3), Some(0.4));
         assert_eq!(q(0.5, 5, 9), None);
         assert_eq!(store.histogram_quantile("k/other", 0.5, 0, 9), None);
+    }
+
+    /// The mean of a histogram's observations over a window weighs each scrape's mean by
+    /// its observations: 10/s at 0.1 s and 30/s at 0.3 s average 0.25 s, not 0.2 s.
+    #[test]
+    fn histogram_means_weigh_scrapes_by_observations() {
+        let mut store = Store::default();
+        store.record_buckets(0, "k/lat", &[(0.5, 10.0), (f64::INFINITY, 10.0)]);
+        store.record_metric(0, "k/lat", 0.1);
+        store.record_buckets(1, "k/lat", &[(0.5, 30.0), (f64::INFINITY, 30.0)]);
+        store.record_metric(1, "k/lat", 0.3);
+        let mean = store.histogram_mean("k/lat", 0, 2).unwrap();
+        assert!((mean - 0.25).abs() < 1e-12, "{mean}");
+        assert_eq!(store.histogram_mean("k/lat", 1, 2), Some(0.3));
+        assert_eq!(store.histogram_mean("k/lat", 3, 9), None);
     }
 
     fn ok(label: &str, second: u64, ms: u64) -> Sample {

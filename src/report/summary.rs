@@ -101,7 +101,10 @@ pub fn markdown(run: &RunReport) -> String {
     for s in &run.suites {
         for (title, table) in [
             ("LLM requests (times in ms)", super::measures::llm_table(s)),
-            ("server time per component", super::measures::breakdown_table(s)),
+            (
+                "server time per component",
+                super::measures::breakdown_table(s),
+            ),
         ] {
             if let Some(table) = table {
                 let _ = writeln!(out, "\n### {}: {title}\n", cell(&s.name));

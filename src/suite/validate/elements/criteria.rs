@@ -53,7 +53,8 @@ impl Validator<'_> {
             }
         };
         let at = |v: &Self, p: &grammar::Part| v.span_in(span, text, p.range.clone());
-        let subject = self.subject(at(self, &parsed.subject), &parsed.subject.text)?;
+        let label = parsed.label.as_ref().map(|l| l.text.as_str());
+        let subject = self.subject(at(self, &parsed.subject), &parsed.subject.text, label)?;
         let label_span = parsed.label.as_ref().map_or(span, |l| at(self, l));
         let (subject, histogram) = self.histogram_quantile(
             label_span,
@@ -134,12 +135,26 @@ impl Validator<'_> {
         label: Option<&str>,
         monitoring: &[MonitorSource],
     ) -> (Subject, bool) {
-        let (Subject::Percentile { level }, Some((source, metric))) =
-            (&subject, label.and_then(|l| l.split_once('/')))
-        else {
+        let agg = match &subject {
+            Subject::Percentile { level } => Agg::Percentile(*level),
+            // `avg of source/histogram` (see `subject`).
+            Subject::Measure {
+                agg: Agg::Avg,
+                metric,
+            } if metric.is_empty() => Agg::Avg,
+            _ => return (subject, false),
+        };
+        let Some((source, metric)) = label.and_then(|l| l.split_once('/')) else {
             return (subject, false);
         };
         let Some(found) = monitoring.iter().find(|m| m.name == source) else {
+            if agg == Agg::Avg {
+                self.push(
+                    Diagnostic::error(span, format!("`{source}` is not a monitoring source"))
+                        .with_suggestion(source, monitoring.iter().map(|m| m.name.as_str()))
+                        .with_hint("`avg of source/histogram` reads a Prometheus histogram; for a request's mean write `avg-rt of label` (or avg-ttft, ...)"),
+                );
+            }
             return (subject, false);
         };
         if found.kind != SourceKind::Prometheus {
@@ -162,7 +177,7 @@ impl Validator<'_> {
         let quantile = Subject::HistogramQuantile {
             source: source.to_owned(),
             metric: metric.to_owned(),
-            level: *level,
+            agg,
         };
         (quantile, true)
     }
@@ -234,7 +249,7 @@ impl Validator<'_> {
                     None => text.clone(),
                 }
             };
-            let Some(subject) = self.subject(subject_loc.span, &full) else {
+            let Some(subject) = self.subject(subject_loc.span, &full, None) else {
                 continue;
             };
             self.check_monitoring(subject_loc.span, &subject, monitoring);
@@ -274,11 +289,20 @@ impl Validator<'_> {
         }
     }
 
+    /// `label` is the criterion's: `avg` is a subject only as `avg of source/histogram`.
     pub(in crate::suite::validate) fn subject(
         &mut self,
         span: Span,
         text: &str,
+        label: Option<&str>,
     ) -> Option<Subject> {
+        if text == "avg" && label.is_some_and(|l| l.contains('/')) {
+            // Made a histogram's mean by `histogram_quantile`.
+            return Some(Subject::Measure {
+                agg: Agg::Avg,
+                metric: String::new(),
+            });
+        }
         match parse_subject(text) {
             Ok(s) => Some(s),
             Err(why) => {
@@ -429,7 +453,8 @@ impl Validator<'_> {
         if subject_text.contains("${") {
             return None;
         }
-        let subject = self.subject(subject_loc.span, subject_text)?;
+        let label = c.label.as_ref().and_then(|l| l.get()).map(String::as_str);
+        let subject = self.subject(subject_loc.span, subject_text, label)?;
         let (subject, histogram) = self.histogram_quantile(
             c.label.as_ref().map_or(subject_loc.span, |l| l.span),
             subject,
