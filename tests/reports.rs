@@ -486,6 +486,11 @@ fn the_html_report_renders_in_headless_chromium() {
             "p99 of infer>1s",
         ],
     );
+    // A token stream too, for the LLM table and charts.
+    let text = text.replace(
+        "    requests:\n",
+        "    requests:\n      - {url: /v1/chat/completions, label: chat, llm: openai-chat, prompt: hi, body: {model: mlp, stream: true}}\n",
+    );
     std::fs::write(dir.path().join("page.yaml"), text).unwrap();
     let (code, out) = perfgate_in(
         dir.path(),
@@ -525,6 +530,16 @@ fn the_html_report_renders_in_headless_chromium() {
         "criterion row"
     );
     assert!(dom.matches(r#"<svg class="chart""#).count() >= 4, "charts");
+    // The model-server views: tokens, and the server's component times.
+    assert!(dom.contains(r#"<table class="llm">"#), "LLM table");
+    assert!(dom.contains("Token latency: chat"), "token latency chart");
+    assert!(dom.contains("Tokens per second: chat"), "token rate chart");
+    assert!(
+        dom.contains(r#"<table class="breakdown">"#),
+        "breakdown table"
+    );
+    assert!(dom.contains(r#"class="seg c0""#), "stacked bar");
+    assert!(dom.contains("Server time: infer"), "component chart");
     assert!(
         dom.contains(r#"class="mark""#),
         "the triggered window is shaded"

@@ -162,6 +162,9 @@ impl Kpi {
             Kpi::Throughput => l.throughput,
             Kpi::ErrorRate => (l.hits > 0).then(|| 100.0 * l.fail as f64 / l.hits as f64),
             Kpi::Mean => None,
+            Kpi::TtftP95 => l.distributions.get("ttft")?.percentile(95.0),
+            Kpi::TpotP95 => l.distributions.get("tpot")?.percentile(95.0),
+            Kpi::TokensPerS => l.llm.as_ref()?.output_tokens_per_s,
         }
     }
 
@@ -179,6 +182,9 @@ impl Kpi {
                 Kpi::Throughput => Some(r.served as f64),
                 Kpi::ErrorRate => (r.hits > 0).then(|| 100.0 * r.fail as f64 / r.hits as f64),
                 Kpi::Mean => None,
+                Kpi::TtftP95 => r.measures.get("ttft").map(|m| m.p95),
+                Kpi::TpotP95 => r.measures.get("tpot").map(|m| m.p95),
+                Kpi::TokensPerS => r.measures.get("output-tokens").map(|m| m.total),
             })
             .collect()
     }
@@ -301,7 +307,11 @@ fn compare_suite(
             .take(HISTORY_RUNS)
             .filter_map(|(_, r)| r.labels.iter().find(|l| l.label == label.label))
             .collect();
-        for kpi in Kpi::ALL {
+        // LLM labels are compared on their token KPIs too, when both runs have them.
+        let llm = Kpi::LLM
+            .into_iter()
+            .filter(|k| k.whole(label).is_some() && k.whole(old_label).is_some());
+        for kpi in Kpi::ALL.into_iter().chain(llm) {
             let spread = between_runs(kpi, &history);
             let mut row = row(
                 suite,
@@ -657,5 +667,36 @@ mod tests {
         assert_eq!(verdict("srv/rss"), Some(Verdict::Changed));
         assert_eq!(verdict("srv/workers"), Some(Verdict::Ok));
         assert_eq!(out.regressions(), 0);
+    }
+
+    /// LLM labels are compared on TTFT too: a slower first token is a regression; a label
+    /// without token streams gets no LLM rows.
+    #[test]
+    fn llm_labels_are_compared_on_their_tokens() {
+        use super::relative::tests::{flat, llm_store, suite_of};
+        let (_, before) = suite_of(&llm_store(&flat(100, 20), 30.0), "night1");
+        let (_, now) = suite_of(&llm_store(&flat(130, 20), 30.0), "tonight");
+        let mut out = Comparison::default();
+        compare_suite(
+            &now,
+            &[("night1".to_owned(), before)],
+            Thresholds::uniform(10.0),
+            &mut out,
+        );
+        let row = |kpi: Kpi| out.rows.iter().find(|r| r.label == "a" && r.kpi == kpi);
+        assert_eq!(
+            row(Kpi::TtftP95).map(|r| r.verdict),
+            Some(Verdict::Regression)
+        );
+        assert!(row(Kpi::TpotP95).is_none(), "no tpot in these samples");
+        let (_, plain) = suite_of(&relative::tests::store_of_plain(), "plain");
+        let mut out = Comparison::default();
+        compare_suite(
+            &plain,
+            &[("p".to_owned(), plain.clone())],
+            Thresholds::uniform(10.0),
+            &mut out,
+        );
+        assert!(out.rows.iter().all(|r| !Kpi::LLM.contains(&r.kpi)));
     }
 }

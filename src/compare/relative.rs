@@ -379,7 +379,7 @@ pub fn per_second(subject: &Subject, label: &str, suite: &SuiteReport) -> Vec<f6
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::criteria::eval::tests::{add, crit};
     use crate::criteria::eval::{Judge, Judged, Verdict};
@@ -402,11 +402,16 @@ mod tests {
         s
     }
 
-    fn flat(ms: u64, seconds: usize) -> Vec<u64> {
+    /// Plain requests only.
+    pub(crate) fn store_of_plain() -> Store {
+        store(&flat(10, 10), 0)
+    }
+
+    pub(crate) fn flat(ms: u64, seconds: usize) -> Vec<u64> {
         (0..seconds).map(|i| ms + (i as u64 * 7) % 3).collect()
     }
 
-    fn suite_of(s: &Store, name: &str) -> (PathBuf, SuiteReport) {
+    pub(crate) fn suite_of(s: &Store, name: &str) -> (PathBuf, SuiteReport) {
         let mut r = SuiteReport::invalid("s".into(), "s.yaml".into(), String::new(), String::new());
         (r.labels, r.timeline) = model::stats(s);
         r.monitoring = model::series(s);
@@ -450,7 +455,7 @@ mod tests {
 
     /// A store where LLM label `a` has a TTFT of `ms[i]` (and 20 ms spread) in second `i`,
     /// and `rate` tokens per second per request.
-    fn llm_store(ms: &[u64], rate: f64) -> Store {
+    pub(crate) fn llm_store(ms: &[u64], rate: f64) -> Store {
         use crate::metrics::{Extra, Measure, Outcome, Sample};
         let mut s = Store::default();
         for (t, &m) in ms.iter().enumerate() {

@@ -52,6 +52,12 @@ pub enum Kpi {
     /// is worse: a change beyond the threshold and the noise is reported, never a
     /// regression (gate a series with a relative criterion or `diff_percent`).
     Mean,
+    /// LLM labels: the 95th percentile of the time to first token (ms).
+    TtftP95,
+    /// LLM labels: the 95th percentile of the time per output token (ms).
+    TpotP95,
+    /// LLM labels: output tokens per second, all requests together.
+    TokensPerS,
 }
 
 impl Kpi {
@@ -64,8 +70,11 @@ impl Kpi {
         Kpi::ErrorRate,
     ];
 
+    /// What LLM labels are compared on besides [`Kpi::ALL`].
+    pub const LLM: [Kpi; 3] = [Kpi::TtftP95, Kpi::TpotP95, Kpi::TokensPerS];
+
     /// Every KPI, the monitored series' mean included.
-    pub const EVERY: [Kpi; 7] = [
+    pub const EVERY: [Kpi; 10] = [
         Kpi::AvgRt,
         Kpi::P50,
         Kpi::P90,
@@ -73,6 +82,9 @@ impl Kpi {
         Kpi::Throughput,
         Kpi::ErrorRate,
         Kpi::Mean,
+        Kpi::TtftP95,
+        Kpi::TpotP95,
+        Kpi::TokensPerS,
     ];
 
     fn index(self) -> usize {
@@ -93,12 +105,15 @@ impl Kpi {
             Kpi::Throughput => "throughput",
             Kpi::ErrorRate => "error-rate",
             Kpi::Mean => "mean",
+            Kpi::TtftP95 => "ttft-p95",
+            Kpi::TpotP95 => "tpot-p95",
+            Kpi::TokensPerS => "tokens-per-s",
         }
     }
 
     /// Whether a larger value is worse (latency, errors) or better (throughput).
     pub fn higher_is_worse(self) -> bool {
-        !matches!(self, Kpi::Throughput)
+        !matches!(self, Kpi::Throughput | Kpi::TokensPerS)
     }
 }
 
@@ -108,7 +123,7 @@ impl Kpi {
 pub struct Thresholds {
     pub default: f64,
     /// Per KPI, in the order of [`Kpi::EVERY`].
-    pub overrides: [Option<f64>; 7],
+    pub overrides: [Option<f64>; 10],
 }
 
 impl Thresholds {
@@ -116,7 +131,7 @@ impl Thresholds {
     pub fn uniform(default: f64) -> Self {
         Self {
             default,
-            overrides: [None; 7],
+            overrides: [None; 10],
         }
     }
 
@@ -221,6 +236,7 @@ fn value(kpi: Kpi, v: Option<f64>) -> String {
         (_, None) => "-".to_owned(),
         (Kpi::Mean, Some(v)) => crate::criteria::eval::format_value(None, v),
         (Kpi::Throughput, Some(v)) => format!("{v:.1}/s"),
+        (Kpi::TokensPerS, Some(v)) => format!("{v:.1} tokens/s"),
         (Kpi::ErrorRate, Some(v)) => format!("{v:.2}%"),
         (_, Some(v)) => format!("{v:.2}ms"),
     }
