@@ -96,6 +96,9 @@ pub fn suite_table(suite: &SuiteReport) -> String {
             out.push_str(&columns(&table));
         }
     }
+    for note in super::measures::timing_notes(suite) {
+        let _ = writeln!(out, "  note: {note}");
+    }
     if let Some(name) = &suite.stopped_by {
         let _ = writeln!(out, "  stopped early: criterion `{name}` triggered");
     }

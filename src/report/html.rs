@@ -74,6 +74,7 @@ struct SuiteView<'a> {
     /// Server time per component (header first), and per label the stacked bar.
     breakdown: Option<super::measures::Table>,
     bars: Vec<Bar>,
+    timing_notes: Vec<String>,
 }
 
 /// One label's mean server-side components and network, stacked to its response time.
@@ -363,6 +364,7 @@ fn suite_view(s: &SuiteReport) -> SuiteView<'_> {
         llm: super::measures::llm_table(s),
         breakdown: super::measures::breakdown_table(s),
         bars: bars(s),
+        timing_notes: super::measures::timing_notes(s),
     }
 }
 

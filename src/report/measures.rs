@@ -138,6 +138,22 @@ pub fn breakdowns(suite: &SuiteReport) -> Vec<Breakdown<'_>> {
     out
 }
 
+/// Per label whose responses carried server timing headers that could not be read: a
+/// sentence saying how many (they are counted, never fatal).
+pub fn timing_notes(suite: &SuiteReport) -> Vec<String> {
+    suite
+        .labels
+        .iter()
+        .filter(|l| !l.label.is_empty() && l.malformed_timing > 0)
+        .map(|l| {
+            format!(
+                "{}: {} Server-Timing / X-Timing-Info header(s) could not be read (not `name;dur=ms` entries, or not a JSON object of seconds)",
+                l.label, l.malformed_timing
+            )
+        })
+        .collect()
+}
+
 /// The breakdowns as one table: label, component, mean, p50, p95, p99, max, share.
 pub fn breakdown_table(suite: &SuiteReport) -> Option<Table> {
     let breakdowns = breakdowns(suite);
