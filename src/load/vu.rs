@@ -977,6 +977,13 @@ impl Vu {
                     let ok = x.status < 400;
                     (ok, (!ok).then(|| format!("HTTP {}", x.status)))
                 };
+                // A failed request (a status, an assertion) is never good.
+                if !success
+                    && let Some(end) = extra.as_mut().and_then(|e| e.llm.as_mut())
+                    && end.good.is_some()
+                {
+                    end.good = Some(false);
+                }
                 let outcome = Outcome::Response {
                     status: x.status,
                     success,
