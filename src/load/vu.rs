@@ -474,7 +474,8 @@ type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<StepResult, LoadError>>
 #[derive(Debug)]
 enum Sink {
     Whole(WholeBody),
-    Stream(SseSink),
+    /// Boxed: plain requests keep the small variant (the request's future stays small).
+    Stream(Box<SseSink>),
 }
 
 impl Sink {
@@ -482,7 +483,7 @@ impl Sink {
     fn fresh(&self, cap: u64) -> Self {
         match self {
             Self::Whole(_) => Self::Whole(WholeBody::new(cap)),
-            Self::Stream(s) => Self::Stream(s.fresh(cap)),
+            Self::Stream(s) => Self::Stream(Box::new(s.fresh(cap))),
         }
     }
 }
@@ -834,9 +835,11 @@ impl Vu {
             || !r.jsonpath_assertions.is_empty()
             || !r.extractors.is_empty();
         let mut body = match (&r.llm, &llm_body) {
-            (Some(spec), Some((_, true))) => {
-                Sink::Stream(SseSink::new(spec.api, scenario.max_body, inspects))
-            }
+            (Some(spec), Some((_, true))) => Sink::Stream(Box::new(SseSink::new(
+                spec.api,
+                scenario.max_body,
+                inspects,
+            ))),
             _ => Sink::Whole(WholeBody::new(scenario.max_body)),
         };
         let exchange = if direct {
