@@ -10,6 +10,7 @@ pub mod de;
 pub mod diagnostics;
 pub mod discover;
 pub mod interpolate;
+pub mod jmx;
 pub mod load;
 pub mod merge;
 pub mod model;

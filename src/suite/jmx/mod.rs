@@ -1,0 +1,3 @@
+//! JMeter plans (`.jmx`): read into perfgate's own scenario model.
+
+pub mod xml;
