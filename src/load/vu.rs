@@ -35,6 +35,12 @@ pub enum LoadError {
         #[source]
         source: csv::Error,
     },
+    #[error("cannot read `{path}`")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("`{path}` line {line}: {message}")]
     Jsonl {
         path: PathBuf,
@@ -384,9 +390,13 @@ fn compile(
                     .into_iter()
                     .chain(r.upload_files.iter().map(|u| &u.path))
                 {
-                    if let Ok(bytes) = std::fs::read(path) {
-                        files.insert(path.clone(), Arc::new(bytes));
-                    }
+                    // Validation checked what existed then; a file a `prepare` command was
+                    // to make is looked for now.
+                    let bytes = std::fs::read(path).map_err(|e| LoadError::File {
+                        path: path.clone(),
+                        source: e,
+                    })?;
+                    files.insert(path.clone(), Arc::new(bytes));
                 }
             }
             Step::Transaction { steps, .. } | Step::Loop { steps, .. } => {

@@ -177,6 +177,8 @@ pub struct ExecutionPlan {
     /// How long requests in flight at the end of a time-bound load may take to finish
     /// before they are cancelled (`settings.graceful-stop`).
     pub graceful_stop: Duration,
+    /// Setup executions run before the main load, teardown ones after it.
+    pub phase: crate::suite::raw::Phase,
 }
 
 /// A suite's executions, ready to run.
@@ -210,6 +212,7 @@ impl SuitePlan {
                     warm_up,
                     seed: seed.wrapping_add(index as u64),
                     graceful_stop: suite.settings.graceful_stop,
+                    phase: e.phase,
                 })
             })
             .collect();
@@ -223,15 +226,22 @@ impl SuitePlan {
     /// The load's length, if every execution is time-bound: the longest execution with its
     /// delay, or with `modules.local.sequential` all of them one after another.
     pub fn duration(&self) -> Option<Duration> {
-        let mut each = self
-            .executions
-            .iter()
-            .map(|e| e.schedule.duration().map(|d| d + e.delay));
-        if self.suite.settings.sequential {
-            each.sum()
-        } else {
-            each.try_fold(Duration::ZERO, |acc, d| d.map(|d| acc.max(d)))
+        use crate::suite::raw::Phase;
+        let mut total = Duration::ZERO;
+        for phase in [Phase::Setup, Phase::Main, Phase::Teardown] {
+            let mut each = self
+                .executions
+                .iter()
+                .filter(|e| e.phase == phase)
+                .map(|e| e.schedule.duration().map(|d| d + e.delay));
+            let length = if self.suite.settings.sequential && phase == Phase::Main {
+                each.sum::<Option<Duration>>()
+            } else {
+                each.try_fold(Duration::ZERO, |acc, d| d.map(|d| acc.max(d)))
+            };
+            total += length?;
         }
+        Some(total)
     }
 }
 

@@ -4,6 +4,7 @@
 //! stops sending, gives what is in flight a short grace (none after a signal), cancels
 //! the rest, and hands the dispatcher back.
 
+use crate::suite::raw::Phase;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,29 +70,38 @@ pub(super) async fn drive(
     let (stop_tx, stop) = watch::channel(false);
     let in_flight = InFlight::default();
     let mut tasks = tokio::task::JoinSet::new();
-    if plan.suite.settings.sequential {
-        // One after another: each starts (its delay counted) when the one before has ended.
+    {
+        // Setup executions together, then the load (side by side, or one after another:
+        // each starts, its delay counted, when the one before has ended), then teardown.
         let (executions, events, stop, in_flight) = (
             plan.executions.clone(),
             events_tx.clone(),
             stop.clone(),
             in_flight.clone(),
         );
+        let sequential = plan.suite.settings.sequential;
         tasks.spawn(async move {
-            for e in executions {
-                run_execution(e, t0, events.clone(), stop.clone(), in_flight.clone()).await;
+            for phase in [Phase::Setup, Phase::Main, Phase::Teardown] {
+                let these: Vec<_> = executions.iter().filter(|e| e.phase == phase).cloned().collect();
+                if sequential && phase == Phase::Main {
+                    for e in these {
+                        run_execution(e, t0, events.clone(), stop.clone(), in_flight.clone()).await;
+                    }
+                } else {
+                    let mut together = tokio::task::JoinSet::new();
+                    for e in these {
+                        together.spawn(run_execution(
+                            e,
+                            t0,
+                            events.clone(),
+                            stop.clone(),
+                            in_flight.clone(),
+                        ));
+                    }
+                    while together.join_next().await.is_some() {}
+                }
             }
         });
-    } else {
-        for e in plan.executions.clone() {
-            tasks.spawn(run_execution(
-                e,
-                t0,
-                events_tx.clone(),
-                stop.clone(),
-                in_flight.clone(),
-            ));
-        }
     }
     drop(events_tx);
     let targets = servers

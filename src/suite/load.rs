@@ -294,6 +294,7 @@ fn load_suite(
         apply_cli_override(&mut root, text, sources, diags);
     }
     normalize(&mut root);
+    crate::suite::jmx::expand::expand(&mut root, suite_dir, sources, diags);
 
     let mut vars = Variables::from_settings(&root, &|name| std::env::var(name).ok());
     let ports = allocate_ports(&root);
@@ -312,7 +313,9 @@ fn load_suite(
     let mut known: BTreeSet<String> = vars.names().map(str::to_owned).collect();
     known.extend(BUILTIN_NAMES.iter().map(|s| (*s).to_owned()));
     known.extend(ports.iter().map(|(n, _)| n.clone()));
+    let artifacts_dir = opts.artifacts_root.join(&name);
     let cx = Context {
+        artifacts_dir,
         name,
         path: path.to_owned(),
         sources,

@@ -80,6 +80,8 @@ pub struct Execution {
     pub warm_up: Duration,
     #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
     pub delay: Duration,
+    /// Before (`setup`), during (`main`) or after (`teardown`) the load.
+    pub phase: crate::suite::raw::Phase,
 }
 
 impl Execution {

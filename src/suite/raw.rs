@@ -128,6 +128,19 @@ pub struct RawExecution {
     pub criteria: Option<Located<RawCriteria>>,
     /// Taurus executor name; perfgate has one HTTP engine.
     pub executor: Option<Located<String>>,
+    /// `setup` runs before the other executions and `teardown` after them (JMeter's setUp and
+    /// tearDown thread groups); `main` (default) is the load.
+    pub phase: Option<Located<Phase>>,
+}
+
+/// When an execution runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Setup,
+    #[default]
+    Main,
+    Teardown,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]

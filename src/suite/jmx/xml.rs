@@ -111,7 +111,7 @@ pub fn read(text: &str) -> Result<Vec<Element>, XmlError> {
                     message: e.to_string(),
                 })?;
                 let value = a
-                    .unescape_value()
+                    .normalized_value(quick_xml::XmlVersion::Implicit1_0)
                     .map_err(|e| XmlError {
                         line: line_of(at),
                         message: e.to_string(),

@@ -48,6 +48,9 @@ pub struct Context<'a> {
     pub environments: Vec<(String, BTreeSet<String>)>,
     /// The ports of `settings.ports`, which differ from run to run.
     pub ports: Vec<(String, u16)>,
+    /// The suite's artifacts directory: files there are made during the run (a `prepare`
+    /// command's download), so they are looked for when the load starts, not now.
+    pub artifacts_dir: PathBuf,
 }
 
 impl Context<'_> {
@@ -406,7 +409,10 @@ impl Validator<'_> {
     fn existing_file(&mut self, loc: &Located<String>, what: &str) -> Option<PathBuf> {
         let text = loc.get()?;
         let path = self.resolve_path(loc.span, text);
-        if !text.contains("${") && !path.exists() {
+        let artifacts = &self.cx.artifacts_dir;
+        let made_during_run = !artifacts.as_os_str().is_empty()
+            && (path.starts_with(artifacts) || Path::new(text).starts_with(artifacts));
+        if !text.contains("${") && !path.exists() && !made_during_run {
             self.push(
                 Diagnostic::error(loc.span, format!("{what} `{text}` does not exist"))
                     .with_label(format!("looked for {}", path.display()))
