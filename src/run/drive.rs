@@ -82,7 +82,11 @@ pub(super) async fn drive(
         let sequential = plan.suite.settings.sequential;
         tasks.spawn(async move {
             for phase in [Phase::Setup, Phase::Main, Phase::Teardown] {
-                let these: Vec<_> = executions.iter().filter(|e| e.phase == phase).cloned().collect();
+                let these: Vec<_> = executions
+                    .iter()
+                    .filter(|e| e.phase == phase)
+                    .cloned()
+                    .collect();
                 if sequential && phase == Phase::Main {
                     for e in these {
                         run_execution(e, t0, events.clone(), stop.clone(), in_flight.clone()).await;

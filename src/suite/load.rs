@@ -294,7 +294,9 @@ fn load_suite(
         apply_cli_override(&mut root, text, sources, diags);
     }
     normalize(&mut root);
+    let before = diags.error_count();
     crate::suite::jmx::expand::expand(&mut root, suite_dir, sources, diags);
+    let plans_failed = diags.error_count() > before;
 
     let mut vars = Variables::from_settings(&root, &|name| std::env::var(name).ok());
     let ports = allocate_ports(&root);
@@ -324,7 +326,9 @@ fn load_suite(
         environments: environments_beside(suite_dir),
         ports,
     };
-    validate(&raw, &cx, diags)
+    let suite = validate(&raw, &cx, diags);
+    // A plan that could not be imported leaves its scenario out: the suite cannot run.
+    suite.filter(|_| !plans_failed)
 }
 
 /// `-o a.b=VALUE`: VALUE is YAML, located in a virtual source named after the option.

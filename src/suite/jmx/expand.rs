@@ -234,7 +234,11 @@ fn executions_for(exec: &Node, groups: &[Group], names: &[String]) -> Vec<Node> 
     let secs = |s: f64| Node::new(Kind::Str(format!("{}ms", (s * 1000.0).round())), span);
     let given = |key: &str| exec.get(key);
     let overrides = LOAD_KEYS.iter().any(|k| given(k).is_some());
-    let number = |key: &str| given(key).and_then(Node::scalar_text).and_then(|t| t.parse::<f64>().ok());
+    let number = |key: &str| {
+        given(key)
+            .and_then(Node::scalar_text)
+            .and_then(|t| t.parse::<f64>().ok())
+    };
     // Taurus shares the execution's concurrency among the thread groups by their sizes.
     let mains: Vec<&Group> = groups.iter().filter(|g| g.phase == Phase::Main).collect();
     let total: u32 = mains.iter().map(|g| g.load.threads.max(1)).sum();
@@ -269,7 +273,10 @@ fn executions_for(exec: &Node, groups: &[Group], names: &[String]) -> Vec<Node> 
                 .map(|n| n.max(0.0) as u64)
                 .or(given("hold-for").is_none().then_some(load.loops).flatten());
             if let Some(loops) = loops {
-                entries.push(entry("iterations", int(loops.saturating_mul(u64::from(users)))));
+                entries.push(entry(
+                    "iterations",
+                    int(loops.saturating_mul(u64::from(users))),
+                ));
             }
         } else {
             entries.push(entry("concurrency", int(u64::from(load.threads.max(1)))));
@@ -290,13 +297,20 @@ fn executions_for(exec: &Node, groups: &[Group], names: &[String]) -> Vec<Node> 
             }
         }
         if !main {
-            entries.push(entry("phase", Node::new(Kind::Str(group.phase.name().to_owned()), span)));
+            entries.push(entry(
+                "phase",
+                Node::new(Kind::Str(group.phase.name().to_owned()), span),
+            ));
         } else {
             // Criteria and other settings of the execution go with its first thread group.
             let keep = if first_main {
                 others.clone()
             } else {
-                others.iter().filter(|e| e.key != "criteria").cloned().collect()
+                others
+                    .iter()
+                    .filter(|e| e.key != "criteria")
+                    .cloned()
+                    .collect()
             };
             entries.extend(keep);
             first_main = false;

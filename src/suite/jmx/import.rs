@@ -71,7 +71,9 @@ impl Resolver<'_> {
             };
             let call = &after[..end];
             let (name, args) = match call.find('(') {
-                Some(open) if call.ends_with(')') => (&call[..open], &call[open + 1..call.len() - 1]),
+                Some(open) if call.ends_with(')') => {
+                    (&call[..open], &call[open + 1..call.len() - 1])
+                }
                 _ => (call, ""),
             };
             let args: Vec<String> = split_args(args)
@@ -377,7 +379,8 @@ fn config(b: &mut Builder<'_>, e: &Element, scope: &mut Scope) {
             if let Some(d) = b.prop_text(e, "delimiter") {
                 entries.push(("delimiter", b.str(e.line, &d)));
             }
-            let recycle = e.flag("recycle").unwrap_or(true) && !e.flag("stopThread").unwrap_or(false);
+            let recycle =
+                e.flag("recycle").unwrap_or(true) && !e.flag("stopThread").unwrap_or(false);
             entries.push(("loop", Node::new(Kind::Bool(recycle), b.span(e.line))));
             scope.data_sources.push(b.map(e.line, entries));
         }
@@ -464,8 +467,17 @@ fn thread_group(b: &mut Builder<'_>, e: &Element, phase: Phase, plan: &Scope) ->
     let requests = steps(b, &e.children, &scope);
     let mut entries = Vec::new();
     if let Some(domain) = &scope.defaults.domain {
-        let protocol = scope.defaults.protocol.clone().unwrap_or_else(|| "http".to_owned());
-        let port = scope.defaults.port.as_ref().map(|p| format!(":{p}")).unwrap_or_default();
+        let protocol = scope
+            .defaults
+            .protocol
+            .clone()
+            .unwrap_or_else(|| "http".to_owned());
+        let port = scope
+            .defaults
+            .port
+            .as_ref()
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default();
         entries.push((
             "default-address",
             b.str(e.line, &format!("{protocol}://{domain}{port}")),
@@ -479,7 +491,10 @@ fn thread_group(b: &mut Builder<'_>, e: &Element, phase: Phase, plan: &Scope) ->
     {
         entries.push(("timeout", b.str(e.line, &format!("{ms}ms"))));
     }
-    entries.push(("store-cookie", Node::new(Kind::Bool(scope.cookies), b.span(e.line))));
+    entries.push((
+        "store-cookie",
+        Node::new(Kind::Bool(scope.cookies), b.span(e.line)),
+    ));
     if !scope.headers.is_empty() {
         let headers = scope
             .headers
@@ -524,7 +539,10 @@ fn steps(b: &mut Builder<'_>, elements: &[Element], scope: &Scope) -> Vec<Node> 
                 let name = label(b, e, scope);
                 out.push(b.map(
                     e.line,
-                    vec![("transaction", b.str(e.line, &name)), ("do", b.seq(e.line, inner))],
+                    vec![
+                        ("transaction", b.str(e.line, &name)),
+                        ("do", b.seq(e.line, inner)),
+                    ],
                 ));
             }
             "LoopController" => {
@@ -539,14 +557,22 @@ fn steps(b: &mut Builder<'_>, elements: &[Element], scope: &Scope) -> Vec<Node> 
                 out.push(b.map(
                     e.line,
                     vec![
-                        ("loop", Node::new(Kind::Int(i64::try_from(loops).unwrap_or(i64::MAX)), b.span(e.line))),
+                        (
+                            "loop",
+                            Node::new(
+                                Kind::Int(i64::try_from(loops).unwrap_or(i64::MAX)),
+                                b.span(e.line),
+                            ),
+                        ),
                         ("do", b.seq(e.line, inner)),
                     ],
                 ));
             }
             "TestAction" => {
                 // A pause: the time the previous request's think time waits.
-                let ms = b.prop_text(e, "ActionProcessor.duration").unwrap_or_default();
+                let ms = b
+                    .prop_text(e, "ActionProcessor.duration")
+                    .unwrap_or_default();
                 let action = e.prop("ActionProcessor.action").unwrap_or("1");
                 if action.trim() != "1" {
                     b.unsupported(e, ": only the pause action is");
@@ -586,7 +612,9 @@ fn label(b: &mut Builder<'_>, e: &Element, scope: &Scope) -> String {
 
 fn sampler(b: &mut Builder<'_>, e: &Element, scope: &Scope) -> Node {
     let label = label(b, e, scope);
-    let path = b.prop_text(e, "HTTPSampler.path").unwrap_or_else(|| "/".to_owned());
+    let path = b
+        .prop_text(e, "HTTPSampler.path")
+        .unwrap_or_else(|| "/".to_owned());
     let method = b
         .prop_text(e, "HTTPSampler.method")
         .unwrap_or_else(|| "GET".to_owned());
@@ -599,9 +627,16 @@ fn sampler(b: &mut Builder<'_>, e: &Element, scope: &Scope) -> Node {
         path.clone()
     } else if domain.is_some() || port.is_some() || protocol.is_some() {
         let d = &scope.defaults;
-        let domain = domain.or(d.domain.clone()).unwrap_or_else(|| "127.0.0.1".to_owned());
-        let protocol = protocol.or(d.protocol.clone()).unwrap_or_else(|| "http".to_owned());
-        let port = port.or(d.port.clone()).map(|p| format!(":{p}")).unwrap_or_default();
+        let domain = domain
+            .or(d.domain.clone())
+            .unwrap_or_else(|| "127.0.0.1".to_owned());
+        let protocol = protocol
+            .or(d.protocol.clone())
+            .unwrap_or_else(|| "http".to_owned());
+        let port = port
+            .or(d.port.clone())
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default();
         let slash = if path.starts_with('/') { "" } else { "/" };
         format!("{protocol}://{domain}{port}{slash}{path}")
     } else {
@@ -619,13 +654,13 @@ fn sampler(b: &mut Builder<'_>, e: &Element, scope: &Scope) -> Node {
         let body = args.first().map(|(_, v)| v.clone()).unwrap_or_default();
         entries.push(("body", b.str(e.line, &body)));
     } else if !args.is_empty() {
-        let query: Vec<String> = args
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+        let query: Vec<String> = args.iter().map(|(k, v)| format!("{k}={v}")).collect();
         if method.eq_ignore_ascii_case("GET") {
             let sep = if url.contains('?') { '&' } else { '?' };
-            entries[0] = ("url", b.str(e.line, &format!("{url}{sep}{}", query.join("&"))));
+            entries[0] = (
+                "url",
+                b.str(e.line, &format!("{url}{sep}{}", query.join("&"))),
+            );
         } else {
             let form = args
                 .iter()
@@ -636,7 +671,10 @@ fn sampler(b: &mut Builder<'_>, e: &Element, scope: &Scope) -> Node {
                 "headers",
                 b.map(
                     e.line,
-                    vec![("Content-Type", b.str(e.line, "application/x-www-form-urlencoded"))],
+                    vec![(
+                        "Content-Type",
+                        b.str(e.line, "application/x-www-form-urlencoded"),
+                    )],
                 ),
             ));
         }
@@ -648,8 +686,13 @@ fn sampler(b: &mut Builder<'_>, e: &Element, scope: &Scope) -> Node {
         let mut uploads = Vec::new();
         for f in &files.nested {
             let path = b.nested_text(f, "File.path").unwrap_or_default();
-            let param = b.nested_text(f, "File.paramname").unwrap_or_else(|| "file".to_owned());
-            let mut u = vec![("param", b.str(f.line, &param)), ("path", b.str(f.line, &path))];
+            let param = b
+                .nested_text(f, "File.paramname")
+                .unwrap_or_else(|| "file".to_owned());
+            let mut u = vec![
+                ("param", b.str(f.line, &param)),
+                ("path", b.str(f.line, &path)),
+            ];
             if let Some(mime) = b.nested_text(f, "File.mimetype") {
                 u.push(("mime-type", b.str(f.line, &mime)));
             }
@@ -660,7 +703,10 @@ fn sampler(b: &mut Builder<'_>, e: &Element, scope: &Scope) -> Node {
         }
     }
     if let Some(follow) = e.flag("HTTPSampler.follow_redirects") {
-        entries.push(("follow-redirects", Node::new(Kind::Bool(follow), b.span(e.line))));
+        entries.push((
+            "follow-redirects",
+            Node::new(Kind::Bool(follow), b.span(e.line)),
+        ));
     }
     // Children: headers, assertions, extractors, timers.
     let mut asserts = Vec::new();
@@ -670,13 +716,20 @@ fn sampler(b: &mut Builder<'_>, e: &Element, scope: &Scope) -> Node {
         match c.tag.as_str() {
             "HeaderManager" => {
                 let hs = headers(b, c);
-                let map = hs.iter().map(|(k, v)| (k.as_str(), b.str(c.line, v))).collect();
+                let map = hs
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), b.str(c.line, v)))
+                    .collect();
                 entries.push(("headers", b.map(c.line, map)));
             }
             "ResponseAssertion" => asserts.push(assertion(b, c)),
             "JSONPostProcessor" => {
-                let names = b.prop_text(c, "JSONPostProcessor.referenceNames").unwrap_or_default();
-                let paths = b.prop_text(c, "JSONPostProcessor.jsonPathExprs").unwrap_or_default();
+                let names = b
+                    .prop_text(c, "JSONPostProcessor.referenceNames")
+                    .unwrap_or_default();
+                let paths = b
+                    .prop_text(c, "JSONPostProcessor.jsonPathExprs")
+                    .unwrap_or_default();
                 let default = b.prop_text(c, "JSONPostProcessor.defaultValues");
                 for (name, path) in names.split(';').zip(paths.split(';')) {
                     let mut x = vec![("jsonpath", b.str(c.line, path.trim()))];
@@ -709,11 +762,17 @@ fn sampler(b: &mut Builder<'_>, e: &Element, scope: &Scope) -> Node {
         entries.push(("assert", b.seq(e.line, asserts)));
     }
     if !jsonpath.is_empty() {
-        let map = jsonpath.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let map = jsonpath
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
         entries.push(("extract-jsonpath", b.map(e.line, map)));
     }
     if !regexps.is_empty() {
-        let map = regexps.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let map = regexps
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
         entries.push(("extract-regexp", b.map(e.line, map)));
     }
     b.map(e.line, entries)
@@ -721,7 +780,9 @@ fn sampler(b: &mut Builder<'_>, e: &Element, scope: &Scope) -> Node {
 
 /// A Response Assertion: its test strings against the body, headers or code.
 fn assertion(b: &mut Builder<'_>, c: &Element) -> Node {
-    let field = c.prop("Assertion.test_field").unwrap_or("Assertion.response_data");
+    let field = c
+        .prop("Assertion.test_field")
+        .unwrap_or("Assertion.response_data");
     let subject = match field {
         "Assertion.response_headers" => "headers",
         "Assertion.response_code" => "http-code",
@@ -733,7 +794,10 @@ fn assertion(b: &mut Builder<'_>, c: &Element) -> Node {
         .and_then(|t| t.trim().parse().ok())
         .unwrap_or(2);
     let mut patterns = Vec::new();
-    if let Some(list) = c.nested("Asserion.test_strings").or_else(|| c.nested("Assertion.test_strings")) {
+    if let Some(list) = c
+        .nested("Asserion.test_strings")
+        .or_else(|| c.nested("Assertion.test_strings"))
+    {
         for p in &list.nested {
             let text = b.text(p.line, &p.value);
             patterns.push(b.str(p.line, &text));
@@ -756,7 +820,10 @@ mod tests {
     use super::*;
 
     fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
     }
 
     #[test]
@@ -770,7 +837,15 @@ mod tests {
         assert_eq!(r.resolve("/m/${model}").unwrap(), "/m/${model}");
         assert_eq!(r.resolve("${__P(a,${__P(port)})}").unwrap(), "8080");
         assert_eq!(r.resolve("${__P(a,x\\,y)}").unwrap(), "x,y");
-        assert!(r.resolve("${__P(missing)}").unwrap_err().contains("modules.jmeter.properties"));
-        assert!(r.resolve("${__Random(1,9)}").unwrap_err().contains("`__Random`"));
+        assert!(
+            r.resolve("${__P(missing)}")
+                .unwrap_err()
+                .contains("modules.jmeter.properties")
+        );
+        assert!(
+            r.resolve("${__Random(1,9)}")
+                .unwrap_err()
+                .contains("`__Random`")
+        );
     }
 }

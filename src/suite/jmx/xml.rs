@@ -152,10 +152,11 @@ pub fn read(text: &str) -> Result<Vec<Element>, XmlError> {
                         line: line_of(at),
                         message: e.to_string(),
                     })?;
-                    let unescaped = quick_xml::escape::unescape(&decoded).map_err(|e| XmlError {
-                        line: line_of(at),
-                        message: e.to_string(),
-                    })?;
+                    let unescaped =
+                        quick_xml::escape::unescape(&decoded).map_err(|e| XmlError {
+                            line: line_of(at),
+                            message: e.to_string(),
+                        })?;
                     node.text.push_str(&unescaped);
                 }
             }

@@ -130,7 +130,11 @@ impl Validator<'_> {
                 arrival,
                 warm_up: dur(e.warm_up.as_ref()).unwrap_or_default(),
                 delay: dur(e.delay.as_ref()).unwrap_or_default(),
-                phase: e.phase.as_ref().and_then(|p| p.get().copied()).unwrap_or_default(),
+                phase: e
+                    .phase
+                    .as_ref()
+                    .and_then(|p| p.get().copied())
+                    .unwrap_or_default(),
             });
         }
         out
