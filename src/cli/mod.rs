@@ -122,6 +122,15 @@ pub enum Command {
     },
     /// Run the reference model server (KServe v2 REST, Prometheus /metrics).
     DemoServer(DemoArgs),
+    /// Print a JMeter plan (.jmx) as the equivalent perfgate YAML (executions and scenarios),
+    /// with what the import approximates as comments.
+    ImportJmx {
+        /// The plan.
+        file: PathBuf,
+        /// A JMeter property for `${__P(NAME,default)}`, as JMeter's -J: `-J port=8080`.
+        #[arg(short = 'J', long = "property", value_name = "NAME=VALUE")]
+        properties: Vec<String>,
+    },
     /// Print the JSON Schema of the suite format (or of results.json).
     Schema {
         /// Write to this file instead of standard output.
@@ -393,6 +402,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Validate(args) => validate(&args, &mut stdout, &mut stderr),
         Command::List { suites, format } => list(&suites, format, &mut stdout, &mut stderr),
         Command::Schema { output, results } => schema(output, results, &mut stdout, &mut stderr),
+        Command::ImportJmx { file, properties } => {
+            import_jmx(&file, &properties, &mut stdout, &mut stderr)
+        }
         Command::Report {
             results,
             artifacts_dir,
@@ -1070,6 +1082,32 @@ fn list(
         }
     }
     Ok(ExitCode::Ok)
+}
+
+fn import_jmx(
+    file: &std::path::Path,
+    properties: &[String],
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> std::io::Result<ExitCode> {
+    let mut props = std::collections::BTreeMap::new();
+    for p in properties {
+        let Some((k, v)) = p.split_once('=') else {
+            writeln!(stderr, "error: `-J {p}` is not NAME=VALUE")?;
+            return Ok(ExitCode::Usage);
+        };
+        props.insert(k.trim().to_owned(), v.to_owned());
+    }
+    match crate::suite::jmx::expand::to_yaml(file, &props) {
+        Ok(yaml) => {
+            stdout.write_all(yaml.as_bytes())?;
+            Ok(ExitCode::Ok)
+        }
+        Err(diagnostics) => {
+            writeln!(stderr, "{diagnostics}")?;
+            Ok(ExitCode::Error)
+        }
+    }
 }
 
 fn schema(

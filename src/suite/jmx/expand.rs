@@ -24,15 +24,22 @@ use crate::suite::diagnostics::{Diagnostic, Diagnostics};
 use crate::suite::node::{Entry, Kind, Node, Span};
 use crate::suite::source::SourceMap;
 
-/// Expands every JMX scenario of `root` (paths relative to `dir`).
-pub fn expand(root: &mut Node, dir: &Path, sources: &mut SourceMap, diags: &mut Diagnostics) {
+/// Expands every JMX scenario of `root` (paths relative to `dir`); returns what the imports
+/// approximate.
+pub fn expand(
+    root: &mut Node,
+    dir: &Path,
+    sources: &mut SourceMap,
+    diags: &mut Diagnostics,
+) -> Vec<String> {
+    let mut notes = Vec::new();
     let global = properties(
         root.get("modules")
             .and_then(|m| m.get("jmeter"))
             .and_then(|j| j.get("properties")),
     );
     let Some(scenarios) = root.get("scenarios").and_then(Node::as_map) else {
-        return;
+        return notes;
     };
     let jmx: Vec<(String, Node)> = scenarios
         .iter()
@@ -50,9 +57,11 @@ pub fn expand(root: &mut Node, dir: &Path, sources: &mut SourceMap, diags: &mut 
         };
         let mut props = global.clone();
         props.extend(properties(scenario.get("properties")));
-        let Some(mut groups) = plan(script, dir, &props, sources, diags) else {
+        let Some(imported) = plan(script, dir, &props, sources, diags) else {
             continue;
         };
+        notes.extend(imported.notes);
+        let mut groups = imported.groups;
         let plan_dir = script
             .as_str()
             .map(|s| dir.join(s))
@@ -63,6 +72,68 @@ pub fn expand(root: &mut Node, dir: &Path, sources: &mut SourceMap, diags: &mut 
         }
         replace(root, &name, &scenario, &groups, script.span);
     }
+    notes
+}
+
+/// `perfgate import-jmx`: a plan as the perfgate YAML of its executions and scenarios, with
+/// what the import approximates as comments; or the diagnostics, rendered.
+pub fn to_yaml(path: &Path, properties: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut sources = SourceMap::default();
+    let mut diags = Diagnostics::default();
+    let name = path
+        .file_stem()
+        .map_or_else(|| "plan".to_owned(), |s| s.to_string_lossy().into_owned());
+    let file = path
+        .file_name()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let id = sources.add_virtual("import-jmx", String::new());
+    let span = Span {
+        file: id,
+        line: 1,
+        col: 1,
+        len: 1,
+    };
+    let s = |t: &str| Node::new(Kind::Str(t.to_owned()), span);
+    let map = |entries: Vec<(&str, Node)>| {
+        Node::new(
+            Kind::Map(entries.into_iter().map(|(k, v)| entry(k, v)).collect()),
+            span,
+        )
+    };
+    let props = map(properties.iter().map(|(k, v)| (k.as_str(), s(v))).collect());
+    let mut root = map(vec![
+        (
+            "execution",
+            Node::new(Kind::Seq(vec![map(vec![("scenario", s(&name))])]), span),
+        ),
+        (
+            "scenarios",
+            map(vec![(
+                name.as_str(),
+                map(vec![("script", s(&file)), ("properties", props)]),
+            )]),
+        ),
+    ]);
+    let notes = expand(&mut root, dir, &mut sources, &mut diags);
+    if diags.has_errors() {
+        return Err(diags
+            .iter()
+            .map(|d| d.render(&sources))
+            .collect::<Vec<_>>()
+            .join("\n"));
+    }
+    let json = serde_json::json!({
+        "execution": root.get("execution").map(Node::to_json),
+        "scenarios": root.get("scenarios").map(Node::to_json),
+    });
+    let yaml = serde_saphyr::to_string(&json).map_err(|e| e.to_string())?;
+    let mut out = format!("# perfgate scenario imported from {}\n", path.display());
+    for note in notes {
+        out.push_str(&format!("# approximated: {note}\n"));
+    }
+    out.push_str(&yaml);
+    Ok(out)
 }
 
 /// Files a plan names by a relative path are the plan directory's when they are there; else,
@@ -109,7 +180,7 @@ fn plan(
     props: &BTreeMap<String, String>,
     sources: &mut SourceMap,
     diags: &mut Diagnostics,
-) -> Option<Vec<Group>> {
+) -> Option<import::Imported> {
     let text = script.as_str()?;
     let path = dir.join(text);
     let content = match std::fs::read_to_string(&path) {
@@ -143,7 +214,7 @@ fn plan(
         }
     };
     match import::import(&tree, file, props) {
-        Ok(groups) if groups.iter().any(|g| g.phase == Phase::Main) => Some(groups),
+        Ok(imported) if imported.groups.iter().any(|g| g.phase == Phase::Main) => Some(imported),
         Ok(_) => {
             diags.push(Diagnostic::error(
                 Some(script.span),

@@ -129,29 +129,29 @@ fn matching_brace(text: &str) -> Option<usize> {
 /// JMeter function arguments: split at commas outside nested `${...}` and `(...)`; `\,` is a
 /// literal comma.
 fn split_args(text: &str) -> Vec<String> {
-    let mut args = vec![String::new()];
+    let mut args = Vec::new();
+    let mut current = String::new();
     let mut depth = 0i32;
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
             '\\' if chars.peek() == Some(&',') => {
-                args.last_mut().map(|a| a.push(','));
+                current.push(',');
                 chars.next();
             }
             '(' | '{' => {
                 depth += 1;
-                args.last_mut().map(|a| a.push(c));
+                current.push(c);
             }
             ')' | '}' => {
                 depth -= 1;
-                args.last_mut().map(|a| a.push(c));
+                current.push(c);
             }
-            ',' if depth == 0 => args.push(String::new()),
-            c => {
-                args.last_mut().map(|a| a.push(c));
-            }
+            ',' if depth == 0 => args.push(std::mem::take(&mut current)),
+            c => current.push(c),
         }
     }
+    args.push(current);
     args
 }
 
@@ -160,9 +160,18 @@ struct Builder<'a> {
     file: FileId,
     resolver: Resolver<'a>,
     diags: Vec<Diagnostic>,
+    /// What the import approximates (`import-jmx` prints them as comments).
+    notes: Vec<String>,
 }
 
 impl Builder<'_> {
+    fn note(&mut self, line: u32, text: String) {
+        let note = format!("line {line}: {text}");
+        if !self.notes.contains(&note) {
+            self.notes.push(note);
+        }
+    }
+
     fn span(&self, line: u32) -> Span {
         Span {
             file: self.file,
@@ -267,16 +276,25 @@ struct Scope {
     think: Option<Node>,
 }
 
-/// Imports a plan: its thread groups as scenarios (in plan order), or the diagnostics.
+/// What an import made: the thread groups as scenarios (in plan order), and what it
+/// approximates.
+#[derive(Debug)]
+pub struct Imported {
+    pub groups: Vec<Group>,
+    pub notes: Vec<String>,
+}
+
+/// Imports a plan, or gives the diagnostics.
 pub fn import(
     tree: &[Element],
     file: FileId,
     properties: &BTreeMap<String, String>,
-) -> Result<Vec<Group>, Vec<Diagnostic>> {
+) -> Result<Imported, Vec<Diagnostic>> {
     let mut b = Builder {
         file,
         resolver: Resolver { properties },
         diags: Vec::new(),
+        notes: Vec::new(),
     };
     let mut groups = Vec::new();
     for plan in tree.iter().filter(|e| e.enabled) {
@@ -307,7 +325,10 @@ pub fn import(
         }
     }
     if b.diags.is_empty() {
-        Ok(groups)
+        Ok(Imported {
+            groups,
+            notes: b.notes,
+        })
     } else {
         Err(b.diags)
     }
@@ -416,14 +437,7 @@ fn timer(b: &mut Builder<'_>, e: &Element) -> Node {
     // JMeter: delay + U(0, range); perfgate's uniform is mean ± dev.
     let mean = delay + range / 2.0;
     let dev = range / 2.0;
-    b.map(
-        e.line,
-        vec![
-            ("distribution", b.str(e.line, "uniform")),
-            ("mean", b.str(e.line, &format!("{mean}ms"))),
-            ("dev", b.str(e.line, &format!("{dev}ms"))),
-        ],
-    )
+    b.str(e.line, &format!("uniform({mean}ms, {dev}ms)"))
 }
 
 fn load_of(b: &mut Builder<'_>, e: &Element) -> Load {
@@ -578,6 +592,13 @@ fn steps(b: &mut Builder<'_>, elements: &[Element], scope: &Scope) -> Vec<Node> 
                     b.unsupported(e, ": only the pause action is");
                     continue;
                 }
+                b.note(
+                    e.line,
+                    format!(
+                        "the pause `{}` is the think time of the request before it",
+                        e.testname
+                    ),
+                );
                 match out.last_mut().and_then(|n| match &mut n.kind {
                     Kind::Map(entries) => Some(entries),
                     _ => None,
@@ -651,7 +672,21 @@ fn sampler(b: &mut Builder<'_>, e: &Element, scope: &Scope) -> Node {
     let raw = e.flag("HTTPSampler.postBodyRaw").unwrap_or(false);
     let args = arguments(b, e.nested("HTTPsampler.Arguments"));
     if raw {
-        let body = args.first().map(|(_, v)| v.clone()).unwrap_or_default();
+        // The raw body is the one argument's value (it has no name).
+        let value = e
+            .nested("HTTPsampler.Arguments")
+            .and_then(|p| p.child("Arguments.arguments"))
+            .and_then(|c| c.nested.first())
+            .map(|a| {
+                (
+                    a.line,
+                    a.get("Argument.value").unwrap_or_default().to_owned(),
+                )
+            });
+        let body = match value {
+            Some((line, text)) => b.text(line, &text),
+            None => String::new(),
+        };
         entries.push(("body", b.str(e.line, &body)));
     } else if !args.is_empty() {
         let query: Vec<String> = args.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -752,7 +787,13 @@ fn sampler(b: &mut Builder<'_>, e: &Element, scope: &Scope) -> Node {
                 regexps.push((name, b.map(c.line, x)));
             }
             "ConstantTimer" | "UniformRandomTimer" => {
-                // JMeter waits before the sampler; perfgate's think time follows it.
+                b.note(
+                    c.line,
+                    format!(
+                        "the timer `{}` waits after its request here (JMeter waits before it)",
+                        c.testname
+                    ),
+                );
                 entries.push(("think-time", timer(b, c)));
             }
             _ => b.unsupported(c, " under a sampler"),

@@ -177,6 +177,12 @@ impl Validator<'_> {
                         ),
                     }
                 }
+                // JMeter properties feed the suite's .jmx plans; the rest of the module is
+                // JMeter's own.
+                None if alias == "jmeter"
+                    && settings
+                        .as_object()
+                        .is_some_and(|m| m.keys().all(|k| k == "properties")) => {}
                 None if FOREIGN_TOOLS.contains(&alias.as_str()) || alias == "local" => {
                     self.push(Diagnostic::warning(
                         key.span,
