@@ -7,6 +7,7 @@
 //! provides; validation checks subjects against it, and the samplers report exactly those
 //! names.
 
+pub mod agent;
 pub mod exposition;
 pub mod names;
 pub mod process;
@@ -60,6 +61,7 @@ enum Sampler {
     /// MMS `ServerLocalClient`: the model server's tree and the host.
     Both(Box<ProcessTree>, Box<Host>),
     Prometheus(Box<prometheus::Prometheus>),
+    Agent(Box<agent::Agent>),
 }
 
 impl Sampler {
@@ -68,6 +70,10 @@ impl Sampler {
             Self::Prometheus(mut p) => {
                 let values = p.sample().await;
                 (Self::Prometheus(p), values)
+            }
+            Self::Agent(mut a) => {
+                let values = a.sample().await;
+                (Self::Agent(a), values)
             }
             blocking => tokio::task::spawn_blocking(move || {
                 let mut blocking = blocking;
@@ -79,7 +85,7 @@ impl Sampler {
                         v.extend(t.sample());
                         v
                     }
-                    Self::Prometheus(_) => BTreeMap::new(),
+                    Self::Prometheus(_) | Self::Agent(_) => BTreeMap::new(),
                 };
                 (blocking, values)
             })
@@ -128,6 +134,11 @@ pub fn start(
                 source
                     .interval
                     .clamp(Duration::from_millis(200), Duration::from_secs(5)),
+            ))),
+            SourceKind::ServerAgent => Sampler::Agent(Box::new(agent::Agent::new(
+                source.url.as_deref().unwrap_or_default(),
+                &source.metrics,
+                source.interval,
             ))),
         };
         tasks.spawn(sample_loop(

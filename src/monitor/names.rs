@@ -82,6 +82,9 @@ pub enum SourceKind {
     Server,
     /// A Prometheus endpoint: whatever selectors it lists.
     Prometheus,
+    /// Taurus `server-agent`: a JMeter PerfMon ServerAgent (or an agent speaking its
+    /// protocol, as MMS's) sends the values of the metrics it is asked for.
+    ServerAgent,
 }
 
 impl SourceKind {
@@ -90,7 +93,7 @@ impl SourceKind {
     /// a Prometheus scrape works anywhere.
     pub fn unsupported_on(self, os: &str) -> Option<String> {
         match self {
-            Self::Prometheus => None,
+            Self::Prometheus | Self::ServerAgent => None,
             _ if os == "linux" => None,
             _ => Some(format!(
                 "process and host metrics are read from /proc, which {os} does not have"
@@ -107,6 +110,8 @@ impl SourceKind {
                 HOST_METRICS.contains(&metric) || PROCESS_METRICS.iter().any(|m| m == metric)
             }
             Self::Prometheus => parse_selector(metric).is_ok(),
+            // The agent knows its metrics; it answers for whatever it is asked.
+            Self::ServerAgent => !metric.trim().is_empty(),
         }
     }
 
@@ -127,7 +132,7 @@ impl SourceKind {
             Self::Local => HOST_METRICS.to_vec(),
             Self::Server => process().collect(),
             Self::ServerLocalClient => HOST_METRICS.iter().copied().chain(process()).collect(),
-            Self::Prometheus => Vec::new(),
+            Self::Prometheus | Self::ServerAgent => Vec::new(),
         }
     }
 }

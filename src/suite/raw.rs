@@ -405,7 +405,7 @@ pub struct RawService {
     /// monitoring: scrape a Prometheus text endpoint.
     pub prometheus: Option<Vec<Located<RawMonitorSource>>>,
     /// monitoring: Taurus ServerAgent (not supported).
-    pub server_agent: Option<Vec<Located<serde_json::Value>>>,
+    pub server_agent: Option<Vec<Located<RawMonitorSource>>>,
     /// passfail: criteria, when declared as a service.
     pub criteria: Option<Located<RawCriteria>>,
 }
@@ -468,6 +468,8 @@ pub struct RawMonitorSource {
     pub label: Option<Located<String>>,
     /// prometheus: the endpoint to scrape.
     pub url: Option<Located<String>>,
+    /// server-agent: `host:port` of the agent (port 4444 when not given).
+    pub address: Option<Located<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

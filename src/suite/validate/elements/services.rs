@@ -108,17 +108,35 @@ impl Validator<'_> {
                         ));
                     }
                     for agent in s.server_agent.iter().flatten() {
-                        if let Some(label) = agent
-                            .get()
-                            .and_then(|a| a.get("label"))
-                            .and_then(|l| l.as_str())
-                        {
-                            self.unsupported_sources.insert(label.to_owned());
+                        let Some(a) = agent.get() else { continue };
+                        let address = a.address.as_ref().and_then(|l| l.get().cloned());
+                        let Some(address) = address else {
+                            self.push(
+                                Diagnostic::error(
+                                    agent.span,
+                                    "a `server-agent` source needs `address`",
+                                )
+                                .with_hint("the agent's host:port, e.g. `address: localhost:4444`"),
+                            );
+                            continue;
+                        };
+                        if a.metrics.as_ref().is_none_or(Vec::is_empty) {
+                            self.push(
+                                Diagnostic::error(agent.span, "a `server-agent` source needs `metrics`")
+                                    .with_hint("list what the agent should send, e.g. `metrics: [cpu, memory]`"),
+                            );
+                            continue;
                         }
-                        self.push(
-                            Diagnostic::error(agent.span, "Taurus `server-agent` monitoring is not supported")
-                                .with_hint("let perfgate watch the server itself: a `server` service, or `ServerLocalClient` for MMS"),
-                        );
+                        // As Taurus: the label names the series, else the address.
+                        let name = a
+                            .label
+                            .as_ref()
+                            .and_then(|l| l.get().cloned())
+                            .unwrap_or_else(|| address.clone());
+                        let mut source =
+                            self.monitor_source(Some(agent), name, SourceKind::ServerAgent);
+                        source.url = Some(address);
+                        monitoring.push(source);
                     }
                 }
                 ModuleKind::Passfail => {
@@ -500,10 +518,22 @@ impl Validator<'_> {
             }
         }
         if kind != SourceKind::Prometheus {
-            if let Some(label) = src.and_then(|s| s.label.as_ref()) {
+            if let Some(label) = src
+                .and_then(|s| s.label.as_ref())
+                .filter(|_| kind != SourceKind::ServerAgent)
+            {
                 self.push(Diagnostic::error(
                     label.span,
-                    "`label` only applies to prometheus sources",
+                    "`label` only applies to prometheus and server-agent sources",
+                ));
+            }
+            if let Some(a) = src
+                .and_then(|s| s.address.as_ref())
+                .filter(|_| kind != SourceKind::ServerAgent)
+            {
+                self.push(Diagnostic::error(
+                    a.span,
+                    "`address` only applies to server-agent sources",
                 ));
             }
             if let Some(u) = src.and_then(|s| s.url.as_ref()) {
@@ -531,6 +561,7 @@ pub(in crate::suite::validate) fn metric_hint(kind: SourceKind) -> String {
             "process metrics are frontend_<m>, {sum,avg,min,max}_{workers,all}_<m> for m in cpu_percent, memory_rss, file_descriptors, ...; and total_processes, total_workers, orphans, zombies, system_*".into()
         }
         SourceKind::Prometheus => "list the selectors under the source's `metrics:`".into(),
+        SourceKind::ServerAgent => "list the metrics the agent knows under `metrics:`".into(),
     }
 }
 
