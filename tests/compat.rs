@@ -693,3 +693,22 @@ fn corpus_mms_without_its_environment_says_where_the_values_are() {
         .count();
     assert_eq!(undefined, 5, "{:?}", loaded.diagnostics);
 }
+
+/// The Multi Model Server regression suites, JMX plans and remote ServerAgent monitoring
+/// included, validate as a whole with their environment: `perfgate validate` exits 0.
+#[test]
+#[ignore = "needs the Taurus/MMS corpus: set PERFGATE_COMPAT_DIR (.ci/run does)"]
+fn the_mms_suites_validate_with_their_jmx_plans() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args(["validate", "-e", "xlarge"])
+        .arg(corpus().join("mms/master"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("19 suites valid"), "{text}");
+}
