@@ -343,6 +343,9 @@ fn first_label(steps: &[Step]) -> Option<String> {
         Step::Request(r) => Some(r.label.clone()),
         Step::Transaction { name, .. } => Some(name.clone()),
         Step::Loop { steps, .. } => first_label(steps),
+        Step::If {
+            then, otherwise, ..
+        } => first_label(then).or_else(|| first_label(otherwise)),
         Step::IncludeScenario { .. } | Step::SetVariables { .. } => None,
     })
 }
@@ -401,6 +404,12 @@ fn compile(
             }
             Step::Transaction { steps, .. } | Step::Loop { steps, .. } => {
                 compile(steps, regexes, paths, files)?
+            }
+            Step::If {
+                then, otherwise, ..
+            } => {
+                compile(then, regexes, paths, files)?;
+                compile(otherwise, regexes, paths, files)?;
             }
             Step::IncludeScenario { .. } | Step::SetVariables { .. } => {}
         }
@@ -650,6 +659,21 @@ impl Vu {
                             total.requests += inner.requests;
                         }
                         total
+                    }
+                    Step::If {
+                        condition,
+                        then,
+                        otherwise,
+                    } => {
+                        let left = substitute(&condition.left, &self.vars).into_owned();
+                        let right = substitute(&condition.right, &self.vars);
+                        let branch = if (left == right) == condition.equal {
+                            then
+                        } else {
+                            otherwise
+                        };
+                        self.steps(branch, scenario, address.clone(), scheduled, depth + 1)
+                            .await?
                     }
                     Step::SetVariables { variables } => {
                         for (k, v) in variables {

@@ -45,6 +45,12 @@ impl Redactor {
                     Step::Transaction { steps: inner, .. } | Step::Loop { steps: inner, .. } => {
                         steps(inner, out);
                     }
+                    Step::If {
+                        then, otherwise, ..
+                    } => {
+                        steps(then, out);
+                        steps(otherwise, out);
+                    }
                     Step::IncludeScenario { .. } | Step::SetVariables { .. } => {}
                 }
             }

@@ -364,6 +364,12 @@ fn collect_labels(
                     walk(steps, scenarios, labels, seen);
                 }
                 Step::Loop { steps, .. } => walk(steps, scenarios, labels, seen),
+                Step::If {
+                    then, otherwise, ..
+                } => {
+                    walk(then, scenarios, labels, seen);
+                    walk(otherwise, scenarios, labels, seen);
+                }
                 Step::SetVariables { .. } => {}
             }
         }

@@ -189,10 +189,92 @@ pub enum ThinkTime {
 #[serde(rename_all = "kebab-case", tag = "step")]
 pub enum Step {
     Request(Box<Request>),
-    IncludeScenario { scenario: String },
-    Transaction { name: String, steps: Vec<Step> },
-    Loop { count: u64, steps: Vec<Step> },
-    SetVariables { variables: Vec<(String, String)> },
+    IncludeScenario {
+        scenario: String,
+    },
+    Transaction {
+        name: String,
+        steps: Vec<Step>,
+    },
+    Loop {
+        count: u64,
+        steps: Vec<Step>,
+    },
+    /// `if` / `then` / `else`: a comparison of two texts after substitution.
+    If {
+        condition: Condition,
+        then: Vec<Step>,
+        otherwise: Vec<Step>,
+    },
+    SetVariables {
+        variables: Vec<(String, String)>,
+    },
+}
+
+impl Condition {
+    /// The expression inside `${__jexl3(...)}`, `${__groovy(...)}` or `${__javaScript(...)}`
+    /// (JMeter's If Controller writes conditions so), else the text, trimmed.
+    pub fn unwrap(text: &str) -> &str {
+        let mut t = text.trim();
+        for wrapper in ["${__jexl3(", "${__groovy(", "${__javaScript("] {
+            if let Some(inner) = t.strip_prefix(wrapper).and_then(|r| r.strip_suffix(")}")) {
+                t = inner.trim();
+            }
+        }
+        t
+    }
+}
+
+/// `left == right` or `left != right`, each a text with `${variables}`; `true` is `"" == ""`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Condition {
+    pub left: String,
+    pub equal: bool,
+    pub right: String,
+}
+
+impl Condition {
+    /// Reads `"${a}" == "b"`, `${a} != 5`, `${__jexl3(...)}` / `${__groovy(...)}` around one, or
+    /// `true` / `false`; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        let t = Self::unwrap(text);
+        match t {
+            "true" => {
+                return Some(Self {
+                    left: String::new(),
+                    equal: true,
+                    right: String::new(),
+                });
+            }
+            "false" => {
+                return Some(Self {
+                    left: String::new(),
+                    equal: false,
+                    right: String::new(),
+                });
+            }
+            _ => {}
+        }
+        let (at, equal) = match (t.find("=="), t.find("!=")) {
+            (Some(i), None) => (i, true),
+            (None, Some(i)) => (i, false),
+            _ => return None,
+        };
+        let side = |s: &str| -> Option<String> {
+            let s = s.trim();
+            let unquoted = s
+                .strip_prefix('"')
+                .and_then(|r| r.strip_suffix('"'))
+                .or_else(|| s.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')))
+                .unwrap_or(s);
+            (!unquoted.contains(['"', '&', '|', '(', ')'])).then(|| unquoted.to_owned())
+        };
+        Some(Self {
+            left: side(&t[..at])?,
+            equal,
+            right: side(&t[at + 2..])?,
+        })
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -504,4 +586,29 @@ pub enum Scope {
     Suite,
     Execution(usize),
     Scenario(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions() {
+        let c = |t: &str| Condition::parse(t);
+        let eq = |l: &str, e: bool, r: &str| {
+            Some(Condition {
+                left: l.into(),
+                equal: e,
+                right: r.into(),
+            })
+        };
+        assert_eq!(c(r#""${model}" == "mlp""#), eq("${model}", true, "mlp"));
+        assert_eq!(c("${status} != 200"), eq("${status}", false, "200"));
+        assert_eq!(c(r#"${__jexl3("${a}" == "b")}"#), eq("${a}", true, "b"));
+        assert_eq!(c(r#"${__groovy('${a}' != 'b')}"#), eq("${a}", false, "b"));
+        assert_eq!(c("true"), eq("", true, ""));
+        assert_eq!(c("false"), eq("", false, ""));
+        assert_eq!(c(r#""${a}" == "b" && "${c}" == "d""#), None);
+        assert_eq!(c("${a} > 3"), None);
+    }
 }

@@ -227,15 +227,17 @@ pub struct RawRequest {
     #[schemars(with = "Option<Vec<StrOr<RawRequest>>>")]
     pub do_: Option<Vec<Located<RawRequest>>>,
     pub set_variables: Option<Keyed<String>>,
-    // JMeter logic that perfgate does not run; kept so the error can say so.
+    /// Run `then:` when the condition holds, else `else:`: a comparison of two texts with
+    /// variables, `"${model}" == "mlp"` or `${status} != 200` (also inside `${__jexl3(...)}`),
+    /// or `true` / `false`.
     #[serde(rename = "if")]
-    #[schemars(skip)]
-    pub if_: Option<Located<serde_json::Value>>,
-    #[schemars(skip)]
-    pub then: Option<Located<serde_json::Value>>,
+    pub if_: Option<Located<String>>,
+    #[schemars(with = "Option<Vec<StrOr<RawRequest>>>")]
+    pub then: Option<Vec<Located<RawRequest>>>,
     #[serde(rename = "else")]
-    #[schemars(skip)]
-    pub else_: Option<Located<serde_json::Value>>,
+    #[schemars(with = "Option<Vec<StrOr<RawRequest>>>")]
+    pub else_: Option<Vec<Located<RawRequest>>>,
+    // JMeter logic that perfgate does not run; kept so the error can say so.
     #[serde(rename = "while")]
     #[schemars(skip)]
     pub while_: Option<Located<serde_json::Value>>,

@@ -582,6 +582,30 @@ fn steps(b: &mut Builder<'_>, elements: &[Element], scope: &Scope) -> Vec<Node> 
                     ],
                 ));
             }
+            "IfController" => {
+                // The expression inside __jexl3/__groovy is evaluated at run time; properties
+                // in it are resolved now.
+                let raw = e.prop("IfController.condition").unwrap_or_default();
+                let inner = crate::suite::model::Condition::unwrap(raw).to_owned();
+                let condition = b.text(e.line, &inner);
+                if crate::suite::model::Condition::parse(&condition).is_none() {
+                    b.unsupported(
+                        e,
+                        &format!(
+                            ": its condition `{condition}` is not a comparison perfgate evaluates (\"${{a}}\" == \"b\", !=, true, false)"
+                        ),
+                    );
+                    continue;
+                }
+                let inner = steps(b, &e.children, scope);
+                out.push(b.map(
+                    e.line,
+                    vec![
+                        ("if", b.str(e.line, &condition)),
+                        ("then", b.seq(e.line, inner)),
+                    ],
+                ));
+            }
             "TestAction" => {
                 // A pause: the time the previous request's think time waits.
                 let ms = b

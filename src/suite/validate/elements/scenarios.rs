@@ -192,7 +192,6 @@ impl Validator<'_> {
         r: &RawRequest,
     ) -> Option<Step> {
         let unsupported = [
-            ("if", r.if_.as_ref()),
             ("while", r.while_.as_ref()),
             ("foreach", r.foreach.as_ref()),
             ("action", r.action.as_ref()),
@@ -217,6 +216,7 @@ impl Validator<'_> {
             ("transaction", r.transaction.is_some()),
             ("loop", r.loop_.is_some()),
             ("set-variables", r.set_variables.is_some()),
+            ("if", r.if_.is_some()),
         ]
         .into_iter()
         .filter_map(|(k, present)| present.then_some(k))
@@ -256,6 +256,32 @@ impl Validator<'_> {
                         self.add_label(&name);
                         let steps = self.steps(scenario, r.do_.as_deref().unwrap_or_default());
                         Some(Step::Transaction { name, steps })
+                    }
+                    "if" => {
+                        let loc = r.if_.as_ref()?;
+                        let text = loc.get()?;
+                        let Some(condition) = Condition::parse(text) else {
+                            self.push(
+                                Diagnostic::error(loc.span, format!("`{text}` is not a condition perfgate evaluates"))
+                                    .with_hint("compare two texts: `\"${model}\" == \"mlp\"` or `${status} != 200` (also inside ${__jexl3(...)}), or write true / false"),
+                            );
+                            self.incomplete = true;
+                            return None;
+                        };
+                        if r.then.is_none() {
+                            self.push(Diagnostic::error(
+                                span,
+                                "`if` needs a `then:` list of steps",
+                            ));
+                        }
+                        let then = self.steps(scenario, r.then.as_deref().unwrap_or_default());
+                        let otherwise =
+                            self.steps(scenario, r.else_.as_deref().unwrap_or_default());
+                        Some(Step::If {
+                            condition,
+                            then,
+                            otherwise,
+                        })
                     }
                     "loop" => {
                         let count = *r.loop_.as_ref()?.get()?;
