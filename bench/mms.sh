@@ -5,7 +5,8 @@
 # from Debian's packages when missing), builds small local model archives under the names the
 # suites register (squeezenet_v1.1, resnet-152, resnet-18, shufflenet: one tiny custom handler
 # that answers every request with a fixed classification; no downloads), and runs the suites of
-# a copy of the corpus (MMS_SUITES, default ../shared/compat/mms/master) with:
+# a copy of the suites (MMS_SUITES: the MMS repository's performance suites directory, the
+# one holding global_config.yaml; else $PERFGATE_COMPAT_DIR/mms/master) with:
 #   -e xlarge  the suites' own environment files (thresholds tuned for an EC2 xlarge host)
 #   -c offline.yaml, ONE layer of ours: `settings.env` puts shims first on PATH, where
 #     `curl` answers the suites' S3 downloads from local files (kitten.jpg, *.mar) and
@@ -21,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-corpus=${MMS_SUITES:-$root/../shared/compat/mms/master}
+corpus=${MMS_SUITES:-${PERFGATE_COMPAT_DIR:?set MMS_SUITES to the MMS performance suites (the directory with global_config.yaml)}/mms/master}
 suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=(inference_single_worker scale_up_workers register_unregister batch_inference)
 cache=${MMS_CACHE:-$HOME/.cache/perfgate-bench/mms}
