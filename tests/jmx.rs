@@ -240,3 +240,75 @@ fn import_jmx_output_validates_and_runs() {
     assert_eq!(label(&r, "Inference")["hits"], 12);
     assert_eq!(label(&r, "Teardown live")["hits"], 1);
 }
+
+/// Each supported element's translation, as `import-jmx` prints it: the plan-level ones (user
+/// variables, Arguments, HTTP defaults, headers, cookies, CSV) and the group-level ones
+/// (timers, transaction, loop, if, pause, raw body, query arguments, header manager,
+/// assertion, JSON and regex extractors), setUp and tearDown as phased executions.
+#[test]
+fn each_element_imports_as_its_perfgate_equivalent() {
+    let dir = suite_dir("");
+    let (code, yaml) = helpers::perfgate_in(
+        dir.path(),
+        &["import-jmx", "every_element.jmx", "-J", "port=8080"],
+    );
+    assert_eq!(code, 0, "{yaml}");
+    let v: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
+    let plan = &v["scenarios"]["every_element"];
+    // TestPlan user-defined variables and Arguments (with __P's default).
+    assert_eq!(plan["variables"]["inputs"], "[0.1, 0.2, 0.3, 0.4]");
+    assert_eq!(plan["variables"]["kind"], "probe");
+    // ConfigTestElement: address from __P/__property, response timeout.
+    assert_eq!(plan["default-address"], "http://127.0.0.1:8080");
+    assert_eq!(plan["timeout"], "5000ms");
+    // HeaderManager, CookieManager, CSVDataSet, UniformRandomTimer at group level.
+    assert_eq!(plan["headers"]["X-Test"], "${kind}");
+    assert_eq!(plan["store-cookie"], true);
+    assert_eq!(plan["data-sources"][0]["path"], "models.csv");
+    assert_eq!(plan["data-sources"][0]["variable-names"], "model");
+    assert_eq!(plan["think-time"], "uniform(2ms, 1ms)");
+    // TransactionController around a sampler and a LoopController.
+    let flow = &plan["requests"][0];
+    assert_eq!(flow["transaction"], "Infer flow");
+    let metadata = &flow["do"][0];
+    assert_eq!(
+        metadata["url"], "/v2/models/${model}?verbose=1",
+        "query arguments"
+    );
+    assert_eq!(metadata["extract-jsonpath"]["served"]["jsonpath"], "$.name");
+    assert_eq!(
+        metadata["extract-regexp"]["platform"]["regexp"],
+        "\"platform\":\"([^\"]+)\""
+    );
+    let looped = &flow["do"][1];
+    assert_eq!(looped["loop"], 2);
+    let infer = &looped["do"][0];
+    assert_eq!(infer["method"], "POST");
+    assert!(
+        infer["body"]
+            .as_str()
+            .unwrap()
+            .contains("\"data\": ${inputs}"),
+        "raw body"
+    );
+    assert_eq!(infer["headers"]["Content-Type"], "application/json");
+    assert_eq!(infer["assert"][0]["contains"][0], "probabilities");
+    assert_eq!(infer["think-time"], "1ms", "ConstantTimer");
+    // IfController, the jexl3 wrapper taken off.
+    assert_eq!(
+        plan["requests"][1]["if"],
+        "\"${platform}\" == \"perfgate-demo\""
+    );
+    assert_eq!(plan["requests"][1]["then"][0]["label"], "Demo live");
+    // setUp with its TestAction pause; tearDown; the disabled sampler is absent.
+    let setup = &v["scenarios"]["every_element - setUp warm"];
+    assert_eq!(setup["requests"][0]["think-time"], "1100ms");
+    let phases: Vec<&str> = v["execution"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["phase"].as_str().unwrap_or("main"))
+        .collect();
+    assert_eq!(phases, ["setup", "main", "teardown"]);
+    assert!(!yaml.contains("never runs"));
+}

@@ -753,11 +753,34 @@ mod tests {
     fn jmeter_logic_is_named() {
         let (_, messages) = check(&suite_with("").replace(
             "requests: [{url: 'http://127.0.0.1:9/x', label: x}]",
+            "requests: [{while: 'x', do: []}]",
+        ));
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("`while` is JMeter logic")),
+            "{messages:?}"
+        );
+        // `if` takes one comparison; anything else says what it takes.
+        let (_, messages) = check(&suite_with("").replace(
+            "requests: [{url: 'http://127.0.0.1:9/x', label: x}]",
             "requests: [{if: 'x', then: []}]",
         ));
         assert!(
-            messages.iter().any(|m| m.contains("`if` is JMeter logic")),
+            messages
+                .iter()
+                .any(|m| m.contains("`x` is not a condition perfgate evaluates")),
             "{messages:?}"
+        );
+        let (suite, messages) = check(&suite_with("").replace(
+            "requests: [{url: 'http://127.0.0.1:9/x', label: x}]",
+            "requests: [{if: '\"x\" != \"y\"', then: ['http://127.0.0.1:9/x'], else: ['http://127.0.0.1:9/y']}]",
+        ));
+        assert!(messages.is_empty(), "{messages:?}");
+        let steps = &suite.unwrap().scenarios[0].steps;
+        assert!(
+            matches!(&steps[0], crate::suite::model::Step::If { then, otherwise, .. } if then.len() == 1 && otherwise.len() == 1),
+            "{steps:?}"
         );
     }
 }
