@@ -148,11 +148,11 @@ const CORPUS: &[Row] = &[
         None,
         None,
         &[
-            "`if` is JMeter logic",
+            "`condition1` is not a condition perfgate evaluates",
             "`foreach` is JMeter logic",
             "`while` is JMeter logic",
         ],
-        "JMeter controllers are not run",
+        "JMeter controllers are not run; `if` takes one comparison",
     ),
     (
         "taurus/csv-usage.yml",
