@@ -195,6 +195,32 @@ fn workers_make_a_process_tree_that_sigterm_stops() {
     );
 }
 
+/// `--max-concurrency 2 --latency 100ms`: six requests at once are served two at a time, so
+/// the last of them waits for three rounds (a server of known capacity: 20 requests/s).
+#[test]
+fn max_concurrency_queues_the_rest() {
+    let demo = Demo::start(&["--max-concurrency", "2", "--latency", "100ms"]);
+    let start = Instant::now();
+    let statuses: Vec<Option<u16>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                scope.spawn(|| {
+                    demo.request("POST", "/v2/models/mlp/infer", INPUT)
+                        .map(|(status, _)| status)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().all(|s| *s == Some(200)), "{statuses:?}");
+    // Never faster than the queue allows (a busy machine can only be slower).
+    assert!(
+        start.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
 #[test]
 fn error_rate_and_latency_knobs() {
     let demo = Demo::start(&["--error-rate", "1", "--latency", "50ms"]);

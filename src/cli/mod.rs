@@ -297,6 +297,10 @@ pub struct DemoArgs {
     /// ... until this much later.
     #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
     pub stall_for: std::time::Duration,
+    /// At most this many inferences at once (per process), the rest queued: with
+    /// `--latency`, a server of known capacity (N / latency requests per second).
+    #[arg(long)]
+    pub max_concurrency: Option<u32>,
     /// OpenAI-compatible generation: time to the first token.
     #[arg(long, default_value = "50ms", value_parser = parse_duration_arg)]
     pub ttft: std::time::Duration,
@@ -938,6 +942,7 @@ fn demo_server(args: DemoArgs, stderr: &mut dyn Write) -> std::io::Result<ExitCo
         error_rate: args.error_rate,
         stall_after: args.stall_after,
         stall_for: args.stall_for,
+        max_concurrency: args.max_concurrency,
         worker: args.worker,
         llm: crate::demo::llm::LlmOptions {
             ttft: args.ttft,

@@ -51,6 +51,9 @@ pub struct DemoOptions {
     /// Requests arriving in `[stall_after, stall_after + stall_for)` wait until its end.
     pub stall_after: Option<Duration>,
     pub stall_for: Duration,
+    /// At most this many inferences at once (per process); the rest wait in a queue, so the
+    /// server's capacity is `max_concurrency / latency` requests per second.
+    pub max_concurrency: Option<u32>,
     /// Internal: this process is a worker of a supervisor.
     pub worker: bool,
     /// The OpenAI-compatible text generation (`/v1/chat/completions`, `/v1/completions`).
@@ -152,6 +155,9 @@ async fn supervise(mut opts: DemoOptions, announce: Announce) -> Result<(), Demo
         if let Some(after) = opts.stall_after {
             cmd.args(["--stall-after", &format!("{}ms", after.as_millis())]);
         }
+        if let Some(n) = opts.max_concurrency {
+            cmd.args(["--max-concurrency", &n.to_string()]);
+        }
         children.push(cmd.spawn().map_err(DemoError::Spawn)?);
     }
     announce(&format!(
@@ -239,6 +245,8 @@ struct AppState {
     duration: Histogram,
     in_flight: Gauge,
     registry: Registry,
+    /// `--max-concurrency`: the inferences that may run at once.
+    slots: Option<tokio::sync::Semaphore>,
 }
 
 /// The HTTP routes, for embedding in tests.
@@ -258,7 +266,11 @@ pub fn router(opts: DemoOptions) -> Router {
         duration.clone(),
     );
     registry.register("demo_in_flight", "Requests being served", in_flight.clone());
+    let slots = opts
+        .max_concurrency
+        .map(|n| tokio::sync::Semaphore::new(n.max(1) as usize));
     let state = Arc::new(AppState {
+        slots,
         opts,
         mlp: Mlp::default(),
         started: Instant::now(),
@@ -386,6 +398,11 @@ async fn infer(
     body: Bytes,
 ) -> Response {
     let opts = &state.opts;
+    // A fixed number of inferences at once; the rest queue here (their wait is latency).
+    let _slot = match &state.slots {
+        Some(s) => s.acquire().await.ok(),
+        None => None,
+    };
     if let Some(after) = opts.stall_after {
         let now = state.started.elapsed();
         if now >= after && now < after + opts.stall_for {
