@@ -630,7 +630,7 @@ fn snapshot(
                     s.set_seconds(end.as_secs_f64());
                 }
             }
-            _ => s.set_seconds(store.measured_seconds().unwrap_or(0.0)),
+            _ => s.set_seconds(store.cumulative_seconds(label).unwrap_or(0.0)),
         }
     }
     s

@@ -1227,12 +1227,70 @@ impl Store {
 
     /// Everything recorded for `label`. Once the end is set, throughput is over the measured
     /// time: from the first second with a sample (after any warm-up) to the end of the load.
+    ///
+    /// A label's own rates are over its active time: from its first second with a sample to
+    /// the end of the second its last response completed in (or the end of the load, if
+    /// sooner), so a label sent in only part of the run (an execution that starts later, a
+    /// step of a sweep) is not credited with the whole run's time.
     pub fn cumulative(&self, label: &str) -> Snapshot {
         let mut snapshot = self.window(label, 0, self.seconds());
-        if let Some(measured) = self.measured_seconds() {
+        if let Some(measured) = self.cumulative_seconds(label) {
             snapshot.seconds = measured;
         }
         snapshot
+    }
+
+    /// The time a label's whole-run rates are over: the run's measured time for `""`, a
+    /// label's active time otherwise; `None` before the end is set.
+    pub fn cumulative_seconds(&self, label: &str) -> Option<f64> {
+        if label.is_empty() {
+            self.measured_seconds()
+        } else {
+            self.active_seconds(label)
+        }
+    }
+
+    /// `label`'s active time once the end is set (see [`Store::cumulative`]).
+    fn active_seconds(&self, label: &str) -> Option<f64> {
+        let end = self.end?.as_secs_f64();
+        let index = self.labels.iter().position(|l| l == label)?;
+        let (first, last) = self.active_range(index)?;
+        let measured = ((last + 1) as f64).min(end) - first as f64;
+        (measured > 0.0).then_some(measured)
+    }
+
+    /// The first second with a sample or a dropped request of label `index`, and the last
+    /// with a sample or a completion (coarse spans count by their ends).
+    fn active_range(&self, index: usize) -> Option<(u64, u64)> {
+        let counts = |row: &[Option<Bucket>]| {
+            row.get(index)
+                .and_then(Option::as_ref)
+                .map(|b| (b.counts.hits + b.counts.dropped, b.counts.served))
+        };
+        let mut first = None;
+        let mut last = None;
+        for span in &self.coarse {
+            if let Some((sent, served)) = counts(&span.buckets) {
+                if sent > 0 && first.is_none() {
+                    first = Some(span.from);
+                }
+                if sent + served > 0 {
+                    last = Some(span.to.saturating_sub(1));
+                }
+            }
+        }
+        for (i, row) in self.fine.iter().enumerate() {
+            let second = self.fine_from + i as u64;
+            if let Some((sent, served)) = counts(row) {
+                if sent > 0 && first.is_none() {
+                    first = Some(second);
+                }
+                if sent + served > 0 {
+                    last = Some(second);
+                }
+            }
+        }
+        Some((first?, last?))
     }
 
     /// The measured time once the end is set: from the first second with a sample (after
@@ -1615,6 +1673,23 @@ mod tests {
         assert_eq!(only.distribution("ttft").unwrap().count(), 41);
         assert!(only.distribution("rt").is_none() && only.avg_rt().is_none());
         assert_eq!(only.hits(), 41);
+    }
+
+    /// A label sent in half the run has its own rate over its active time; the run's is over
+    /// the whole measured time.
+    #[test]
+    fn label_throughput_is_over_its_active_time() {
+        let mut store = Store::default();
+        for second in 0..10 {
+            for _ in 0..10 {
+                store.record(&ok("early", second, 5));
+                store.record(&ok("late", second + 10, 5));
+            }
+        }
+        store.set_end(Duration::from_secs(20));
+        assert_eq!(store.cumulative("early").throughput(), Some(10.0));
+        assert_eq!(store.cumulative("late").throughput(), Some(10.0));
+        assert_eq!(store.cumulative("").throughput(), Some(10.0));
     }
 
     #[test]
