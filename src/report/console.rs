@@ -96,6 +96,24 @@ pub fn suite_table(suite: &SuiteReport) -> String {
             out.push_str(&columns(&table));
         }
     }
+    if let Some(c) = &suite.capacity {
+        let _ = writeln!(out, "  Capacity (steady window of each step)");
+        out.push_str(&columns(&super::capacity::table(c)));
+        let value = |v: Option<f64>| v.map_or_else(|| "none".to_owned(), |v| format!("{v}"));
+        let _ = writeln!(
+            out,
+            "  knee {}, saturation {}, max {}, recommended {} {}",
+            value(c.knee),
+            value(c.saturation),
+            c.max_throughput
+                .map_or_else(|| "-".to_owned(), |t| format!("{t:.1} req/s")),
+            c.kind,
+            value(c.recommended)
+        );
+        for note in &c.notes {
+            let _ = writeln!(out, "  note: {note}");
+        }
+    }
     for note in super::measures::timing_notes(suite) {
         let _ = writeln!(out, "  note: {note}");
     }

@@ -107,6 +107,9 @@ pub struct SuiteReport {
     /// `settings.baseline`).
     #[serde(default)]
     pub versus: Option<super::versus::Versus>,
+    /// A capacity sweep's steps, knee, saturation and recommended operating point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<super::capacity::Capacity>,
 }
 
 /// The report files a suite's `reporting` modules ask for.
@@ -161,6 +164,7 @@ impl SuiteReport {
             effective_yaml: String::new(),
             identity: SuiteIdentity::default(),
             versus: None,
+            capacity: None,
         }
     }
 

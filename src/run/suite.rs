@@ -70,6 +70,7 @@ pub(super) async fn run_suite(
         effective_yaml,
         load_started_at: None,
         versus: None,
+        capacity: None,
         identity: SuiteIdentity {
             environment: opts.environment.clone(),
             load_hash: load_hash(&suite.load_identity),
@@ -157,6 +158,7 @@ pub(super) async fn run_suite(
     if let Some(m) = &measured {
         report.load_started_at = Some(m.started_at.clone());
         fill_measurements(&mut report, &m.dispatcher.store);
+        report.capacity = crate::report::capacity::analyse(&plan.suite, &m.dispatcher.store);
         if baseline.source.is_some() {
             report.versus = Some(crate::compare::versus(
                 &report,

@@ -82,6 +82,32 @@ pub struct Execution {
     pub delay: Duration,
     /// Before (`setup`), during (`main`) or after (`teardown`) the load.
     pub phase: crate::suite::raw::Phase,
+    /// One step of a capacity sweep, when it is one.
+    pub sweep: Option<SweepStep>,
+}
+
+/// A step of a capacity sweep: its load value and where its steady window is.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SweepStep {
+    /// The execution (as written) the sweep belongs to.
+    pub group: usize,
+    /// `concurrency` (closed model) or `throughput` (open model).
+    pub kind: SweepKind,
+    pub value: f64,
+    /// When the step starts, from the start of the load.
+    #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
+    pub start: Duration,
+    #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
+    pub warm_up: Duration,
+    #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
+    pub length: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SweepKind {
+    Concurrency,
+    Throughput,
 }
 
 impl Execution {

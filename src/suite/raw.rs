@@ -131,6 +131,27 @@ pub struct RawExecution {
     /// `setup` runs before the other executions and `teardown` after them (JMeter's setUp and
     /// tearDown thread groups); `main` (default) is the load.
     pub phase: Option<Located<Phase>>,
+    /// A capacity sweep: one step per value, each `step` long, measured after `warm-up`.
+    pub sweep: Option<Located<RawSweep>>,
+}
+
+/// `sweep: {concurrency: [1, 2, 4, 8], step: 30s, warm-up: 5s}` (closed model) or
+/// `sweep: {throughput: [50, 100, 200], ...}` (open model).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(
+    rename_all = "kebab-case",
+    expecting = "a sweep map (concurrency or throughput, step, warm-up)"
+)]
+#[schemars(deny_unknown_fields)]
+pub struct RawSweep {
+    /// Virtual users of each step (closed model).
+    pub concurrency: Option<Located<Vec<u32>>>,
+    /// Requests per second of each step (open model).
+    pub throughput: Option<Located<Vec<f64>>>,
+    /// How long each step lasts.
+    pub step: Option<Located<DurationValue>>,
+    /// The start of each step left out of its statistics.
+    pub warm_up: Option<Located<DurationValue>>,
 }
 
 /// When an execution runs.

@@ -116,8 +116,13 @@ impl Validator<'_> {
             if let Some(criteria) = &e.criteria {
                 pending.push(PendingCriteria {
                     criteria,
-                    scope: Scope::Execution(index),
+                    scope: Scope::Execution(out.len()),
                 });
+            }
+            let delay = dur(e.delay.as_ref()).unwrap_or_default();
+            if let Some(sweep) = &e.sweep {
+                out.extend(self.sweep(sweep, index, &scenario, delay, throughput, concurrency));
+                continue;
             }
             out.push(Execution {
                 scenario,
@@ -135,9 +140,101 @@ impl Validator<'_> {
                     .as_ref()
                     .and_then(|p| p.get().copied())
                     .unwrap_or_default(),
+                sweep: None,
             });
         }
         out
+    }
+}
+
+impl Validator<'_> {
+    /// A sweep's steps as executions one after another: each `step` long, its load value
+    /// from the list, its statistics after `warm-up`.
+    fn sweep(
+        &mut self,
+        loc: &Located<RawSweep>,
+        group: usize,
+        scenario: &str,
+        delay: Duration,
+        throughput: Option<f64>,
+        concurrency: u32,
+    ) -> Vec<Execution> {
+        let Some(s) = loc.get() else {
+            return Vec::new();
+        };
+        let (kind, values): (SweepKind, Vec<f64>) = match (&s.concurrency, &s.throughput) {
+            (Some(c), None) => (
+                SweepKind::Concurrency,
+                c.get()
+                    .map(|v| v.iter().map(|n| f64::from(*n)).collect())
+                    .unwrap_or_default(),
+            ),
+            (None, Some(t)) => (SweepKind::Throughput, t.get().cloned().unwrap_or_default()),
+            _ => {
+                self.push(
+                    Diagnostic::error(
+                        loc.span,
+                        "a sweep lists either `concurrency` or `throughput` values",
+                    )
+                    .with_hint("e.g. sweep: {concurrency: [1, 2, 4, 8], step: 30s, warm-up: 5s}"),
+                );
+                return Vec::new();
+            }
+        };
+        if values.is_empty() || values.iter().any(|v| !v.is_finite() || *v <= 0.0) {
+            self.push(Diagnostic::error(
+                loc.span,
+                "a sweep needs at least one value, each more than 0",
+            ));
+            return Vec::new();
+        }
+        let length = dur(s.step.as_ref()).unwrap_or_default();
+        let warm_up = dur(s.warm_up.as_ref()).unwrap_or_default();
+        if length.is_zero() || warm_up >= length {
+            self.push(
+                Diagnostic::error(loc.span, "a sweep needs a `step` longer than its `warm-up`")
+                    .with_hint("e.g. step: 30s, warm-up: 5s"),
+            );
+            return Vec::new();
+        }
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &value)| {
+                let start = delay + length * u32::try_from(i).unwrap_or(u32::MAX);
+                let (users, rate, arrival) = match kind {
+                    SweepKind::Concurrency => (value.round() as u32, throughput, None),
+                    // The open model: the most in flight is the execution's concurrency,
+                    // at least enough for a second of arrivals.
+                    SweepKind::Throughput => (
+                        concurrency.max(value.ceil() as u32),
+                        Some(value),
+                        Some(Arrival::Constant),
+                    ),
+                };
+                Execution {
+                    scenario: scenario.to_owned(),
+                    concurrency: users.max(1),
+                    ramp_up: Duration::ZERO,
+                    steps: None,
+                    hold_for: length,
+                    iterations: None,
+                    throughput: rate,
+                    arrival,
+                    warm_up,
+                    delay: start,
+                    phase: Phase::Main,
+                    sweep: Some(SweepStep {
+                        group,
+                        kind,
+                        value,
+                        start,
+                        warm_up,
+                        length,
+                    }),
+                }
+            })
+            .collect()
     }
 }
 

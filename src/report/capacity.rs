@@ -1,0 +1,294 @@
+//! Capacity: a sweep's steps measured over their steady windows, and the curve read for its
+//! knee, its saturation and a recommended operating point.
+//!
+//! - Each step's statistics use only its steady window: from the end of its warm-up to the end
+//!   of the step, in whole seconds of the run.
+//! - Knee (Kneedle, as capacity-planning frameworks compute it): the load values and the
+//!   served throughput are each normalised to 0..1; the knee is the interior step (never the
+//!   first or last) where the normalised throughput stands highest above the diagonal, i.e.
+//!   where extra load stops buying throughput. With fewer than 3 steps, a curve that does not
+//!   rise by at least 10% of its top, or a best distance under 0.1, there is no knee.
+//! - Saturation: the first step whose efficiency (throughput per user in the closed model,
+//!   served per offered in the open model) is below 80% of the first step's.
+//! - Recommended: the lower of knee and saturation (the last step when there is neither).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::Store;
+use crate::suite::model::{Suite, SweepKind};
+
+/// Efficiency below this share of the first step's is saturation.
+pub const SATURATION: f64 = 0.8;
+
+/// A suite's sweep and what it says about capacity.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Capacity {
+    /// `concurrency` or `throughput`: what the steps vary.
+    pub kind: String,
+    pub steps: Vec<Step>,
+    /// The load value at the knee of the throughput curve.
+    pub knee: Option<f64>,
+    /// The first load value whose efficiency fell below 80% of the first step's.
+    pub saturation: Option<f64>,
+    /// The highest served throughput of any step.
+    pub max_throughput: Option<f64>,
+    /// The lower of knee and saturation, else the last step.
+    pub recommended: Option<f64>,
+    /// How the figures were found (or why not).
+    pub notes: Vec<String>,
+}
+
+/// One step over its steady window.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Step {
+    pub value: f64,
+    /// Seconds of the run the statistics cover.
+    pub from: u64,
+    pub to: u64,
+    pub throughput: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    /// Failed samples, percent.
+    pub error_rate: Option<f64>,
+    /// Mean CPU (percent) and memory (bytes) of the monitored server, when monitored.
+    pub server_cpu: Option<f64>,
+    pub server_memory: Option<f64>,
+}
+
+/// The capacity of a suite with a sweep; `None` without one.
+pub fn analyse(suite: &Suite, store: &Store) -> Option<Capacity> {
+    let steps: Vec<_> = suite
+        .executions
+        .iter()
+        .filter_map(|e| e.sweep.clone())
+        .collect();
+    let first = steps.first()?;
+    let kind = first.kind;
+    let cpu = series_ending(store, &["sum_all_cpu_percent", "/cpu"]);
+    let memory = series_ending(store, &["sum_all_memory_rss", "/mem"]);
+    let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+    let measured: Vec<Step> = steps
+        .iter()
+        .filter(|s| s.group == first.group)
+        .map(|s| {
+            let from = (s.start + s.warm_up).as_secs_f64().ceil() as u64;
+            let to = ((s.start + s.length).as_secs_f64().floor() as u64).max(from + 1);
+            let w = store.window("", from, to);
+            let seconds = (to - from) as f64;
+            Step {
+                value: s.value,
+                from,
+                to,
+                throughput: (w.hits() > 0).then(|| w.served() as f64 / seconds),
+                p50_ms: ms(w.percentile(50.0)),
+                p99_ms: ms(w.percentile(99.0)),
+                error_rate: (w.hits() > 0).then(|| 100.0 * w.fail() as f64 / w.hits() as f64),
+                server_cpu: cpu.as_ref().and_then(|c| store.metric_window(c, from, to)),
+                server_memory: memory
+                    .as_ref()
+                    .and_then(|m| store.metric_window(m, from, to)),
+            }
+        })
+        .collect();
+    Some(read_curve(kind, measured))
+}
+
+fn series_ending(store: &Store, endings: &[&str]) -> Option<String> {
+    store
+        .metric_subjects()
+        .find(|s| endings.iter().any(|e| s.ends_with(e)))
+        .map(str::to_owned)
+}
+
+/// Knee, saturation and recommendation of measured steps.
+pub fn read_curve(kind: SweepKind, steps: Vec<Step>) -> Capacity {
+    let mut notes = Vec::new();
+    let points: Vec<(f64, f64)> = steps
+        .iter()
+        .filter_map(|s| Some((s.value, s.throughput?)))
+        .collect();
+    let knee = knee(&points);
+    match (&knee, points.len()) {
+        (None, n) if n < 3 => notes.push(format!("no knee: {n} steps with throughput, 3 needed")),
+        (None, _) => notes.push(
+            "no knee: throughput does not bend (flat, linear or noisy) over these steps".to_owned(),
+        ),
+        (Some(k), _) => notes.push(format!(
+            "knee at {k}: the step where normalised throughput stands highest above the diagonal (endpoints excluded)"
+        )),
+    }
+    let efficiency = |v: f64, t: f64| match kind {
+        SweepKind::Concurrency => t / v,
+        SweepKind::Throughput => t / v,
+    };
+    let saturation = points.first().and_then(|&(v0, t0)| {
+        let base = efficiency(v0, t0);
+        (base > 0.0)
+            .then(|| {
+                points
+                    .iter()
+                    .skip(1)
+                    .find(|&&(v, t)| efficiency(v, t) < SATURATION * base)
+                    .map(|&(v, _)| v)
+            })
+            .flatten()
+    });
+    if let Some(s) = saturation {
+        notes.push(format!(
+            "saturated at {s}: efficiency below {:.0}% of the first step's",
+            SATURATION * 100.0
+        ));
+    }
+    let max_throughput = points.iter().map(|p| p.1).reduce(f64::max);
+    let recommended = match (knee, saturation) {
+        (Some(k), Some(s)) => Some(k.min(s)),
+        (k, s) => k.or(s).or(points.last().map(|p| p.0)),
+    };
+    Capacity {
+        kind: match kind {
+            SweepKind::Concurrency => "concurrency".to_owned(),
+            SweepKind::Throughput => "throughput".to_owned(),
+        },
+        steps,
+        knee,
+        saturation,
+        max_throughput,
+        recommended,
+        notes,
+    }
+}
+
+/// The knee of a rising, flattening curve (Kneedle); `None` when there is none to find.
+pub fn knee(points: &[(f64, f64)]) -> Option<f64> {
+    if points.len() < 3 {
+        return None;
+    }
+    let (x0, x1) = (points[0].0, points[points.len() - 1].0);
+    let (ymin, ymax) = points
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.1), hi.max(p.1))
+        });
+    if x1 <= x0 || ymax <= 0.0 || (ymax - ymin) < 0.1 * ymax {
+        return None;
+    }
+    let best = points[1..points.len() - 1]
+        .iter()
+        .map(|&(x, y)| {
+            let nx = (x - x0) / (x1 - x0);
+            let ny = (y - ymin) / (ymax - ymin);
+            (x, ny - nx)
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))?;
+    (best.1 >= 0.1).then_some(best.0)
+}
+
+/// The per-step table for the console: load, throughput, p50, p99, errors, server CPU.
+pub fn table(c: &Capacity) -> super::measures::Table {
+    let num = |v: Option<f64>, d: usize| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.d$}"));
+    let mut rows = vec![
+        [
+            c.kind.as_str(),
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "errors",
+            "server cpu",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ];
+    for s in &c.steps {
+        rows.push(vec![
+            format!("{}", s.value),
+            num(s.throughput, 1),
+            num(s.p50_ms, 1),
+            num(s.p99_ms, 1),
+            s.error_rate
+                .map_or_else(|| "-".to_owned(), |e| format!("{e:.2}%")),
+            s.server_cpu
+                .map_or_else(|| "-".to_owned(), |c| format!("{c:.0}%")),
+        ]);
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn curve(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+        points.to_vec()
+    }
+
+    /// A server of capacity 40/s driven at 1..32 users of 100 ms each: linear to 4 users,
+    /// flat after.
+    #[test]
+    fn knees_of_clean_flat_noisy_and_monotone_curves() {
+        let clean = curve(&[
+            (1.0, 10.0),
+            (2.0, 20.0),
+            (4.0, 39.0),
+            (8.0, 40.0),
+            (16.0, 40.0),
+            (32.0, 40.0),
+        ]);
+        assert_eq!(knee(&clean), Some(4.0));
+        let flat = curve(&[(1.0, 40.0), (2.0, 40.5), (4.0, 39.8), (8.0, 40.2)]);
+        assert_eq!(knee(&flat), None, "flat: no knee");
+        let linear = curve(&[(1.0, 10.0), (2.0, 20.0), (3.0, 30.0), (4.0, 40.0)]);
+        assert_eq!(knee(&linear), None, "still rising linearly: no knee");
+        let two = curve(&[(1.0, 10.0), (2.0, 20.0)]);
+        assert_eq!(knee(&two), None, "fewer than 3 points");
+        let noisy = curve(&[
+            (1.0, 10.0),
+            (2.0, 21.0),
+            (4.0, 38.0),
+            (8.0, 41.0),
+            (16.0, 39.0),
+            (32.0, 40.5),
+        ]);
+        assert_eq!(
+            knee(&noisy),
+            Some(4.0),
+            "noise after the knee does not move it"
+        );
+    }
+
+    fn step(value: f64, throughput: f64) -> Step {
+        Step {
+            value,
+            from: 0,
+            to: 1,
+            throughput: Some(throughput),
+            p50_ms: None,
+            p99_ms: None,
+            error_rate: None,
+            server_cpu: None,
+            server_memory: None,
+        }
+    }
+
+    #[test]
+    fn saturation_and_recommendation() {
+        let steps = vec![
+            step(1.0, 10.0),
+            step(2.0, 20.0),
+            step(4.0, 39.0),
+            step(8.0, 40.0),
+            step(16.0, 40.0),
+        ];
+        let c = read_curve(SweepKind::Concurrency, steps);
+        assert_eq!(c.knee, Some(4.0));
+        // 40/8 = 5 per user, under 80% of the first step's 10.
+        assert_eq!(c.saturation, Some(8.0));
+        assert_eq!(c.recommended, Some(4.0));
+        assert_eq!(c.max_throughput, Some(40.0));
+        let open = read_curve(
+            SweepKind::Throughput,
+            vec![step(50.0, 50.0), step(100.0, 99.0), step(200.0, 120.0)],
+        );
+        assert_eq!(open.saturation, Some(200.0), "served 60% of offered");
+    }
+}

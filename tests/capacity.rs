@@ -1,0 +1,56 @@
+//! Capacity sweeps against a demo server of known capacity (4 inferences at once, 100 ms
+//! each: 40 requests/s): the knee is where the true one is, and no step serves more than the
+//! server can.
+
+mod helpers;
+
+#[test]
+fn a_sweep_finds_the_knee_of_a_known_capacity() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.yaml"),
+        r#"
+settings: {ports: [PORT]}
+services:
+  - module: server
+    command: ["${PERFGATE}", "demo-server", "--port", "${PORT}", "--max-concurrency", "4", "--latency", "100ms"]
+    ready: {http: "http://127.0.0.1:${PORT}/v2/health/ready", timeout: 30s}
+execution:
+  - scenario: infer
+    sweep: {concurrency: [1, 2, 4, 8, 16], step: 4s, warm-up: 1s}
+scenarios:
+  infer:
+    default-address: "http://127.0.0.1:${PORT}"
+    requests:
+      - url: /v2/models/mlp/infer
+        label: infer
+        method: POST
+        body: {inputs: [{name: input, shape: [1, 4], datatype: FP32, data: [1, 2, 3, 4]}]}
+"#,
+    )
+    .unwrap();
+    let (code, out) = helpers::perfgate_in(dir.path(), &["run", "s.yaml", "-a", "out"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Capacity (steady window of each step)"),
+        "{out}"
+    );
+    let results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/results.json")).unwrap(),
+    )
+    .unwrap();
+    let c = &results["suites"][0]["capacity"];
+    assert_eq!(c["kind"], "concurrency");
+    assert_eq!(c["steps"].as_array().unwrap().len(), 5);
+    // Each step's window is its own, after its warm-up: 4 s steps from second 0.
+    assert_eq!(
+        (c["steps"][2]["from"].as_u64(), c["steps"][2]["to"].as_u64()),
+        (Some(9), Some(12))
+    );
+    let max = c["max_throughput"].as_f64().unwrap();
+    assert!(max <= 40.5, "never more than the server's capacity: {max}");
+    assert!(max >= 20.0, "{c}");
+    assert_eq!(c["knee"], 4.0, "{c}");
+    // Past the knee the queue shows in latency: 16 users wait 4 rounds.
+    assert!(c["steps"][4]["p50_ms"].as_f64().unwrap() >= 390.0, "{c}");
+}
