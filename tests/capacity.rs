@@ -17,7 +17,7 @@ services:
     ready: {http: "http://127.0.0.1:${PORT}/v2/health/ready", timeout: 30s}
 execution:
   - scenario: infer
-    sweep: {concurrency: [1, 2, 4, 8, 16], step: 4s, warm-up: 1s}
+    sweep: {concurrency: [1, 2, 4, 8, 16], step: 4s, warm-up: 1s, slo: ["p99<180ms", "fail<1%"]}
 scenarios:
   infer:
     default-address: "http://127.0.0.1:${PORT}"
@@ -51,6 +51,16 @@ scenarios:
     assert!(max <= 40.5, "never more than the server's capacity: {max}");
     assert!(max >= 20.0, "{c}");
     assert_eq!(c["knee"], 4.0, "{c}");
+    // 8 users queue for a second round (>= 200 ms): the SLO limit is 4, 100% below 8.
+    assert_eq!(c["slo_limit"], 4.0, "{c}");
+    assert_eq!(c["slo_headroom"], 100.0, "{c}");
+    assert_eq!(c["recommended"], 4.0, "{c}");
+    assert!(
+        c["steps"][3]["slo_missed"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("p99<180ms")
+    );
     // Past the knee the queue shows in latency: 16 users wait 4 rounds.
     assert!(c["steps"][4]["p50_ms"].as_f64().unwrap() >= 390.0, "{c}");
 }

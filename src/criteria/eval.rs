@@ -473,17 +473,7 @@ fn note_worst(state: &mut State, check: &Check, value: f64, from: u64, to: u64) 
 fn holds(check: &Check, value: f64) -> bool {
     match check {
         Check::Expr { .. } => value != 0.0,
-        Check::Threshold { op, threshold, .. } => {
-            let t = threshold_value(*threshold);
-            match op {
-                Op::Gt => value > t,
-                Op::Ge => value >= t,
-                Op::Lt => value < t,
-                Op::Le => value <= t,
-                Op::Eq => value == t,
-                Op::Ne => value != t,
-            }
-        }
+        Check::Threshold { op, threshold, .. } => op.holds(value, threshold_value(*threshold)),
     }
 }
 
@@ -637,7 +627,11 @@ fn snapshot(
 }
 
 /// A request KPI of a snapshot in the unit its threshold uses; `None` without samples.
-fn kpi_value(subject: &Subject, s: &Snapshot, threshold: Option<Threshold>) -> Option<f64> {
+pub(crate) fn kpi_value(
+    subject: &Subject,
+    s: &Snapshot,
+    threshold: Option<Threshold>,
+) -> Option<f64> {
     let percent = matches!(threshold, Some(Threshold::Percent(_)));
     let share = |n: u64, of: u64| -> Option<f64> {
         if percent {

@@ -246,6 +246,18 @@ pub enum Op {
 }
 
 impl Op {
+    /// Whether `value op threshold` holds.
+    pub fn holds(self, value: f64, threshold: f64) -> bool {
+        match self {
+            Self::Gt => value > threshold,
+            Self::Ge => value >= threshold,
+            Self::Lt => value < threshold,
+            Self::Le => value <= threshold,
+            Self::Eq => value == threshold,
+            Self::Ne => value != threshold,
+        }
+    }
+
     pub fn parse(text: &str) -> Result<Self, (String, Option<&'static str>)> {
         match text {
             "<" => Ok(Self::Lt),

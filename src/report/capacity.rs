@@ -10,11 +10,15 @@
 //!   rise by at least 10% of its top, or a best distance under 0.1, there is no knee.
 //! - Saturation: the first step whose efficiency (throughput per user in the closed model,
 //!   served per offered in the open model) is below 80% of the first step's.
-//! - Recommended: the lower of knee and saturation (the last step when there is neither).
+//! - SLO limit: with `slo:`, the largest step meeting every service level; its headroom is
+//!   how much more load the next (failing) step offered.
+//! - Recommended: the SLO limit when SLOs are given, else the lower of knee and saturation
+//!   (the last step when there is neither).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::criteria::eval::{format_value, kpi_value, threshold_value};
 use crate::metrics::Store;
 use crate::suite::model::{Suite, SweepKind};
 
@@ -33,7 +37,13 @@ pub struct Capacity {
     pub saturation: Option<f64>,
     /// The highest served throughput of any step.
     pub max_throughput: Option<f64>,
-    /// The lower of knee and saturation, else the last step.
+    /// The largest step meeting every SLO (with `slo:`).
+    #[serde(default)]
+    pub slo_limit: Option<f64>,
+    /// How much more load (percent) the first failing step above the SLO limit offered.
+    #[serde(default)]
+    pub slo_headroom: Option<f64>,
+    /// The SLO limit, else the lower of knee and saturation, else the last step.
     pub recommended: Option<f64>,
     /// How the figures were found (or why not).
     pub notes: Vec<String>,
@@ -54,6 +64,9 @@ pub struct Step {
     /// Mean CPU (percent) and memory (bytes) of the monitored server, when monitored.
     pub server_cpu: Option<f64>,
     pub server_memory: Option<f64>,
+    /// The SLOs this step missed (with the value seen); `None` without SLOs.
+    #[serde(default)]
+    pub slo_missed: Option<Vec<String>>,
 }
 
 /// The capacity of a suite with a sweep; `None` without one.
@@ -76,6 +89,22 @@ pub fn analyse(suite: &Suite, store: &Store) -> Option<Capacity> {
             let to = ((s.start + s.length).as_secs_f64().floor() as u64).max(from + 1);
             let w = store.window("", from, to);
             let seconds = (to - from) as f64;
+            let slo_missed = (!s.slo.is_empty()).then(|| {
+                s.slo
+                    .iter()
+                    .filter_map(|slo| {
+                        let value = kpi_value(&slo.subject, &w, Some(slo.threshold));
+                        let met =
+                            value.is_some_and(|v| slo.op.holds(v, threshold_value(slo.threshold)));
+                        (!met).then(|| match value {
+                            Some(v) => {
+                                format!("{} ({})", slo.text, format_value(Some(slo.threshold), v))
+                            }
+                            None => format!("{} (no data)", slo.text),
+                        })
+                    })
+                    .collect()
+            });
             Step {
                 value: s.value,
                 from,
@@ -88,6 +117,7 @@ pub fn analyse(suite: &Suite, store: &Store) -> Option<Capacity> {
                 server_memory: memory
                     .as_ref()
                     .and_then(|m| store.metric_window(m, from, to)),
+                slo_missed,
             }
         })
         .collect();
@@ -141,9 +171,34 @@ pub fn read_curve(kind: SweepKind, steps: Vec<Step>) -> Capacity {
         ));
     }
     let max_throughput = points.iter().map(|p| p.1).reduce(f64::max);
-    let recommended = match (knee, saturation) {
-        (Some(k), Some(s)) => Some(k.min(s)),
-        (k, s) => k.or(s).or(points.last().map(|p| p.0)),
+    let with_slo = steps.iter().any(|s| s.slo_missed.is_some());
+    let meets = |s: &Step| s.slo_missed.as_ref().is_some_and(Vec::is_empty);
+    let slo_limit = steps
+        .iter()
+        .filter(|s| meets(s))
+        .map(|s| s.value)
+        .reduce(f64::max);
+    let slo_headroom = slo_limit.and_then(|limit| {
+        steps
+            .iter()
+            .filter(|s| s.value > limit && !meets(s))
+            .map(|s| s.value)
+            .reduce(f64::min)
+            .map(|next| (next / limit - 1.0) * 100.0)
+    });
+    if with_slo {
+        notes.push(match slo_limit {
+            Some(l) => format!("SLO limit {l}: the largest step meeting every SLO"),
+            None => "no step met every SLO".to_owned(),
+        });
+    }
+    let recommended = if with_slo {
+        slo_limit
+    } else {
+        match (knee, saturation) {
+            (Some(k), Some(s)) => Some(k.min(s)),
+            (k, s) => k.or(s).or(points.last().map(|p| p.0)),
+        }
     };
     Capacity {
         kind: match kind {
@@ -154,6 +209,8 @@ pub fn read_curve(kind: SweepKind, steps: Vec<Step>) -> Capacity {
         knee,
         saturation,
         max_throughput,
+        slo_limit,
+        slo_headroom,
         recommended,
         notes,
     }
@@ -195,6 +252,7 @@ pub fn table(c: &Capacity) -> super::measures::Table {
             "p99 ms",
             "errors",
             "server cpu",
+            "SLO",
         ]
         .map(str::to_owned)
         .to_vec(),
@@ -209,6 +267,11 @@ pub fn table(c: &Capacity) -> super::measures::Table {
                 .map_or_else(|| "-".to_owned(), |e| format!("{e:.2}%")),
             s.server_cpu
                 .map_or_else(|| "-".to_owned(), |c| format!("{c:.0}%")),
+            match &s.slo_missed {
+                None => "-".to_owned(),
+                Some(m) if m.is_empty() => "met".to_owned(),
+                Some(m) => format!("missed {}", m.join(", ")),
+            },
         ]);
     }
     rows
@@ -267,7 +330,29 @@ mod tests {
             error_rate: None,
             server_cpu: None,
             server_memory: None,
+            slo_missed: None,
         }
+    }
+
+    #[test]
+    fn the_slo_limit_is_the_largest_step_meeting_every_slo() {
+        let mut steps = vec![
+            step(1.0, 10.0),
+            step(2.0, 20.0),
+            step(4.0, 39.0),
+            step(8.0, 40.0),
+        ];
+        for (s, missed) in steps.iter_mut().zip([0, 0, 0, 1]) {
+            s.slo_missed = Some(vec!["p99<200ms (205ms)".to_owned(); missed]);
+        }
+        let c = read_curve(SweepKind::Concurrency, steps);
+        assert_eq!(c.slo_limit, Some(4.0));
+        assert_eq!(
+            c.slo_headroom,
+            Some(100.0),
+            "the next step offered twice the load"
+        );
+        assert_eq!(c.recommended, Some(4.0));
     }
 
     #[test]

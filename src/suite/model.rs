@@ -101,6 +101,18 @@ pub struct SweepStep {
     pub warm_up: Duration,
     #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
     pub length: Duration,
+    /// Service levels each step is checked against.
+    pub slo: Vec<Slo>,
+}
+
+/// A service level a sweep's steps must meet: `p99<200ms` holds when the step's p99 is
+/// under 200 ms.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Slo {
+    pub text: String,
+    pub subject: crate::criteria::grammar::Subject,
+    pub op: crate::criteria::grammar::Op,
+    pub threshold: crate::criteria::grammar::Threshold,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

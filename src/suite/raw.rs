@@ -152,6 +152,9 @@ pub struct RawSweep {
     pub step: Option<Located<DurationValue>>,
     /// The start of each step left out of its statistics.
     pub warm_up: Option<Located<DurationValue>>,
+    /// Service levels a step must meet, as criteria read them (`p99<200ms`, `fail<1%`): the
+    /// SLO limit is the largest step meeting every one.
+    pub slo: Option<Vec<Located<String>>>,
 }
 
 /// When an execution runs.

@@ -190,6 +190,28 @@ impl Validator<'_> {
         }
         let length = dur(s.step.as_ref()).unwrap_or_default();
         let warm_up = dur(s.warm_up.as_ref()).unwrap_or_default();
+        let mut slo = Vec::new();
+        for text in s.slo.iter().flatten() {
+            let Some(t) = text.get() else { continue };
+            let parsed = parse_short(t).ok().and_then(|p| {
+                let subject = parse_subject(&p.subject.text).ok()?;
+                let op = Op::parse(&p.op.text).ok()?;
+                let threshold = parse_threshold(&subject, &p.threshold.text).ok()?;
+                (p.label.is_none() && p.logic.is_none() && !subject.is_monitoring()).then(|| Slo {
+                    text: t.clone(),
+                    subject,
+                    op,
+                    threshold,
+                })
+            });
+            match parsed {
+                Some(s) => slo.push(s),
+                None => self.push(
+                    Diagnostic::error(text.span, format!("`{t}` is not a service level perfgate checks a step against"))
+                        .with_hint("a request KPI, an operator and a threshold, for all labels: `p99<200ms`, `avg-rt<100ms`, `fail<1%`, `p95-ttft<500ms`"),
+                ),
+            }
+        }
         if length.is_zero() || warm_up >= length {
             self.push(
                 Diagnostic::error(loc.span, "a sweep needs a `step` longer than its `warm-up`")
@@ -231,6 +253,7 @@ impl Validator<'_> {
                         start,
                         warm_up,
                         length,
+                        slo: slo.clone(),
                     }),
                 }
             })
