@@ -61,6 +61,18 @@ scenarios:
             .unwrap()
             .starts_with("p99<180ms")
     );
+    // The report draws the curves and the table.
+    let html = std::fs::read_to_string(dir.path().join("out/report.html")).unwrap();
+    assert!(
+        html.contains("Capacity: throughput by load"),
+        "throughput curve"
+    );
+    assert!(html.contains("Capacity: latency by load"), "latency curve");
+    assert!(
+        html.contains(r#"<table class="capacity">"#),
+        "per-step table"
+    );
+    assert!(html.contains("knee at 4"), "the knee marked");
     // Past the knee the queue shows in latency: 16 users wait 4 rounds.
     assert!(c["steps"][4]["p50_ms"].as_f64().unwrap() >= 390.0, "{c}");
 }

@@ -75,6 +75,8 @@ struct SuiteView<'a> {
     breakdown: Option<super::measures::Table>,
     bars: Vec<Bar>,
     timing_notes: Vec<String>,
+    /// A capacity sweep's steps (header first), its reading and notes.
+    capacity: Option<(super::measures::Table, String, Vec<String>)>,
 }
 
 /// One label's mean server-side components and network, stacked to its response time.
@@ -365,6 +367,20 @@ fn suite_view(s: &SuiteReport) -> SuiteView<'_> {
         breakdown: super::measures::breakdown_table(s),
         bars: bars(s),
         timing_notes: super::measures::timing_notes(s),
+        capacity: s.capacity.as_ref().map(|c| {
+            let v = |x: Option<f64>| x.map_or_else(|| "none".to_owned(), |x| number(x));
+            let reading = format!(
+                "knee {} · saturation {} · SLO limit {} · max {} req/s · recommended {} {}",
+                v(c.knee),
+                v(c.saturation),
+                v(c.slo_limit),
+                c.max_throughput
+                    .map_or_else(|| "–".to_owned(), |t| format!("{t:.1}")),
+                c.kind,
+                v(c.recommended)
+            );
+            (super::capacity::table(c), reading, c.notes.clone())
+        }),
     }
 }
 
@@ -498,6 +514,7 @@ fn charts(s: &SuiteReport) -> Vec<Chart> {
             ));
         }
     }
+    out.extend(capacity_charts(s));
     out.extend(measure_charts(s, &triggered));
     for m in &s.monitoring {
         let marks: Vec<Mark> = triggered
@@ -518,6 +535,61 @@ fn charts(s: &SuiteReport) -> Vec<Chart> {
         out.push(line_chart(&m.subject, unit, &[("value", points)], &marks));
     }
     out
+}
+
+/// A sweep's curves over its load values: throughput, and p50/p99 latency, with the knee and
+/// the SLO limit marked.
+fn capacity_charts(s: &SuiteReport) -> Vec<Chart> {
+    let Some(c) = &s.capacity else {
+        return Vec::new();
+    };
+    let unit = if c.kind == "concurrency" {
+        "users"
+    } else {
+        "req/s offered"
+    };
+    let axis = XAxis::Load(unit);
+    let pick = |f: fn(&super::capacity::Step) -> Option<f64>| -> Vec<(f64, f64)> {
+        c.steps
+            .iter()
+            .filter_map(|st| Some((st.value, f(st)?)))
+            .collect()
+    };
+    let mut marks = Vec::new();
+    let width = c
+        .steps
+        .last()
+        .zip(c.steps.first())
+        .map_or(1.0, |(l, f)| (l.value - f.value).max(1.0) / 100.0);
+    for (value, text) in [
+        (c.knee, "knee"),
+        (c.saturation, "saturation"),
+        (c.slo_limit, "SLO limit"),
+    ] {
+        if let Some(v) = value {
+            marks.push(Mark {
+                from: v - width,
+                to: v + width,
+                text: format!("{text} at {}", number(v)),
+            });
+        }
+    }
+    vec![
+        chart_over(
+            "Capacity: throughput by load",
+            "req/s",
+            &[("served/s", pick(|st| st.throughput))],
+            &marks,
+            &axis,
+        ),
+        chart_over(
+            "Capacity: latency by load",
+            "ms",
+            &[("p50", pick(|st| st.p50_ms)), ("p99", pick(|st| st.p99_ms))],
+            &marks,
+            &axis,
+        ),
+    ]
 }
 
 /// Per LLM label: TTFT, ITL and TPOT, and tokens per second over time; per label with
@@ -688,6 +760,8 @@ enum XAxis<'a> {
     Seconds,
     /// Runs of a history, by name (x is the index).
     Runs(&'a [String]),
+    /// A capacity sweep's load values: users, or offered requests per second.
+    Load(&'static str),
 }
 
 impl XAxis<'_> {
@@ -699,6 +773,7 @@ impl XAxis<'_> {
                 let i = x.max(0.0) as usize;
                 format!("in {}", names.get(i).map_or("?", String::as_str))
             }
+            XAxis::Load(unit) => format!("at {} {unit}", number(x)),
         }
     }
 
@@ -707,6 +782,7 @@ impl XAxis<'_> {
         match self {
             XAxis::Seconds => format!("{}–{}s", number(from), number(to)),
             XAxis::Runs(_) => format!("runs {}–{}", number(from + 1.0), number(to + 1.0)),
+            XAxis::Load(unit) => format!("{}–{} {unit}", number(from), number(to)),
         }
     }
 }
@@ -825,7 +901,7 @@ fn chart_over(
                 width: px(x1 - x0),
                 title: match axis {
                     XAxis::Seconds => format!("triggered: {}", m.text),
-                    XAxis::Runs(_) => m.text.clone(),
+                    XAxis::Runs(_) | XAxis::Load(_) => m.text.clone(),
                 },
             }
         })
@@ -836,6 +912,10 @@ fn chart_over(
         x_label: match axis {
             XAxis::Seconds => "seconds since the load started",
             XAxis::Runs(_) => "runs of the history, oldest first (shaded: this run)",
+            XAxis::Load(unit) => match *unit {
+                "users" => "concurrency (users) of each step",
+                _ => "offered requests per second of each step",
+            },
         },
         width: W,
         height: H,
