@@ -368,7 +368,7 @@ fn suite_view(s: &SuiteReport) -> SuiteView<'_> {
         bars: bars(s),
         timing_notes: super::measures::timing_notes(s),
         capacity: s.capacity.as_ref().map(|c| {
-            let v = |x: Option<f64>| x.map_or_else(|| "none".to_owned(), |x| number(x));
+            let v = |x: Option<f64>| x.map_or_else(|| "none".to_owned(), number);
             let reading = format!(
                 "knee {} · saturation {} · SLO limit {} · max {} req/s · recommended {} {}",
                 v(c.knee),
