@@ -51,6 +51,7 @@ scenarios:
     assert!(max <= 40.5, "never more than the server's capacity: {max}");
     assert!(max >= 20.0, "{c}");
     assert_eq!(c["knee"], 4.0, "{c}");
+    assert_eq!(c["latency_knee"], 4.0, "{c}");
     // 8 users queue for a second round (>= 200 ms): the SLO limit is 4, 100% below 8.
     assert_eq!(c["slo_limit"], 4.0, "{c}");
     assert_eq!(c["slo_headroom"], 100.0, "{c}");

@@ -33,6 +33,9 @@ pub struct Capacity {
     pub steps: Vec<Step>,
     /// The load value at the knee of the throughput curve.
     pub knee: Option<f64>,
+    /// The load value where p99 latency starts to climb (the knee of the p99 curve).
+    #[serde(default)]
+    pub latency_knee: Option<f64>,
     /// The first load value whose efficiency fell below 80% of the first step's.
     pub saturation: Option<f64>,
     /// The highest served throughput of any step.
@@ -139,6 +142,16 @@ pub fn read_curve(kind: SweepKind, steps: Vec<Step>) -> Capacity {
         .filter_map(|s| Some((s.value, s.throughput?)))
         .collect();
     let knee = knee(&points);
+    let p99: Vec<(f64, f64)> = steps
+        .iter()
+        .filter_map(|s| Some((s.value, s.p99_ms?)))
+        .collect();
+    let latency_knee = latency_knee(&p99);
+    if let Some(k) = latency_knee {
+        notes.push(format!(
+            "p99 starts to climb after {k} (the knee of the p99 curve)"
+        ));
+    }
     match (&knee, points.len()) {
         (None, n) if n < 3 => notes.push(format!("no knee: {n} steps with throughput, 3 needed")),
         (None, _) => notes.push(
@@ -207,6 +220,7 @@ pub fn read_curve(kind: SweepKind, steps: Vec<Step>) -> Capacity {
         },
         steps,
         knee,
+        latency_knee,
         saturation,
         max_throughput,
         slo_limit,
@@ -218,6 +232,17 @@ pub fn read_curve(kind: SweepKind, steps: Vec<Step>) -> Capacity {
 
 /// The knee of a rising, flattening curve (Kneedle); `None` when there is none to find.
 pub fn knee(points: &[(f64, f64)]) -> Option<f64> {
+    knee_of(points, true)
+}
+
+/// The knee of a flat-then-rising curve (p99 latency by load): where latency starts to climb.
+pub fn latency_knee(points: &[(f64, f64)]) -> Option<f64> {
+    knee_of(points, false)
+}
+
+/// Kneedle on a rising curve: `flattening` (concave: throughput) or rising sharply after a
+/// flat start (convex: latency); the interior point farthest from the diagonal on its side.
+fn knee_of(points: &[(f64, f64)], flattening: bool) -> Option<f64> {
     if points.len() < 3 {
         return None;
     }
@@ -235,7 +260,7 @@ pub fn knee(points: &[(f64, f64)]) -> Option<f64> {
         .map(|&(x, y)| {
             let nx = (x - x0) / (x1 - x0);
             let ny = (y - ymin) / (ymax - ymin);
-            (x, ny - nx)
+            (x, if flattening { ny - nx } else { nx - ny })
         })
         .max_by(|a, b| a.1.total_cmp(&b.1))?;
     (best.1 >= 0.1).then_some(best.0)
@@ -317,6 +342,17 @@ mod tests {
             Some(4.0),
             "noise after the knee does not move it"
         );
+        // Latency flat until the server is full, then each doubling of users doubles it.
+        let p99 = curve(&[
+            (1.0, 103.0),
+            (2.0, 105.0),
+            (4.0, 105.0),
+            (8.0, 205.0),
+            (16.0, 409.0),
+        ]);
+        assert_eq!(latency_knee(&p99), Some(4.0));
+        let steady = curve(&[(1.0, 100.0), (2.0, 101.0), (4.0, 99.0), (8.0, 100.0)]);
+        assert_eq!(latency_knee(&steady), None, "flat latency: no knee");
     }
 
     fn step(value: f64, throughput: f64) -> Step {

@@ -102,8 +102,9 @@ pub fn suite_table(suite: &SuiteReport) -> String {
         let value = |v: Option<f64>| v.map_or_else(|| "none".to_owned(), |v| format!("{v}"));
         let _ = writeln!(
             out,
-            "  knee {}, saturation {}, max {}, recommended {} {}",
+            "  knee {} (p99 climbs after {}), saturation {}, max {}, recommended {} {}",
             value(c.knee),
+            value(c.latency_knee),
             value(c.saturation),
             c.max_throughput
                 .map_or_else(|| "-".to_owned(), |t| format!("{t:.1} req/s")),

@@ -370,8 +370,9 @@ fn suite_view(s: &SuiteReport) -> SuiteView<'_> {
         capacity: s.capacity.as_ref().map(|c| {
             let v = |x: Option<f64>| x.map_or_else(|| "none".to_owned(), number);
             let reading = format!(
-                "knee {} · saturation {} · SLO limit {} · max {} req/s · recommended {} {}",
+                "knee {} · p99 climbs after {} · saturation {} · SLO limit {} · max {} req/s · recommended {} {}",
                 v(c.knee),
+                v(c.latency_knee),
                 v(c.saturation),
                 v(c.slo_limit),
                 c.max_throughput
