@@ -8,18 +8,6 @@
 
 use std::borrow::Cow;
 
-/// The distributions a sample may carry besides `rt`, `lt` and `ct`, in the order reports
-/// list them (`server.<component>` and `network` follow).
-pub const LLM_METRICS: &[&str] = &[
-    "ttft",
-    "itl",
-    "tpot",
-    "e2e",
-    "output-tokens",
-    "input-tokens",
-    "tokens-per-s",
-];
-
 /// Every fixed name a criterion may aggregate (`server.<component>` is open-ended).
 pub const METRIC_NAMES: &[&str] = &[
     "rt",

@@ -10,7 +10,5 @@
 mod measure;
 mod store;
 
-pub use measure::{
-    Extra, LLM_METRICS, LlmEnd, METRIC_NAMES, Measure, SERVER_PREFIX, Unit, is_metric,
-};
+pub use measure::{Extra, LlmEnd, METRIC_NAMES, Measure, SERVER_PREFIX, Unit, is_metric};
 pub use store::{Agg, Outcome, Retention, Sample, Select, Snapshot, Store, Summary, code_matches};
