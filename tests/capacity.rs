@@ -77,3 +77,65 @@ scenarios:
     // Past the knee the queue shows in latency: 16 users wait 4 rounds.
     assert!(c["steps"][4]["p50_ms"].as_f64().unwrap() >= 390.0, "{c}");
 }
+
+/// The open model against 40 requests/s of capacity: below it latency stays at the
+/// inference time; above it the queue grows every second. The search closes in on 40.
+#[test]
+fn a_search_finds_the_highest_rate_meeting_the_slos() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.yaml"),
+        r#"
+settings: {ports: [PORT]}
+services:
+  - module: server
+    command: ["${PERFGATE}", "demo-server", "--port", "${PORT}", "--max-concurrency", "4", "--latency", "100ms"]
+    ready: {http: "http://127.0.0.1:${PORT}/v2/health/ready", timeout: 30s}
+execution:
+  - scenario: infer
+    search: {slo: ["p99<300ms", "fail<1%"], throughput: {min: 20, max: 80}, step: 3s, warm-up: 1s, precision: 10%}
+scenarios:
+  infer:
+    default-address: "http://127.0.0.1:${PORT}"
+    requests:
+      - url: /v2/models/mlp/infer
+        label: infer
+        method: POST
+        body: {inputs: [{name: input, shape: [1, 4], datatype: FP32, data: [1, 2, 3, 4]}]}
+"#,
+    )
+    .unwrap();
+    let (code, out) = helpers::perfgate_in(dir.path(), &["run", "s.yaml", "-a", "out"]);
+    assert_eq!(code, 0, "{out}");
+    let results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/results.json")).unwrap(),
+    )
+    .unwrap();
+    let c = &results["suites"][0]["capacity"];
+    assert_eq!(c["search"], true, "{c}");
+    let steps = c["steps"].as_array().unwrap();
+    let values: Vec<f64> = steps.iter().map(|s| s["value"].as_f64().unwrap()).collect();
+    assert!(
+        values.windows(2).all(|w| w[0] < w[1]),
+        "probes read by load: {values:?}"
+    );
+    assert!(values.len() >= 4 && values.len() <= 12, "{values:?}");
+    let limit = c["slo_limit"].as_f64().unwrap();
+    assert!(
+        (30.0..=45.0).contains(&limit),
+        "the limit is near the true 40/s: {c}"
+    );
+    // The bracket closed: the lowest failing probe is within the precision of the limit.
+    let fail = steps
+        .iter()
+        .filter(|s| !s["slo_missed"].as_array().unwrap().is_empty())
+        .map(|s| s["value"].as_f64().unwrap())
+        .reduce(f64::min)
+        .unwrap();
+    assert!(fail > limit && fail <= limit * 1.1 + 0.01, "{c}");
+    assert_eq!(c["recommended"], limit);
+    assert!(
+        out.contains("note: search: ") && out.contains("meets every SLO"),
+        "{out}"
+    );
+}

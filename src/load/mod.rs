@@ -34,9 +34,14 @@ pub enum LoadEvent {
     /// flight until its sample (or `Settled`) arrives with the same `id`.
     Started {
         id: u64,
+        /// The execution (its index in the plan) that sent it.
+        execution: usize,
         label: String,
         due: Duration,
     },
+    /// A load of `execution` was cut at `at` (from the start of the run): what it still had
+    /// in flight was cancelled and will send nothing.
+    Cut { execution: usize, at: Duration },
     /// What request `id` measured.
     Sample { id: u64, sample: Sample },
     /// Transaction `id` ended without a sample (none of its requests ran).
@@ -95,6 +100,27 @@ pub async fn run_execution(
     in_flight: InFlight,
 ) {
     let index = plan.index;
+    let (error, ended) = drive_load(plan, t0, events.clone(), stop, in_flight).await;
+    let _ = events
+        .send(LoadEvent::Finished {
+            index,
+            error,
+            ended,
+        })
+        .await;
+}
+
+/// Runs one execution's load to its end without saying it finished (a search's probes are
+/// one execution): why it could not run, if it could not, and when its load ended, from the
+/// start of the run.
+pub async fn drive_load(
+    plan: ExecutionPlan,
+    t0: Instant,
+    events: mpsc::Sender<LoadEvent>,
+    stop: watch::Receiver<bool>,
+    in_flight: InFlight,
+) -> (Option<String>, Duration) {
+    let execution = plan.index;
     let (error, ended) = match Shared::new(plan, t0, events.clone(), stop, in_flight.clone()) {
         Ok(shared) => {
             let shared = Arc::new(shared);
@@ -109,14 +135,9 @@ pub async fn run_execution(
         }
         Err(e) => (Some(e.to_string()), Instant::now()),
     };
-    let ended = ended.saturating_duration_since(t0);
-    let _ = events
-        .send(LoadEvent::Finished {
-            index,
-            error,
-            ended,
-        })
-        .await;
+    let at = t0.elapsed();
+    let _ = events.send(LoadEvent::Cut { execution, at }).await;
+    (error, ended.saturating_duration_since(t0))
 }
 
 async fn sleep_until_or_stop(at: Instant, mut stop: watch::Receiver<bool>) {
@@ -228,6 +249,9 @@ async fn closed(shared: Arc<Shared>, in_flight: InFlight) {
         }
     };
     shared.until_cut(reap).await;
+    // What was cut is cancelled before the load says so: nothing of it reports later.
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
 }
 
 async fn open(shared: Arc<Shared>, in_flight: InFlight) {
@@ -289,4 +313,6 @@ async fn open(shared: Arc<Shared>, in_flight: InFlight) {
     shared
         .until_cut(async { while tasks.join_next().await.is_some() {} })
         .await;
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
 }

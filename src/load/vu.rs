@@ -243,6 +243,7 @@ impl Shared {
             .events
             .send(LoadEvent::Started {
                 id,
+                execution: self.plan.index,
                 label: label.to_owned(),
                 due,
             })

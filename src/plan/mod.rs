@@ -179,6 +179,40 @@ pub struct ExecutionPlan {
     pub graceful_stop: Duration,
     /// Setup executions run before the main load, teardown ones after it.
     pub phase: crate::suite::raw::Phase,
+    /// A capacity search: its probes, chosen while it runs, replace the schedule.
+    pub search: Option<crate::suite::model::Search>,
+}
+
+impl ExecutionPlan {
+    /// This execution at one load value of a search, for one probe of `length` starting now.
+    pub fn probe(&self, search: &crate::suite::model::Search, value: f64) -> Self {
+        use crate::suite::model::SweepKind;
+        let schedule = match search.kind {
+            SweepKind::Concurrency => Schedule::Closed {
+                users: (value.round() as u32).max(1),
+                ramp_up: Duration::ZERO,
+                steps: None,
+                hold_for: search.length,
+                iterations: None,
+                throughput: None,
+            },
+            SweepKind::Throughput => Schedule::Open {
+                rate: value,
+                arrival: Arrival::Constant,
+                max_in_flight: search.max_in_flight,
+                ramp_up: Duration::ZERO,
+                steps: None,
+                hold_for: search.length,
+                iterations: None,
+            },
+        };
+        Self {
+            schedule,
+            delay: Duration::ZERO,
+            search: None,
+            ..self.clone()
+        }
+    }
 }
 
 /// A suite's executions, ready to run.
@@ -213,6 +247,7 @@ impl SuitePlan {
                     seed: seed.wrapping_add(index as u64),
                     graceful_stop: suite.settings.graceful_stop,
                     phase: e.phase,
+                    search: e.search.clone(),
                 })
             })
             .collect();

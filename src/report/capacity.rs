@@ -19,8 +19,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::criteria::eval::{format_value, kpi_value, threshold_value};
-use crate::metrics::Store;
-use crate::suite::model::{Suite, SweepKind};
+use crate::metrics::{Snapshot, Store};
+use crate::suite::model::{Search, Slo, Suite, SweepKind, SweepStep};
 
 /// Efficiency below this share of the first step's is saturation.
 pub const SATURATION: f64 = 0.8;
@@ -50,6 +50,9 @@ pub struct Capacity {
     pub recommended: Option<f64>,
     /// How the figures were found (or why not).
     pub notes: Vec<String>,
+    /// The steps are a search's probes (the highest load meeting every SLO), not a sweep.
+    #[serde(default)]
+    pub search: bool,
 }
 
 /// One step over its steady window.
@@ -64,6 +67,9 @@ pub struct Step {
     pub p99_ms: Option<f64>,
     /// Failed samples, percent.
     pub error_rate: Option<f64>,
+    /// Arrivals dropped at the in-flight cap (open model), percent of those offered.
+    #[serde(default)]
+    pub dropped: Option<f64>,
     /// Mean CPU (percent) and memory (bytes) of the monitored server, when monitored.
     pub server_cpu: Option<f64>,
     pub server_memory: Option<f64>,
@@ -72,42 +78,61 @@ pub struct Step {
     pub slo_missed: Option<Vec<String>>,
 }
 
-/// The capacity of a suite with a sweep; `None` without one.
-pub fn analyse(suite: &Suite, store: &Store) -> Option<Capacity> {
-    let steps: Vec<_> = suite
+/// The steps of a suite's sweeps, known before the load (a search's are added as it
+/// probes).
+pub fn planned_steps(suite: &Suite) -> Vec<SweepStep> {
+    suite
         .executions
         .iter()
         .filter_map(|e| e.sweep.clone())
+        .collect()
+}
+
+/// The service levels a window missed, each with the value seen (or "no data"). A step
+/// that could not offer its load (more than [`MAX_STEP_DROPPED`] percent of its arrivals
+/// dropped at the in-flight cap) misses them too: its latency is not that of its load.
+pub fn missed(slos: &[Slo], w: &Snapshot) -> Vec<String> {
+    let mut missed: Vec<String> = slos
+        .iter()
+        .filter_map(|slo| {
+            let value = kpi_value(&slo.subject, w, Some(slo.threshold));
+            let met = value.is_some_and(|v| slo.op.holds(v, threshold_value(slo.threshold)));
+            (!met).then(|| match value {
+                Some(v) => format!("{} ({})", slo.text, format_value(Some(slo.threshold), v)),
+                None => format!("{} (no data)", slo.text),
+            })
+        })
         .collect();
+    if let Some(dropped) = dropped_share(w).filter(|d| *d > MAX_STEP_DROPPED) {
+        missed.push(format!("dropped<={MAX_STEP_DROPPED}% ({dropped:.1}%)"));
+    }
+    missed
+}
+
+/// A step dropping more than this percent of its arrivals did not offer its load.
+pub const MAX_STEP_DROPPED: f64 = 1.0;
+
+fn dropped_share(w: &Snapshot) -> Option<f64> {
+    let offered = w.hits() + w.dropped();
+    (offered > 0).then(|| 100.0 * w.dropped() as f64 / offered as f64)
+}
+
+/// The capacity measured by the steps run (a sweep's, or a search's probes); `None`
+/// without any.
+pub fn analyse(steps: &[SweepStep], searched: Option<&Search>, store: &Store) -> Option<Capacity> {
     let first = steps.first()?;
     let kind = first.kind;
     let cpu = series_ending(store, &["sum_all_cpu_percent", "/cpu"]);
     let memory = series_ending(store, &["sum_all_memory_rss", "/mem"]);
     let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1e3);
-    let measured: Vec<Step> = steps
+    let mut measured: Vec<Step> = steps
         .iter()
         .filter(|s| s.group == first.group)
         .map(|s| {
-            let from = (s.start + s.warm_up).as_secs_f64().ceil() as u64;
-            let to = ((s.start + s.length).as_secs_f64().floor() as u64).max(from + 1);
+            let (from, to) = s.window();
             let w = store.window("", from, to);
             let seconds = (to - from) as f64;
-            let slo_missed = (!s.slo.is_empty()).then(|| {
-                s.slo
-                    .iter()
-                    .filter_map(|slo| {
-                        let value = kpi_value(&slo.subject, &w, Some(slo.threshold));
-                        let met =
-                            value.is_some_and(|v| slo.op.holds(v, threshold_value(slo.threshold)));
-                        (!met).then(|| match value {
-                            Some(v) => {
-                                format!("{} ({})", slo.text, format_value(Some(slo.threshold), v))
-                            }
-                            None => format!("{} (no data)", slo.text),
-                        })
-                    })
-                    .collect()
-            });
+            let slo_missed = (!s.slo.is_empty()).then(|| missed(&s.slo, &w));
             Step {
                 value: s.value,
                 from,
@@ -116,6 +141,7 @@ pub fn analyse(suite: &Suite, store: &Store) -> Option<Capacity> {
                 p50_ms: ms(w.percentile(50.0)),
                 p99_ms: ms(w.percentile(99.0)),
                 error_rate: (w.hits() > 0).then(|| 100.0 * w.fail() as f64 / w.hits() as f64),
+                dropped: dropped_share(&w),
                 server_cpu: cpu.as_ref().and_then(|c| store.metric_window(c, from, to)),
                 server_memory: memory
                     .as_ref()
@@ -124,7 +150,50 @@ pub fn analyse(suite: &Suite, store: &Store) -> Option<Capacity> {
             }
         })
         .collect();
-    Some(read_curve(kind, measured))
+    // A search probes out of order: its curve reads by load.
+    measured.sort_by(|a, b| a.value.total_cmp(&b.value));
+    let mut capacity = read_curve(kind, measured);
+    if let Some(search) = searched {
+        capacity.notes.push(search_note(search, &capacity));
+        capacity.search = true;
+    }
+    Some(capacity)
+}
+
+/// What a search found, in words: the bracket it closed, or why it could not.
+fn search_note(search: &Search, c: &Capacity) -> String {
+    let meets = |s: &&Step| s.slo_missed.as_ref().is_some_and(Vec::is_empty);
+    let pass = c
+        .steps
+        .iter()
+        .filter(meets)
+        .map(|s| s.value)
+        .reduce(f64::max);
+    let fail = c
+        .steps
+        .iter()
+        .filter(|s| !meets(s))
+        .map(|s| s.value)
+        .reduce(f64::min);
+    let probes = c.steps.len();
+    match (pass, fail) {
+        (None, _) => format!(
+            "search: the least load searched ({}) already misses an SLO: the limit is below it",
+            search.min
+        ),
+        (Some(p), None) if p >= search.max => format!(
+            "search: every probe up to the top of the range ({}) met every SLO: the limit is above it",
+            search.max
+        ),
+        (Some(p), None) => format!(
+            "search: stopped after {probes} probes with {p} meeting every SLO and no failing probe above it"
+        ),
+        (Some(p), Some(f)) => format!(
+            "search: {probes} probes; {p} meets every SLO and {f} does not ({:.1}% apart, precision {:.1}%)",
+            (f / p - 1.0) * 100.0,
+            search.precision * 100.0
+        ),
+    }
 }
 
 fn series_ending(store: &Store, endings: &[&str]) -> Option<String> {
@@ -227,6 +296,7 @@ pub fn read_curve(kind: SweepKind, steps: Vec<Step>) -> Capacity {
         slo_headroom,
         recommended,
         notes,
+        search: false,
     }
 }
 
@@ -269,27 +339,26 @@ fn knee_of(points: &[(f64, f64)], flattening: bool) -> Option<f64> {
 /// The per-step table for the console: load, throughput, p50, p99, errors, server CPU.
 pub fn table(c: &Capacity) -> super::measures::Table {
     let num = |v: Option<f64>, d: usize| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.d$}"));
-    let mut rows = vec![
-        [
-            c.kind.as_str(),
-            "req/s",
-            "p50 ms",
-            "p99 ms",
-            "errors",
-            "server cpu",
-            "SLO",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-    ];
+    let open = c.kind == "throughput";
+    let mut header = vec![c.kind.as_str(), "req/s", "p50 ms", "p99 ms", "errors"];
+    if open {
+        header.push("dropped");
+    }
+    header.extend(["server cpu", "SLO"]);
+    let mut rows = vec![header.into_iter().map(str::to_owned).collect()];
+    let percent = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |e| format!("{e:.2}%"));
     for s in &c.steps {
-        rows.push(vec![
+        let mut row = vec![
             format!("{}", s.value),
             num(s.throughput, 1),
             num(s.p50_ms, 1),
             num(s.p99_ms, 1),
-            s.error_rate
-                .map_or_else(|| "-".to_owned(), |e| format!("{e:.2}%")),
+            percent(s.error_rate),
+        ];
+        if open {
+            row.push(percent(s.dropped));
+        }
+        row.extend([
             s.server_cpu
                 .map_or_else(|| "-".to_owned(), |c| format!("{c:.0}%")),
             match &s.slo_missed {
@@ -298,6 +367,7 @@ pub fn table(c: &Capacity) -> super::measures::Table {
                 Some(m) => format!("missed {}", m.join(", ")),
             },
         ]);
+        rows.push(row);
     }
     rows
 }
@@ -364,6 +434,7 @@ mod tests {
             p50_ms: None,
             p99_ms: None,
             error_rate: None,
+            dropped: None,
             server_cpu: None,
             server_memory: None,
             slo_missed: None,

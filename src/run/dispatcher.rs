@@ -26,6 +26,9 @@ use crate::plan::SuitePlan;
 use crate::report::files::MetricsLog;
 
 use super::CancelReason;
+use super::search::ProbeAsk;
+use crate::report::capacity;
+use crate::suite::model::{Search, SweepStep};
 
 /// What happens during a load, in the order the dispatcher sees it.
 #[derive(Debug)]
@@ -40,6 +43,8 @@ pub(crate) enum Event {
     },
     /// A reason from outside the load to end it (a server, a check, a signal).
     Stop(CancelReason),
+    /// A search's probe has run: which SLOs did its steady window miss?
+    Probe(ProbeAsk),
 }
 
 /// A request in flight: its label and when it was due.
@@ -47,6 +52,7 @@ pub(crate) enum Event {
 struct Pending {
     label: String,
     due: Duration,
+    execution: usize,
 }
 
 /// The state of one suite's load.
@@ -69,6 +75,12 @@ pub(crate) struct Dispatcher {
     refused: u64,
     /// When the executions that finished ended their load, the latest.
     ended: Option<Duration>,
+    /// The capacity steps run so far: a sweep's (planned), a search's probes (as asked).
+    steps: Vec<SweepStep>,
+    /// The suite's capacity search, if it has one.
+    search: Option<Search>,
+    /// Probes waiting for their steady window to be judged.
+    probes: Vec<ProbeAsk>,
 }
 
 /// Refused connections in a row, with no response between them, after which a managed
@@ -78,11 +90,14 @@ const REFUSED_IN_A_ROW: u64 = 100;
 
 impl Dispatcher {
     pub(crate) fn new(plan: &SuitePlan) -> Self {
-        Self::with(
+        let mut d = Self::with(
             Judge::new(&plan.suite.criteria, |c| scope_labels(plan, c)),
             MetricsLog::new(&plan.suite.monitoring),
             plan.executions.len(),
-        )
+        );
+        d.steps = capacity::planned_steps(&plan.suite);
+        d.search = plan.executions.iter().find_map(|e| e.search.clone());
+        d
     }
 
     /// A dispatcher of `executions` judged by `judge`.
@@ -107,6 +122,9 @@ impl Dispatcher {
             servers: Vec::new(),
             refused: 0,
             ended: None,
+            steps: Vec::new(),
+            search: None,
+            probes: Vec::new(),
         }
     }
 
@@ -144,14 +162,46 @@ impl Dispatcher {
             }
             Event::Tick { now, in_flight } => self.tick(now, in_flight),
             Event::Stop(reason) => Some(reason),
+            Event::Probe(ask) => {
+                self.steps.push(ask.step.clone());
+                self.probes.push(ask);
+                None
+            }
         }
     }
 
     fn load(&mut self, event: LoadEvent) -> Option<CancelReason> {
         match event {
-            LoadEvent::Started { id, label, due } => {
+            LoadEvent::Started {
+                id,
+                execution,
+                label,
+                due,
+            } => {
                 *self.pending_by_second.entry(due.as_secs()).or_default() += 1;
-                self.pending.insert(id, Pending { label, due });
+                self.pending.insert(
+                    id,
+                    Pending {
+                        label,
+                        due,
+                        execution,
+                    },
+                );
+            }
+            LoadEvent::Cut { execution, at } => {
+                let cut: Vec<u64> = self
+                    .pending
+                    .iter()
+                    .filter(|(_, p)| p.execution == execution)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in cut {
+                    if let Some(p) = self.pending.get(&id) {
+                        let sample = unfinished(p, at);
+                        self.settle(id);
+                        self.store.record(&sample);
+                    }
+                }
             }
             LoadEvent::Sample { id, sample } => {
                 self.settle(id);
@@ -228,6 +278,7 @@ impl Dispatcher {
             .record_concurrency(second.saturating_sub(1), "", in_flight);
         let watermark = self.watermark(now);
         self.store.close_before(watermark);
+        self.answer_probes(watermark);
         if let Some(&i) = self.judge.closed(&self.store, watermark).first() {
             return Some(CancelReason::CriterionStop(
                 self.judge.criteria()[i].name.clone(),
@@ -247,6 +298,24 @@ impl Dispatcher {
             }
         }
         None
+    }
+
+    /// Tells each probe whose steady window is before `watermark` the SLOs it missed.
+    fn answer_probes(&mut self, watermark: u64) {
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.probes)
+            .into_iter()
+            .partition(|ask| ask.step.window().1 <= watermark);
+        self.probes = waiting;
+        for ask in ready {
+            let (from, to) = ask.step.window();
+            let missed = capacity::missed(&ask.step.slo, &self.store.window("", from, to));
+            let _ = ask.reply.send(missed);
+        }
+    }
+
+    /// The capacity the steps run so far measured: a sweep's or a search's.
+    pub(crate) fn capacity(&self) -> Option<capacity::Capacity> {
+        capacity::analyse(&self.steps, self.search.as_ref(), &self.store)
     }
 
     /// The requests in flight due before second `upto`, as unfinished samples of their age
@@ -399,6 +468,7 @@ mod tests {
         let label = "x".to_owned();
         d.handle(Event::Load(LoadEvent::Started {
             id,
+            execution: 0,
             label: label.clone(),
             due: ms(due),
         }));
@@ -469,6 +539,50 @@ mod tests {
         assert_eq!(j.verdict, Verdict::Failed);
         let t = j.trigger.unwrap();
         assert_eq!((t.from, t.to), (2, 4));
+    }
+
+    #[test]
+    fn a_cut_load_settles_what_it_had_in_flight_and_a_probe_waits_for_its_window() {
+        use crate::criteria::grammar::{Op, Subject, Threshold, parse_subject};
+        use crate::suite::model::{Slo, SweepKind};
+        let mut d = dispatcher(&[]);
+        fast(&mut d, 0, 3);
+        // A request of second 2 that will never answer: its load is cut at 3.5 s.
+        request(&mut d, 900, 2_500, None);
+        let subject: Subject = parse_subject("p99").unwrap();
+        let step = SweepStep {
+            group: 0,
+            kind: SweepKind::Throughput,
+            value: 10.0,
+            start: Duration::ZERO,
+            warm_up: Duration::from_secs(1),
+            length: Duration::from_secs(3),
+            slo: vec![Slo {
+                text: "p99<500ms".to_owned(),
+                subject,
+                op: Op::Lt,
+                threshold: Threshold::Duration(ms(500)),
+            }],
+        };
+        assert_eq!(step.window(), (1, 3));
+        let (reply, mut answer) = tokio::sync::oneshot::channel();
+        d.handle(Event::Probe(ProbeAsk { step, reply }));
+        tick(&mut d, 4_001);
+        assert!(
+            answer.try_recv().is_err(),
+            "second 2 still has a request in flight"
+        );
+        d.handle(Event::Load(LoadEvent::Cut {
+            execution: 0,
+            at: ms(3_500),
+        }));
+        tick(&mut d, 5_001);
+        let missed = answer.try_recv().unwrap();
+        assert_eq!(missed, ["p99<500ms (1s)"], "cut at its age: 1 s");
+        assert_eq!(d.store.window("", 0, 4).unfinished(), 1);
+        assert!(d.pending.is_empty());
+        // The probe is a step of the capacity read at the end.
+        assert_eq!(d.capacity().unwrap().steps.len(), 1);
     }
 
     #[test]

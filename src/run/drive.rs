@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, watch};
 
-use crate::load::{InFlight, run_execution};
+use crate::load::InFlight;
 use crate::monitor;
 use crate::plan::SuitePlan;
 use crate::report::files;
@@ -21,6 +21,7 @@ use crate::server::shellexec::{Shell, Stage};
 
 use super::dispatcher::{Dispatcher, Event};
 use super::progress::Progress;
+use super::search;
 use super::{CancelReason, PANIC_ON_PURPOSE, RunOptions, Signals, now_rfc3339};
 
 /// How often results.json is rewritten during a load, marked incomplete.
@@ -68,16 +69,19 @@ pub(super) async fn drive(
     let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let (events_tx, mut events) = mpsc::channel(8192);
     let (stop_tx, stop) = watch::channel(false);
+    // A search's probes, each waiting for the SLOs its steady window missed.
+    let (asks_tx, mut asks) = mpsc::channel(4);
     let in_flight = InFlight::default();
     let mut tasks = tokio::task::JoinSet::new();
     {
         // Setup executions together, then the load (side by side, or one after another:
         // each starts, its delay counted, when the one before has ended), then teardown.
-        let (executions, events, stop, in_flight) = (
+        let (executions, events, stop, in_flight, asks) = (
             plan.executions.clone(),
             events_tx.clone(),
             stop.clone(),
             in_flight.clone(),
+            asks_tx,
         );
         let sequential = plan.suite.settings.sequential;
         tasks.spawn(async move {
@@ -89,17 +93,20 @@ pub(super) async fn drive(
                     .collect();
                 if sequential && phase == Phase::Main {
                     for e in these {
-                        run_execution(e, t0, events.clone(), stop.clone(), in_flight.clone()).await;
+                        let (events, stop, in_flight) =
+                            (events.clone(), stop.clone(), in_flight.clone());
+                        search::run(e, t0, events, stop, in_flight, asks.clone()).await;
                     }
                 } else {
                     let mut together = tokio::task::JoinSet::new();
                     for e in these {
-                        together.spawn(run_execution(
+                        together.spawn(search::run(
                             e,
                             t0,
                             events.clone(),
                             stop.clone(),
                             in_flight.clone(),
+                            asks.clone(),
                         ));
                     }
                     while together.join_next().await.is_some() {}
@@ -152,6 +159,7 @@ pub(super) async fn drive(
                 None => Event::Stop(CancelReason::Completed),
             },
             Some(reading) = readings.recv() => Event::Reading(reading),
+            Some(ask) = asks.recv() => Event::Probe(ask),
             _ = tick.tick() => {
                 // What the engine reported before this moment is filed before the tick, so
                 // the watermark sees every request started until now.

@@ -11,6 +11,7 @@ mod dispatcher;
 mod drive;
 pub mod limits;
 mod progress;
+mod search;
 mod suite;
 
 use std::io::Write;

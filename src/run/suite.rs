@@ -158,7 +158,7 @@ pub(super) async fn run_suite(
     if let Some(m) = &measured {
         report.load_started_at = Some(m.started_at.clone());
         fill_measurements(&mut report, &m.dispatcher.store);
-        report.capacity = crate::report::capacity::analyse(&plan.suite, &m.dispatcher.store);
+        report.capacity = m.dispatcher.capacity();
         if baseline.source.is_some() {
             report.versus = Some(crate::compare::versus(
                 &report,

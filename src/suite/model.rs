@@ -84,6 +84,69 @@ pub struct Execution {
     pub phase: crate::suite::raw::Phase,
     /// One step of a capacity sweep, when it is one.
     pub sweep: Option<SweepStep>,
+    /// A capacity search, when it is one: its probes are chosen while it runs.
+    pub search: Option<Search>,
+}
+
+/// A search for the highest load meeting every SLO: probes from `min`, doubling until one
+/// fails or `max` passes (bracketing), then halving the gap between the highest passing and
+/// the lowest failing load (bisection) until it is within `precision`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Search {
+    /// The execution (as written) the search belongs to.
+    pub group: usize,
+    pub kind: SweepKind,
+    pub min: f64,
+    pub max: f64,
+    /// The gap, as a fraction of the passing load, at which bisection stops.
+    pub precision: f64,
+    /// At most this many probes.
+    pub probes: u32,
+    #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
+    pub warm_up: Duration,
+    #[serde(serialize_with = "crate::suite::units::human_serde::duration")]
+    pub length: Duration,
+    pub slo: Vec<Slo>,
+    /// The most in flight in the open model (the execution's `concurrency`).
+    pub max_in_flight: u32,
+}
+
+impl Search {
+    /// The next load to probe after the probes `done` (value, met every SLO), or `None`
+    /// when the search is over.
+    pub fn next(&self, done: &[(f64, bool)]) -> Option<f64> {
+        if done.len() >= self.probes as usize {
+            return None;
+        }
+        let Some(&(last, passed)) = done.last() else {
+            return Some(self.round(self.min));
+        };
+        let highest_pass = done.iter().filter(|d| d.1).map(|d| d.0).reduce(f64::max);
+        let lowest_fail = done.iter().filter(|d| !d.1).map(|d| d.0).reduce(f64::min);
+        match (highest_pass, lowest_fail) {
+            // Even the least load misses an SLO.
+            (None, _) => None,
+            // Bracketing: double until a probe fails or the top of the range passes.
+            (Some(pass), None) => {
+                (passed && last < self.max).then(|| self.round((pass * 2.0).min(self.max)))
+            }
+            (Some(pass), Some(fail)) => {
+                if fail <= pass || (fail - pass) <= self.precision * pass {
+                    return None;
+                }
+                let mid = self.round((pass + fail) / 2.0);
+                (mid > pass && mid < fail).then_some(mid)
+            }
+        }
+    }
+
+    /// Users are whole; rates keep three significant decimals.
+    fn round(&self, v: f64) -> f64 {
+        match self.kind {
+            SweepKind::Concurrency => v.round().max(1.0),
+            SweepKind::Throughput => (v * 1000.0).round() / 1000.0,
+        }
+    }
 }
 
 /// A step of a capacity sweep: its load value and where its steady window is.
@@ -103,6 +166,15 @@ pub struct SweepStep {
     pub length: Duration,
     /// Service levels each step is checked against.
     pub slo: Vec<Slo>,
+}
+
+impl SweepStep {
+    /// Its steady window: whole seconds of the run from the end of its warm-up to its end.
+    pub fn window(&self) -> (u64, u64) {
+        let from = (self.start + self.warm_up).as_secs_f64().ceil() as u64;
+        let to = ((self.start + self.length).as_secs_f64().floor() as u64).max(from + 1);
+        (from, to)
+    }
 }
 
 /// A service level a sweep's steps must meet: `p99<200ms` holds when the step's p99 is
@@ -629,6 +701,70 @@ pub enum Scope {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn search(kind: SweepKind, min: f64, max: f64) -> Search {
+        Search {
+            group: 0,
+            kind,
+            min,
+            max,
+            precision: 0.05,
+            probes: 12,
+            warm_up: Duration::ZERO,
+            length: Duration::from_secs(1),
+            slo: Vec::new(),
+            max_in_flight: 1,
+        }
+    }
+
+    /// Runs a search against a server whose SLOs hold up to `limit`.
+    fn probe_all(s: &Search, limit: f64) -> Vec<(f64, bool)> {
+        let mut done = Vec::new();
+        while let Some(v) = s.next(&done) {
+            done.push((v, v <= limit));
+        }
+        done
+    }
+
+    #[test]
+    fn a_search_brackets_then_bisects_to_its_precision() {
+        let s = search(SweepKind::Throughput, 10.0, 2000.0);
+        let done = probe_all(&s, 137.0);
+        let values: Vec<f64> = done.iter().map(|d| d.0).collect();
+        // Doubling until 160 fails, then halving the gap between 80 and 160.
+        assert_eq!(&values[..5], &[10.0, 20.0, 40.0, 80.0, 160.0]);
+        assert_eq!(&values[5..], &[120.0, 140.0, 130.0, 135.0]);
+        let pass = done.iter().filter(|d| d.1).map(|d| d.0).reduce(f64::max);
+        let fail = done.iter().filter(|d| !d.1).map(|d| d.0).reduce(f64::min);
+        let (pass, fail) = (pass.unwrap(), fail.unwrap());
+        assert_eq!(pass, 135.0);
+        assert_eq!(fail, 140.0, "3.7% above: within the precision");
+    }
+
+    #[test]
+    fn a_search_stops_at_the_ends_of_its_range_and_its_probe_budget() {
+        let s = search(SweepKind::Throughput, 10.0, 100.0);
+        let above = probe_all(&s, 1e9);
+        assert_eq!(
+            above.iter().map(|d| d.0).collect::<Vec<_>>(),
+            [10.0, 20.0, 40.0, 80.0, 100.0],
+            "the top of the range passes: nothing more to probe"
+        );
+        let below = probe_all(&s, 5.0);
+        assert_eq!(below, [(10.0, false)], "the least load fails: done");
+        let mut few = s.clone();
+        few.probes = 3;
+        assert_eq!(probe_all(&few, 50.0).len(), 3);
+    }
+
+    #[test]
+    fn a_concurrency_search_probes_whole_users() {
+        let s = search(SweepKind::Concurrency, 1.0, 64.0);
+        let done = probe_all(&s, 5.0);
+        let values: Vec<f64> = done.iter().map(|d| d.0).collect();
+        assert_eq!(values, [1.0, 2.0, 4.0, 8.0, 6.0, 5.0]);
+        assert!(values.iter().all(|v| v.fract() == 0.0));
+    }
 
     #[test]
     fn conditions() {

@@ -133,6 +133,42 @@ pub struct RawExecution {
     pub phase: Option<Located<Phase>>,
     /// A capacity sweep: one step per value, each `step` long, measured after `warm-up`.
     pub sweep: Option<Located<RawSweep>>,
+    /// A capacity search: the highest load meeting every SLO, found by bracketing and
+    /// bisection, each probe a step.
+    pub search: Option<Located<RawSearch>>,
+}
+
+/// `search: {slo: ["p99<200ms", "fail<1%"], throughput: {min: 10, max: 2000}, step: 20s}`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(
+    rename_all = "kebab-case",
+    expecting = "a search map (slo, throughput or concurrency {min, max}, step, warm-up, precision)"
+)]
+#[schemars(deny_unknown_fields)]
+pub struct RawSearch {
+    /// Service levels a probe must meet (`p99<200ms`, `fail<1%`).
+    pub slo: Option<Vec<Located<String>>>,
+    /// The range of offered requests per second searched (open model).
+    pub throughput: Option<Located<RawRange>>,
+    /// The range of virtual users searched (closed model).
+    pub concurrency: Option<Located<RawRange>>,
+    /// How long each probe lasts.
+    pub step: Option<Located<DurationValue>>,
+    /// The start of each probe left out of its statistics.
+    pub warm_up: Option<Located<DurationValue>>,
+    /// The search ends when the highest passing and lowest failing loads are this close
+    /// (`5%`, the default; for users, also within one user).
+    pub precision: Option<Located<String>>,
+    /// At most this many probes (default 12).
+    pub probes: Option<Located<u32>>,
+}
+
+/// `{min: 10, max: 2000}`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a range {min, max}")]
+pub struct RawRange {
+    pub min: f64,
+    pub max: f64,
 }
 
 /// `sweep: {concurrency: [1, 2, 4, 8], step: 30s, warm-up: 5s}` (closed model) or

@@ -120,8 +120,23 @@ impl Validator<'_> {
                 });
             }
             let delay = dur(e.delay.as_ref()).unwrap_or_default();
+            if let (Some(sweep), Some(search)) = (&e.sweep, &e.search) {
+                self.push(
+                    Diagnostic::error(
+                        search.span,
+                        "an execution has either a `sweep` or a `search`, not both",
+                    )
+                    .with_hint("a sweep runs listed loads; a search finds the highest load meeting its SLOs; write two executions for both"),
+                );
+                let _ = sweep;
+                continue;
+            }
             if let Some(sweep) = &e.sweep {
                 out.extend(self.sweep(sweep, index, &scenario, delay, throughput, concurrency));
+                continue;
+            }
+            if let Some(search) = &e.search {
+                out.extend(self.search(search, index, &scenario, delay, concurrency));
                 continue;
             }
             out.push(Execution {
@@ -141,6 +156,7 @@ impl Validator<'_> {
                     .and_then(|p| p.get().copied())
                     .unwrap_or_default(),
                 sweep: None,
+                search: None,
             });
         }
         out
@@ -190,28 +206,7 @@ impl Validator<'_> {
         }
         let length = dur(s.step.as_ref()).unwrap_or_default();
         let warm_up = dur(s.warm_up.as_ref()).unwrap_or_default();
-        let mut slo = Vec::new();
-        for text in s.slo.iter().flatten() {
-            let Some(t) = text.get() else { continue };
-            let parsed = parse_short(t).ok().and_then(|p| {
-                let subject = parse_subject(&p.subject.text).ok()?;
-                let op = Op::parse(&p.op.text).ok()?;
-                let threshold = parse_threshold(&subject, &p.threshold.text).ok()?;
-                (p.label.is_none() && p.logic.is_none() && !subject.is_monitoring()).then(|| Slo {
-                    text: t.clone(),
-                    subject,
-                    op,
-                    threshold,
-                })
-            });
-            match parsed {
-                Some(s) => slo.push(s),
-                None => self.push(
-                    Diagnostic::error(text.span, format!("`{t}` is not a service level perfgate checks a step against"))
-                        .with_hint("a request KPI, an operator and a threshold, for all labels: `p99<200ms`, `avg-rt<100ms`, `fail<1%`, `p95-ttft<500ms`"),
-                ),
-            }
-        }
+        let slo = self.slos(s.slo.as_deref());
         if length.is_zero() || warm_up >= length {
             self.push(
                 Diagnostic::error(loc.span, "a sweep needs a `step` longer than its `warm-up`")
@@ -246,6 +241,7 @@ impl Validator<'_> {
                     warm_up,
                     delay: start,
                     phase: Phase::Main,
+                    search: None,
                     sweep: Some(SweepStep {
                         group,
                         kind,
@@ -258,6 +254,162 @@ impl Validator<'_> {
                 }
             })
             .collect()
+    }
+}
+
+impl Validator<'_> {
+    /// Service levels as criteria read them, for all labels: `p99<200ms`, `fail<1%`.
+    fn slos(&mut self, list: Option<&[Located<String>]>) -> Vec<Slo> {
+        let mut slo = Vec::new();
+        for text in list.into_iter().flatten() {
+            let Some(t) = text.get() else { continue };
+            let parsed = parse_short(t).ok().and_then(|p| {
+                let subject = parse_subject(&p.subject.text).ok()?;
+                let op = Op::parse(&p.op.text).ok()?;
+                let threshold = parse_threshold(&subject, &p.threshold.text).ok()?;
+                (p.label.is_none() && p.logic.is_none() && !subject.is_monitoring()).then(|| Slo {
+                    text: t.clone(),
+                    subject,
+                    op,
+                    threshold,
+                })
+            });
+            match parsed {
+                Some(s) => slo.push(s),
+                None => self.push(
+                    Diagnostic::error(text.span, format!("`{t}` is not a service level perfgate checks a step against"))
+                        .with_hint("a request KPI, an operator and a threshold, for all labels: `p99<200ms`, `avg-rt<100ms`, `fail<1%`, `p95-ttft<500ms`"),
+                ),
+            }
+        }
+        slo
+    }
+
+    /// A search as one execution whose probes are chosen while it runs; its length here is
+    /// the longest it can take (every probe).
+    fn search(
+        &mut self,
+        loc: &Located<RawSearch>,
+        group: usize,
+        scenario: &str,
+        delay: Duration,
+        concurrency: u32,
+    ) -> Option<Execution> {
+        let s = loc.get()?;
+        let example = "e.g. search: {slo: [\"p99<200ms\", \"fail<1%\"], throughput: {min: 10, max: 2000}, step: 20s, warm-up: 5s}";
+        let (kind, range) = match (&s.throughput, &s.concurrency) {
+            (Some(t), None) => (SweepKind::Throughput, t),
+            (None, Some(c)) => (SweepKind::Concurrency, c),
+            _ => {
+                self.push(
+                    Diagnostic::error(
+                        loc.span,
+                        "a search has either a `throughput` or a `concurrency` range",
+                    )
+                    .with_hint(example),
+                );
+                return None;
+            }
+        };
+        let r = range.get()?;
+        if !(r.min.is_finite() && r.max.is_finite() && r.min > 0.0 && r.max > r.min) {
+            self.push(
+                Diagnostic::error(range.span, "a search range needs 0 < min < max")
+                    .with_hint("e.g. throughput: {min: 10, max: 2000}"),
+            );
+            return None;
+        }
+        let slo = self.slos(s.slo.as_deref());
+        if slo.is_empty() {
+            self.push(
+                Diagnostic::error(
+                    loc.span,
+                    "a search needs `slo`: the service levels whose limit it finds",
+                )
+                .with_hint(example),
+            );
+            return None;
+        }
+        let length = dur(s.step.as_ref()).unwrap_or_default();
+        let warm_up = dur(s.warm_up.as_ref()).unwrap_or_default();
+        if length.is_zero() || warm_up >= length {
+            self.push(
+                Diagnostic::error(
+                    loc.span,
+                    "a search needs a `step` longer than its `warm-up`",
+                )
+                .with_hint("e.g. step: 20s, warm-up: 5s"),
+            );
+            return None;
+        }
+        let precision = match &s.precision {
+            None => 0.05,
+            Some(p) => {
+                let text = p.get()?;
+                match crate::suite::units::parse_percent(text)
+                    .ok()
+                    .or_else(|| text.trim().parse::<f64>().ok().map(|f| f * 100.0))
+                {
+                    Some(v) if v > 0.0 && v < 100.0 => v / 100.0,
+                    _ => {
+                        self.push(
+                            Diagnostic::error(
+                                p.span,
+                                format!("`{text}` is not a precision between 0% and 100%"),
+                            )
+                            .with_hint("e.g. precision: 5%"),
+                        );
+                        return None;
+                    }
+                }
+            }
+        };
+        let probes = s
+            .probes
+            .as_ref()
+            .and_then(|p| p.get().copied())
+            .unwrap_or(12);
+        if probes < 2 {
+            self.push(Diagnostic::error(
+                s.probes.as_ref().map(|p| p.span),
+                "a search needs at least 2 probes",
+            ));
+            return None;
+        }
+        let (users, rate, arrival) = match kind {
+            SweepKind::Concurrency => (r.min.round().max(1.0) as u32, None, None),
+            SweepKind::Throughput => (
+                concurrency.max(r.max.ceil() as u32),
+                Some(r.min),
+                Some(Arrival::Constant),
+            ),
+        };
+        Some(Execution {
+            scenario: scenario.to_owned(),
+            concurrency: users,
+            ramp_up: Duration::ZERO,
+            steps: None,
+            hold_for: length * probes,
+            iterations: None,
+            throughput: rate,
+            arrival,
+            warm_up,
+            delay,
+            phase: Phase::Main,
+            sweep: None,
+            search: Some(Search {
+                group,
+                kind,
+                min: r.min,
+                max: r.max,
+                precision,
+                probes,
+                warm_up,
+                length,
+                slo,
+                max_in_flight: concurrency.max(r.max.ceil() as u32),
+            }),
+        })
     }
 }
 
