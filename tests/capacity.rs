@@ -18,6 +18,13 @@ services:
 execution:
   - scenario: infer
     sweep: {concurrency: [1, 2, 4, 8, 16], step: 4s, warm-up: 1s, slo: ["p99<180ms", "fail<1%"]}
+reporting:
+  - module: passfail
+    criteria:
+      - capacity.knee<2
+      - capacity.max-throughput<20/s
+      - capacity.slo-limit<8, continue as non-failed
+      - capacity.saturation<4
 scenarios:
   infer:
     default-address: "http://127.0.0.1:${PORT}"
@@ -74,6 +81,30 @@ scenarios:
         "per-step table"
     );
     assert!(html.contains("knee at 4"), "the knee marked");
+    // Criteria on the figures, judged once at the end.
+    let verdicts: Vec<(String, String, f64)> = results["suites"][0]["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["verdict"].as_str().unwrap().to_owned(),
+                c["observed"].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .collect();
+    assert_eq!(
+        verdicts[0],
+        ("capacity.knee<2".into(), "passed".into(), 4.0)
+    );
+    assert_eq!(verdicts[1].1, "passed", "{verdicts:?}");
+    assert_eq!(
+        verdicts[2],
+        ("capacity.slo-limit<8".into(), "notice".into(), 4.0),
+        "4 users is under 8: the criterion holds, as a notice"
+    );
+    assert_eq!(verdicts[3].1, "passed", "{verdicts:?}");
     // Past the knee the queue shows in latency: 16 users wait 4 rounds.
     assert!(c["steps"][4]["p50_ms"].as_f64().unwrap() >= 390.0, "{c}");
 }

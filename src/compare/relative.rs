@@ -205,6 +205,9 @@ pub fn whole(subject: &Subject, label: &str, suite: &SuiteReport) -> Option<f64>
             .find(|s| s.subject == name)
             .map(|s| s.mean);
     }
+    if let Subject::Capacity { figure } = subject {
+        return suite.capacity.as_ref()?.figure(*figure);
+    }
     let l = suite.labels.iter().find(|l| l.label == label)?;
     let share = |n: u64, of: u64| (of > 0).then(|| n as f64 * 100.0 / of as f64);
     let secs = |ms: Option<f64>| ms.map(|ms| ms / 1e3);
@@ -228,7 +231,9 @@ pub fn whole(subject: &Subject, label: &str, suite: &SuiteReport) -> Option<f64>
         Subject::Percentile { level } => percentile(l, *level),
         Subject::Measure { agg, metric } => measure(l, *agg, metric),
         Subject::ResponseCode { pattern } => share(matching(&l.rc, pattern), l.hits),
-        Subject::Monitoring { .. } | Subject::HistogramQuantile { .. } => None,
+        Subject::Monitoring { .. }
+        | Subject::HistogramQuantile { .. }
+        | Subject::Capacity { .. } => None,
     }
 }
 
@@ -372,7 +377,9 @@ pub fn per_second(subject: &Subject, label: &str, suite: &SuiteReport) -> Vec<f6
                 ms.map(|ms| ms / 1e3)
             }
             Subject::ResponseCode { pattern } => share(matching(&r.rc, pattern), r.hits),
-            Subject::Monitoring { .. } | Subject::HistogramQuantile { .. } => None,
+            Subject::Monitoring { .. }
+            | Subject::HistogramQuantile { .. }
+            | Subject::Capacity { .. } => None,
         }
     };
     rows.filter_map(value).collect()

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::criteria::grammar::{Kpi, Logic, Op, Subject, Threshold};
+use crate::criteria::grammar::{Figure, Kpi, Logic, Op, Subject, Threshold};
 use crate::metrics::{Agg, Select, Snapshot, Store};
 use crate::suite::model::{Check, Criterion};
 
@@ -137,6 +137,9 @@ pub struct Judge {
     states: Vec<State>,
     /// Seconds before this one were judged.
     next: u64,
+    /// The capacity figures measured (`capacity.knee`, ...), each with why it is missing;
+    /// `None` when the load ran no capacity steps.
+    capacity: Option<Vec<(Figure, Result<f64, String>)>>,
 }
 
 impl Judge {
@@ -150,7 +153,34 @@ impl Judge {
             states: vec![State::default(); criteria.len()],
             criteria: criteria.to_vec(),
             next: 0,
+            capacity: None,
         }
+    }
+
+    /// The capacity figures the `capacity.<figure>` criteria judge at the end.
+    pub fn set_capacity(&mut self, figures: Vec<(Figure, Result<f64, String>)>) {
+        self.capacity = Some(figures);
+    }
+
+    /// A criterion's whole-run value: a capacity figure, or what the store holds.
+    fn observe_whole(&self, i: usize, store: &Store) -> Result<f64, String> {
+        let c = &self.criteria[i];
+        if let Check::Threshold {
+            subject: Subject::Capacity { figure },
+            ..
+        } = &c.check
+        {
+            let Some(figures) = &self.capacity else {
+                return Err(
+                    "no capacity was measured: the load ran no sweep or search steps".to_owned(),
+                );
+            };
+            return figures
+                .iter()
+                .find(|(f, _)| f == figure)
+                .map_or_else(|| Err(format!("no {}", figure.name())), |(_, v)| v.clone());
+        }
+        observe(&c.check, self.scopes[i].as_deref(), store, None)
     }
 
     pub fn criteria(&self) -> &[Criterion] {
@@ -252,8 +282,9 @@ impl Judge {
         for i in 0..self.criteria.len() {
             let c = &self.criteria[i];
             if c.window.is_none() {
+                let whole = self.observe_whole(i, store);
                 let state = &mut self.states[i];
-                match observe(&c.check, self.scopes[i].as_deref(), store, None) {
+                match whole {
                     Ok(_) if missing_baseline(c).is_some() => {}
                     Ok(v) => {
                         let to = store.seconds();
@@ -669,7 +700,9 @@ pub(crate) fn kpi_value(
         Subject::Percentile { level } => secs(s.percentile(*level)),
         Subject::Measure { agg, metric } => s.aggregate(metric, *agg),
         Subject::ResponseCode { pattern } => share(s.rc(pattern), s.hits()),
-        Subject::Monitoring { .. } | Subject::HistogramQuantile { .. } => None,
+        Subject::Monitoring { .. }
+        | Subject::HistogramQuantile { .. }
+        | Subject::Capacity { .. } => None,
     }
 }
 

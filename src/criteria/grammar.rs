@@ -86,6 +86,43 @@ impl Kpi {
     }
 }
 
+/// A figure of a capacity sweep or search (`capacity.<name>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Figure {
+    /// The load value at the knee of the throughput curve.
+    Knee,
+    /// The load value where p99 latency starts to climb.
+    LatencyKnee,
+    /// The first load value whose efficiency fell under 80% of the first step's.
+    Saturation,
+    /// The highest served throughput of any step (requests per second).
+    MaxThroughput,
+    /// The largest load meeting every SLO.
+    SloLimit,
+    /// The recommended operating point.
+    Recommended,
+}
+
+/// `capacity.<name>` figures.
+pub const FIGURES: &[(&str, Figure)] = &[
+    ("knee", Figure::Knee),
+    ("latency-knee", Figure::LatencyKnee),
+    ("saturation", Figure::Saturation),
+    ("max-throughput", Figure::MaxThroughput),
+    ("slo-limit", Figure::SloLimit),
+    ("recommended", Figure::Recommended),
+];
+
+impl Figure {
+    pub fn name(self) -> &'static str {
+        FIGURES
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map_or("", |(n, _)| n)
+    }
+}
+
 /// What a criterion measures.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
@@ -111,6 +148,11 @@ pub enum Subject {
     Monitoring {
         source: String,
         metric: String,
+    },
+    /// `capacity.knee`, `capacity.max-throughput`, ...: a figure of the suite's capacity
+    /// sweep or search, judged once at the end of the load.
+    Capacity {
+        figure: Figure,
     },
     /// `p95 of source/histogram`: a quantile of a Prometheus histogram's observations in the
     /// window, from its bucket rates (PromQL's `histogram_quantile`); `avg of
@@ -145,6 +187,7 @@ impl fmt::Display for Subject {
                 metric,
                 agg,
             } => write!(f, "{agg} of {source}/{metric}"),
+            Self::Capacity { figure } => write!(f, "capacity.{}", figure.name()),
         }
     }
 }
@@ -175,6 +218,22 @@ pub fn subject_names() -> impl Iterator<Item = &'static str> {
 
 /// Parses a subject name: a KPI, `pN`, `<agg>-<measurement>`, `rc<glob>` or `source/metric`.
 pub fn parse_subject(text: &str) -> Result<Subject, String> {
+    if let Some(name) = text.strip_prefix("capacity.") {
+        return FIGURES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, figure)| Subject::Capacity { figure: *figure })
+            .ok_or_else(|| {
+                let names: Vec<String> = FIGURES
+                    .iter()
+                    .map(|(n, _)| format!("capacity.{n}"))
+                    .collect();
+                format!(
+                    "unknown capacity figure `{text}`: figures are {}",
+                    names.join(", ")
+                )
+            });
+    }
     if let Some((source, metric)) = text.split_once('/') {
         if source.is_empty() || metric.is_empty() {
             return Err(format!("`{text}` is not `source/metric`"));
@@ -364,6 +423,18 @@ pub fn parse_threshold(subject: &Subject, text: &str) -> Result<Threshold, Strin
             .map(Threshold::Number)
             .or_else(|| parse_size(text).ok().map(Threshold::Bytes))
             .ok_or_else(|| format!("`{text}` is not a number")),
+        // Users or requests per second: `8`, `200/s`.
+        Subject::Capacity { .. } => text
+            .strip_suffix("/s")
+            .unwrap_or(text)
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite())
+            .map(Threshold::Number)
+            .ok_or_else(|| {
+                format!("`{text}` is not a load: write users (`8`) or a rate (`200/s`)")
+            }),
     }
 }
 

@@ -19,6 +19,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::criteria::eval::{format_value, kpi_value, threshold_value};
+use crate::criteria::grammar::Figure;
 use crate::metrics::{Snapshot, Store};
 use crate::suite::model::{Search, Slo, Suite, SweepKind, SweepStep};
 
@@ -53,6 +54,53 @@ pub struct Capacity {
     /// The steps are a search's probes (the highest load meeting every SLO), not a sweep.
     #[serde(default)]
     pub search: bool,
+}
+
+impl Capacity {
+    /// Every figure, or why there is none, for the `capacity.<figure>` criteria.
+    pub fn figures(&self) -> Vec<(Figure, Result<f64, String>)> {
+        let note = |start: &str| {
+            self.notes
+                .iter()
+                .find(|n| n.starts_with(start))
+                .cloned()
+                .unwrap_or_else(|| start.to_owned())
+        };
+        crate::criteria::grammar::FIGURES
+            .iter()
+            .map(|&(_, figure)| {
+                let why = match figure {
+                    Figure::Knee => note("no knee"),
+                    Figure::LatencyKnee => {
+                        "no knee in p99: latency does not climb over these steps".to_owned()
+                    }
+                    Figure::Saturation => format!(
+                        "no saturation: no step's efficiency fell under {:.0}% of the first step's",
+                        SATURATION * 100.0
+                    ),
+                    Figure::MaxThroughput => "no step served a request".to_owned(),
+                    Figure::SloLimit if self.steps.iter().all(|s| s.slo_missed.is_none()) => {
+                        "no SLO limit: the sweep lists no `slo`".to_owned()
+                    }
+                    Figure::SloLimit => "no SLO limit: no step met every SLO".to_owned(),
+                    Figure::Recommended => "no recommended operating point".to_owned(),
+                };
+                (figure, self.figure(figure).ok_or(why))
+            })
+            .collect()
+    }
+
+    /// A figure criteria judge (`capacity.knee<8`); `None` when there is none (no knee).
+    pub fn figure(&self, figure: Figure) -> Option<f64> {
+        match figure {
+            Figure::Knee => self.knee,
+            Figure::LatencyKnee => self.latency_knee,
+            Figure::Saturation => self.saturation,
+            Figure::MaxThroughput => self.max_throughput,
+            Figure::SloLimit => self.slo_limit,
+            Figure::Recommended => self.recommended,
+        }
+    }
 }
 
 /// One step over its steady window.

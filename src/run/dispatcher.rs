@@ -358,6 +358,9 @@ impl Dispatcher {
             Some(end) if end.subsec_nanos() > 0 && end.as_secs() >= 1 => end.as_secs().min(seconds),
             _ => seconds,
         };
+        if let Some(capacity) = self.capacity() {
+            self.judge.set_capacity(capacity.figures());
+        }
         self.judge.finish(&self.store, full)
     }
 }

@@ -216,6 +216,8 @@ struct Validator<'a> {
     unsupported_sources: BTreeSet<String>,
     /// MMS `diff_percent` comparisons found in criteria and `compare_criteria`.
     diff_checks: Vec<DiffCheck>,
+    /// An execution sweeps or searches: `capacity.<figure>` criteria have figures to judge.
+    capacity: bool,
 }
 
 /// Validates `raw` into a [`Suite`]; every problem goes to `diags`. `None` if any error.
@@ -234,12 +236,16 @@ pub fn validate(raw: &RawSuite, cx: &Context<'_>, diags: &mut Diagnostics) -> Op
         unknown_columns: false,
         unsupported_sources: BTreeSet::new(),
         diff_checks: Vec::new(),
+        capacity: false,
     };
     let mut settings = v.settings(raw.settings.as_ref());
     settings.sequential = v.modules(raw);
     let scenarios = v.scenarios(raw);
     let mut pending = Vec::new();
     let executions = v.executions(raw, &mut pending);
+    v.capacity = executions
+        .iter()
+        .any(|e| e.sweep.is_some() || e.search.is_some());
     for scenario in raw.scenarios.iter().flat_map(|s| s.0.iter()) {
         if let (Some(name), Some(Some(criteria))) = (
             scenario.0.get(),

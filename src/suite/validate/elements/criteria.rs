@@ -18,12 +18,49 @@ impl Validator<'_> {
         monitoring: &[MonitorSource],
     ) -> Option<Criterion> {
         let c = item.get()?;
-        match c {
+        let criterion = match c {
             RawCriterion::Short { text, message } => {
                 self.short_criterion(item.span, text, message.clone(), scope, monitoring)
             }
             RawCriterion::Long(long) => self.long_criterion(item.span, long, scope, monitoring),
+        }?;
+        self.check_capacity(Some(item.span), &criterion)
+            .then_some(criterion)
+    }
+
+    /// A `capacity.<figure>` criterion is judged once, on the whole sweep or search, at the
+    /// end: it needs one, and takes no label or timeframe.
+    fn check_capacity(&mut self, span: Option<Span>, c: &Criterion) -> bool {
+        let Check::Threshold {
+            subject: Subject::Capacity { .. },
+            label,
+            ..
+        } = &c.check
+        else {
+            return true;
+        };
+        let why = if !self.capacity {
+            Some((
+                "no execution of this suite sweeps or searches its capacity",
+                "add `sweep: {concurrency: [1, 2, 4, 8], step: 30s}` or `search: {...}` to an execution",
+            ))
+        } else if !label.is_empty() {
+            Some((
+                "a capacity figure belongs to the whole sweep: it takes no label",
+                "drop `of <label>`",
+            ))
+        } else if c.window.is_some() {
+            Some((
+                "a capacity figure is judged once, at the end: it takes no timeframe",
+                "drop `for`/`within`/`over` and the timeframe",
+            ))
+        } else {
+            None
+        };
+        if let Some((what, hint)) = why {
+            self.push(Diagnostic::error(span, format!("`{}`: {what}", c.name)).with_hint(hint));
         }
+        why.is_none()
     }
 
     pub(in crate::suite::validate) fn short_criterion(

@@ -438,6 +438,73 @@ mod tests {
     }
 
     #[test]
+    fn a_search_and_capacity_criteria_are_checked() {
+        let search =
+            "search: {slo: ['p99<200ms'], throughput: {min: 10, max: 200}, step: 10s, warm-up: 2s}";
+        let (suite, messages) = check(&format!(
+            "execution: [{{scenario: s, {search}}}]\nreporting: [{{module: passfail, criteria: ['capacity.slo-limit<100/s', 'capacity.knee<8']}}]\n{SCENARIO}"
+        ));
+        let suite = suite.unwrap_or_else(|| panic!("{messages:?}"));
+        let s = suite.executions[0].search.as_ref().unwrap();
+        assert_eq!(
+            (s.min, s.max, s.precision, s.probes),
+            (10.0, 200.0, 0.05, 12)
+        );
+        assert_eq!(
+            suite.criteria.len(),
+            2,
+            "no default drop criterion: steps judge drops"
+        );
+        let errors = |yaml: String| check(&yaml).1;
+        let m = errors(format!(
+            "execution: [{{scenario: s, concurrency: 2, hold-for: 5s}}]\nreporting: [{{module: passfail, criteria: ['capacity.knee<8']}}]\n{SCENARIO}"
+        ));
+        assert!(
+            m.iter()
+                .any(|m| m.contains("no execution of this suite sweeps or searches")),
+            "{m:?}"
+        );
+        let m = errors(format!(
+            "execution: [{{scenario: s, {search}}}]\nreporting: [{{module: passfail, criteria: ['capacity.knee<8 for 5s', 'capacity.kne<8']}}]\n{SCENARIO}"
+        ));
+        assert!(m.iter().any(|m| m.contains("takes no timeframe")), "{m:?}");
+        assert!(
+            m.iter()
+                .any(|m| m.contains("unknown capacity figure `capacity.kne`")),
+            "{m:?}"
+        );
+        for (bad, why) in [
+            (
+                "search: {throughput: {min: 10, max: 20}, step: 10s}",
+                "a search needs `slo`",
+            ),
+            (
+                "search: {slo: ['p99<1s'], throughput: {min: 30, max: 20}, step: 10s}",
+                "0 < min < max",
+            ),
+            (
+                "search: {slo: ['p99<1s'], throughput: {min: 1, max: 20}, step: 1s, warm-up: 2s}",
+                "longer than its `warm-up`",
+            ),
+            (
+                "search: {slo: ['p99<1s'], throughput: {min: 1, max: 20}, step: 5s, precision: 150%}",
+                "precision between",
+            ),
+            (
+                "search: {slo: ['p99<1s'], step: 5s}",
+                "either a `throughput` or a `concurrency` range",
+            ),
+            (
+                "search: {slo: ['p99 of x<1s'], throughput: {min: 1, max: 2}, step: 5s}",
+                "not a service level",
+            ),
+        ] {
+            let m = errors(format!("execution: [{{scenario: s, {bad}}}]\n{SCENARIO}"));
+            assert!(m.iter().any(|m| m.contains(why)), "{bad}: {m:?}");
+        }
+    }
+
+    #[test]
     fn an_unknown_scenario_and_a_typo_are_errors() {
         let (_, messages) = check(&format!(
             "execution: [{{scenario: t, concurency: 1}}]\n{SCENARIO}"
