@@ -89,6 +89,12 @@ fn the_criteria_reference_names_every_subject_and_function() {
             "docs/criteria.md lacks `{name}`"
         );
     }
+    for (name, _) in perfgate::criteria::grammar::FIGURES {
+        assert!(
+            doc.contains(&format!("`capacity.{name}`")),
+            "docs/criteria.md lacks `capacity.{name}`"
+        );
+    }
     for name in perfgate::criteria::eval::EXPR_FUNCTIONS {
         assert!(
             doc.contains(&format!("`{name}(")),

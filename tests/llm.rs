@@ -100,8 +100,8 @@ reporting:
     assert!(ms("ttft", "min") >= 100.0, "{}", d["ttft"]);
     let p50 = |name: &str| d[name]["percentiles"]["50.0"].as_f64().unwrap();
     assert!(p50("ttft") < 140.0, "ttft {}", d["ttft"]);
-    assert!(ms("itl", "min") >= 19.0, "{}", d["itl"]);
-    assert!(p50("itl") < 60.0, "itl {}", d["itl"]);
+    // One late arrival shortens the gap after it: only the median is bounded below.
+    assert!(p50("itl") >= 19.0 && p50("itl") < 60.0, "itl {}", d["itl"]);
     assert_eq!(d["itl"]["count"], 6 * 8, "8 gaps per reply of 9 tokens");
     assert!(p50("tpot") >= 20.0 && p50("tpot") < 60.0, "{}", d["tpot"]);
     assert!(ms("e2e", "min") >= 100.0 + 8.0 * 20.0, "{}", d["e2e"]);

@@ -38,6 +38,7 @@ pub const DEFAULT_PROCESS_METRICS: &[&str] = &[
     "total_processes",
     "total_workers",
     "sum_all_cpu_percent",
+    "max_all_cpu_percent",
     "sum_all_memory_rss",
 ];
 

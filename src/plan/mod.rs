@@ -209,6 +209,7 @@ impl ExecutionPlan {
         Self {
             schedule,
             delay: Duration::ZERO,
+            warm_up: Duration::ZERO,
             search: None,
             ..self.clone()
         }

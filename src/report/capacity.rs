@@ -15,11 +15,15 @@
 //! - Recommended: the SLO limit when SLOs are given, else the lower of knee and saturation
 //!   (the last step when there is neither).
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::criteria::eval::{format_value, kpi_value, threshold_value};
 use crate::criteria::grammar::Figure;
+
+use super::bottleneck::{self, Bottleneck};
 use crate::metrics::{Snapshot, Store};
 use crate::suite::model::{Search, Slo, Suite, SweepKind, SweepStep};
 
@@ -54,9 +58,26 @@ pub struct Capacity {
     /// The steps are a search's probes (the highest load meeting every SLO), not a sweep.
     #[serde(default)]
     pub search: bool,
+    /// What limits capacity, with its evidence.
+    #[serde(default)]
+    pub bottleneck: Option<Bottleneck>,
 }
 
 impl Capacity {
+    /// Where the steps start to show the limit: the lower of knee and saturation, else the
+    /// first step missing an SLO; `None` when the load never reached a limit.
+    pub fn pivot(&self) -> Option<f64> {
+        let first_missed = self
+            .steps
+            .iter()
+            .find(|s| s.slo_missed.as_ref().is_some_and(|m| !m.is_empty()))
+            .map(|s| s.value);
+        [self.knee, self.saturation, first_missed]
+            .into_iter()
+            .flatten()
+            .reduce(f64::min)
+    }
+
     /// Every figure, or why there is none, for the `capacity.<figure>` criteria.
     pub fn figures(&self) -> Vec<(Figure, Result<f64, String>)> {
         let note = |start: &str| {
@@ -118,9 +139,22 @@ pub struct Step {
     /// Arrivals dropped at the in-flight cap (open model), percent of those offered.
     #[serde(default)]
     pub dropped: Option<f64>,
-    /// Mean CPU (percent) and memory (bytes) of the monitored server, when monitored.
+    /// Mean CPU (percent of one core, summed over its processes) and memory (bytes) of the
+    /// monitored server, when monitored.
     pub server_cpu: Option<f64>,
     pub server_memory: Option<f64>,
+    /// The busiest server process's CPU (percent of one core), when monitored.
+    #[serde(default)]
+    pub server_max_process_cpu: Option<f64>,
+    /// The server's worker processes, when monitored.
+    #[serde(default)]
+    pub workers: Option<f64>,
+    /// The most requests in flight in any second.
+    #[serde(default)]
+    pub in_flight: Option<f64>,
+    /// perfgate's own CPU (percent of one core).
+    #[serde(default)]
+    pub client_cpu: Option<f64>,
     /// The SLOs this step missed (with the value seen); `None` without SLOs.
     #[serde(default)]
     pub slo_missed: Option<Vec<String>>,
@@ -167,11 +201,27 @@ fn dropped_share(w: &Snapshot) -> Option<f64> {
 
 /// The capacity measured by the steps run (a sweep's, or a search's probes); `None`
 /// without any.
-pub fn analyse(steps: &[SweepStep], searched: Option<&Search>, store: &Store) -> Option<Capacity> {
+pub fn analyse(
+    steps: &[SweepStep],
+    searched: Option<&Search>,
+    store: &Store,
+    client_cpu: &BTreeMap<u64, f64>,
+) -> Option<Capacity> {
     let first = steps.first()?;
     let kind = first.kind;
-    let cpu = series_ending(store, &["sum_all_cpu_percent", "/cpu"]);
-    let memory = series_ending(store, &["sum_all_memory_rss", "/mem"]);
+    let cpu = series_ending(store, &["sum_all_cpu_percent"]);
+    let busiest = series_ending(store, &["max_all_cpu_percent"]);
+    let workers = series_ending(store, &["/total_workers"]);
+    let memory = series_ending(store, &["sum_all_memory_rss"]);
+    let series = |name: &Option<String>, from: u64, to: u64| {
+        name.as_ref().and_then(|n| store.metric_window(n, from, to))
+    };
+    let client = |from: u64, to: u64| {
+        let (sum, n) = client_cpu
+            .range(from..to)
+            .fold((0.0, 0u32), |(s, n), (_, v)| (s + v, n + 1));
+        (n > 0).then(|| sum / f64::from(n))
+    };
     let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1e3);
     let mut measured: Vec<Step> = steps
         .iter()
@@ -190,10 +240,20 @@ pub fn analyse(steps: &[SweepStep], searched: Option<&Search>, store: &Store) ->
                 p99_ms: ms(w.percentile(99.0)),
                 error_rate: (w.hits() > 0).then(|| 100.0 * w.fail() as f64 / w.hits() as f64),
                 dropped: dropped_share(&w),
-                server_cpu: cpu.as_ref().and_then(|c| store.metric_window(c, from, to)),
-                server_memory: memory
-                    .as_ref()
-                    .and_then(|m| store.metric_window(m, from, to)),
+                server_cpu: series(&cpu, from, to),
+                server_memory: series(&memory, from, to),
+                server_max_process_cpu: series(&busiest, from, to),
+                workers: series(&workers, from, to),
+                // The last second's reading is taken as the next step starts: left out.
+                in_flight: (w.hits() > 0).then(|| {
+                    let inner = if to - from >= 2 {
+                        store.window("", from, to - 1)
+                    } else {
+                        w.clone()
+                    };
+                    inner.concurrency() as f64
+                }),
+                client_cpu: client(from, to),
                 slo_missed,
             }
         })
@@ -201,6 +261,12 @@ pub fn analyse(steps: &[SweepStep], searched: Option<&Search>, store: &Store) ->
     // A search probes out of order: its curve reads by load.
     measured.sort_by(|a, b| a.value.total_cmp(&b.value));
     let mut capacity = read_curve(kind, measured);
+    let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
+    capacity.bottleneck = Some(bottleneck::attribute(
+        &capacity.steps,
+        capacity.pivot(),
+        cores,
+    ));
     if let Some(search) = searched {
         capacity.notes.push(search_note(search, &capacity));
         capacity.search = true;
@@ -345,6 +411,7 @@ pub fn read_curve(kind: SweepKind, steps: Vec<Step>) -> Capacity {
         recommended,
         notes,
         search: false,
+        bottleneck: None,
     }
 }
 
@@ -485,6 +552,10 @@ mod tests {
             dropped: None,
             server_cpu: None,
             server_memory: None,
+            server_max_process_cpu: None,
+            workers: None,
+            in_flight: None,
+            client_cpu: None,
             slo_missed: None,
         }
     }

@@ -111,6 +111,19 @@ pub fn suite_table(suite: &SuiteReport) -> String {
             c.kind,
             value(c.recommended)
         );
+        if let Some(b) = &c.bottleneck {
+            let _ = writeln!(
+                out,
+                "  bottleneck: {} ({} confidence): {}",
+                b.kind, b.confidence, b.summary
+            );
+            for e in &b.evidence {
+                let _ = writeln!(out, "    - {e}");
+            }
+            if !b.missing.is_empty() {
+                let _ = writeln!(out, "    not collected: {}", b.missing.join("; "));
+            }
+        }
         for note in &c.notes {
             let _ = writeln!(out, "  note: {note}");
         }

@@ -75,8 +75,18 @@ struct SuiteView<'a> {
     breakdown: Option<super::measures::Table>,
     bars: Vec<Bar>,
     timing_notes: Vec<String>,
-    /// A capacity sweep's steps (header first), its reading and notes.
-    capacity: Option<(super::measures::Table, String, Vec<String>)>,
+    /// A capacity sweep's or search's steps, reading, notes and bottleneck.
+    capacity: Option<CapacityView>,
+}
+
+/// The capacity section: the per-step table (header first), the figures in one line, the
+/// notes, and what limits capacity.
+#[derive(Serialize)]
+struct CapacityView {
+    table: super::measures::Table,
+    reading: String,
+    notes: Vec<String>,
+    bottleneck: Option<super::bottleneck::Bottleneck>,
 }
 
 /// One label's mean server-side components and network, stacked to its response time.
@@ -380,7 +390,12 @@ fn suite_view(s: &SuiteReport) -> SuiteView<'_> {
                 c.kind,
                 v(c.recommended)
             );
-            (super::capacity::table(c), reading, c.notes.clone())
+            CapacityView {
+                table: super::capacity::table(c),
+                reading,
+                notes: c.notes.clone(),
+                bottleneck: c.bottleneck.clone(),
+            }
         }),
     }
 }
@@ -575,7 +590,7 @@ fn capacity_charts(s: &SuiteReport) -> Vec<Chart> {
             });
         }
     }
-    vec![
+    let mut charts = vec![
         chart_over(
             "Capacity: throughput by load",
             "req/s",
@@ -590,7 +605,39 @@ fn capacity_charts(s: &SuiteReport) -> Vec<Chart> {
             &marks,
             &axis,
         ),
+    ];
+    // The bottleneck's evidence: CPU of the server, its busiest process and perfgate.
+    let cpu: Vec<(&str, Vec<(f64, f64)>)> = [
+        ("server processes", pick(|st| st.server_cpu)),
+        (
+            "busiest server process",
+            pick(|st| st.server_max_process_cpu),
+        ),
+        ("perfgate", pick(|st| st.client_cpu)),
     ]
+    .into_iter()
+    .filter(|(_, points)| !points.is_empty())
+    .collect();
+    if !cpu.is_empty() {
+        charts.push(chart_over(
+            "Capacity: CPU by load (% of one core)",
+            "%",
+            &cpu,
+            &marks,
+            &axis,
+        ));
+    }
+    let memory = pick(|st| st.server_memory.map(|m| m / 1e6));
+    if !memory.is_empty() {
+        charts.push(chart_over(
+            "Capacity: server memory by load",
+            "MB",
+            &[("memory", memory)],
+            &marks,
+            &axis,
+        ));
+    }
+    charts
 }
 
 /// Per LLM label: TTFT, ITL and TPOT, and tokens per second over time; per label with

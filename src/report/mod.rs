@@ -8,6 +8,7 @@
 //! `results.json`. [`redact`] keeps secrets out of all of them. Nothing here measures or
 //! runs anything.
 
+pub mod bottleneck;
 pub mod capacity;
 pub mod console;
 pub mod dump;

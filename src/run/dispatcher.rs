@@ -40,6 +40,8 @@ pub(crate) enum Event {
     Tick {
         now: Duration,
         in_flight: u64,
+        /// perfgate's own CPU time so far (user and system), when known.
+        cpu: Option<Duration>,
     },
     /// A reason from outside the load to end it (a server, a check, a signal).
     Stop(CancelReason),
@@ -81,6 +83,12 @@ pub(crate) struct Dispatcher {
     search: Option<Search>,
     /// Probes waiting for their steady window to be judged.
     probes: Vec<ProbeAsk>,
+    /// perfgate's own CPU, percent of one core, per second of the run.
+    client_cpu: BTreeMap<u64, f64>,
+    /// The last tick's time and CPU time.
+    last_cpu: Option<(Duration, Duration)>,
+    /// Requests cut when their execution's load (or a search's probe) ended.
+    cut_earlier: usize,
 }
 
 /// Refused connections in a row, with no response between them, after which a managed
@@ -125,6 +133,9 @@ impl Dispatcher {
             steps: Vec::new(),
             search: None,
             probes: Vec::new(),
+            client_cpu: BTreeMap::new(),
+            last_cpu: None,
+            cut_earlier: 0,
         }
     }
 
@@ -160,7 +171,14 @@ impl Dispatcher {
                 self.logged.add(&reading);
                 None
             }
-            Event::Tick { now, in_flight } => self.tick(now, in_flight),
+            Event::Tick {
+                now,
+                in_flight,
+                cpu,
+            } => {
+                self.client_cpu(now, cpu);
+                self.tick(now, in_flight)
+            }
             Event::Stop(reason) => Some(reason),
             Event::Probe(ask) => {
                 self.steps.push(ask.step.clone());
@@ -200,6 +218,7 @@ impl Dispatcher {
                         let sample = unfinished(p, at);
                         self.settle(id);
                         self.store.record(&sample);
+                        self.cut_earlier += 1;
                     }
                 }
             }
@@ -300,6 +319,19 @@ impl Dispatcher {
         None
     }
 
+    /// Files perfgate's own CPU over the second before `now`.
+    fn client_cpu(&mut self, now: Duration, cpu: Option<Duration>) {
+        let Some(cpu) = cpu else { return };
+        if let Some((then, used)) = self.last_cpu
+            && now > then
+        {
+            let percent = cpu.saturating_sub(used).as_secs_f64() / (now - then).as_secs_f64();
+            self.client_cpu
+                .insert(now.as_secs().saturating_sub(1), percent * 100.0);
+        }
+        self.last_cpu = Some((now, cpu));
+    }
+
     /// Tells each probe whose steady window is before `watermark` the SLOs it missed.
     fn answer_probes(&mut self, watermark: u64) {
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.probes)
@@ -315,7 +347,12 @@ impl Dispatcher {
 
     /// The capacity the steps run so far measured: a sweep's or a search's.
     pub(crate) fn capacity(&self) -> Option<capacity::Capacity> {
-        capacity::analyse(&self.steps, self.search.as_ref(), &self.store)
+        capacity::analyse(
+            &self.steps,
+            self.search.as_ref(),
+            &self.store,
+            &self.client_cpu,
+        )
     }
 
     /// The requests in flight due before second `upto`, as unfinished samples of their age
@@ -339,7 +376,8 @@ impl Dispatcher {
     }
 
     /// What is still in flight at `now` will not finish: each request is counted as
-    /// unfinished, its age as a lower bound of its latency. Returns how many there were.
+    /// unfinished, its age as a lower bound of its latency. Returns how many requests were
+    /// cut in all (with those cut when their execution's load ended).
     pub(crate) fn cut(&mut self, now: Duration) -> usize {
         let cut: Vec<Sample> = self.pending.values().map(|p| unfinished(p, now)).collect();
         for sample in &cut {
@@ -347,7 +385,7 @@ impl Dispatcher {
         }
         self.pending.clear();
         self.pending_by_second.clear();
-        cut.len()
+        cut.len() + self.cut_earlier
     }
 
     /// The verdicts: every second of the load judged, but the last, partial one (unless it
@@ -504,6 +542,7 @@ mod tests {
         d.handle(Event::Tick {
             now: ms(at),
             in_flight: 0,
+            cpu: None,
         })
     }
 

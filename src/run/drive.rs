@@ -173,7 +173,7 @@ pub(super) async fn drive(
                 if reason.is_some() {
                     break;
                 }
-                Event::Tick { now: t0.elapsed(), in_flight: in_flight.get() }
+                Event::Tick { now: t0.elapsed(), in_flight: in_flight.get(), cpu: own_cpu() }
             }
             Some(Ok(Err(e))) = checks.join_next() => Event::Stop(CancelReason::ShellFailed(e)),
             (label, status) = first_exit(servers) => {
@@ -282,7 +282,7 @@ pub(super) async fn drive(
     if unfinished > 0 {
         let _ = writeln!(
             console,
-            "{}: {unfinished} requests were still in flight at the end: counted as unfinished",
+            "{}: {unfinished} requests were still in flight when their load ended: counted as unfinished",
             plan.suite.name
         );
     }
@@ -301,6 +301,17 @@ pub(super) async fn drive(
         dispatcher,
     };
     (reason, measured)
+}
+
+/// perfgate's own CPU time so far, user and system.
+fn own_cpu() -> Option<Duration> {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let usage = getrusage(UsageWho::RUSAGE_SELF).ok()?;
+    let time = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(u64::try_from(t.tv_sec()).ok()?)
+            .checked_add(Duration::from_micros(u64::try_from(t.tv_usec()).ok()?))
+    };
+    time(usage.user_time())?.checked_add(time(usage.system_time())?)
 }
 
 fn checkpoint_written(

@@ -203,6 +203,35 @@ impl Execution {
     /// A one-line description: "10 users, ramp-up 5s, hold-for 1m".
     pub fn shape(&self) -> String {
         use crate::suite::units::format_duration as d;
+        if let Some(s) = &self.search {
+            let (what, unit) = match s.kind {
+                SweepKind::Concurrency => ("users", ""),
+                SweepKind::Throughput => ("rate", " req/s"),
+            };
+            let slo: Vec<&str> = s.slo.iter().map(|s| s.text.as_str()).collect();
+            return format!(
+                "search {what} {}..{}{unit} meeting {}, probes of {} (warm-up {}), at most {}",
+                s.min,
+                s.max,
+                slo.join(", "),
+                d(s.length),
+                d(s.warm_up),
+                s.probes
+            );
+        }
+        if let Some(step) = &self.sweep {
+            let unit = match step.kind {
+                SweepKind::Concurrency => "users",
+                SweepKind::Throughput => "req/s",
+            };
+            return format!(
+                "sweep step {} {unit}, {} from {} (warm-up {})",
+                step.value,
+                d(step.length),
+                d(step.start),
+                d(step.warm_up)
+            );
+        }
         let mut parts = Vec::new();
         match (self.arrival, self.throughput) {
             (Some(arrival), Some(rate)) => parts.push(format!(

@@ -457,7 +457,8 @@ pub struct RawService {
     #[schemars(with = "Option<Vec<StrOr<RawCommand>>>")]
     pub post_process: Option<Vec<Located<RawCommand>>>,
     /// server: process monitoring (default: total_processes, total_workers, sum_all_cpu_percent,
-    /// sum_all_memory_rss each second; `metrics: [all]` for every process metric).
+    /// max_all_cpu_percent, sum_all_memory_rss each second; `metrics: [all]` for every process
+    /// metric).
     pub monitoring: Option<Located<RawMonitorSource>>,
     /// monitoring: Taurus host metrics.
     pub local: Option<Vec<Located<RawMonitorSource>>>,

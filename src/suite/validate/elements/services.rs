@@ -583,6 +583,7 @@ mod tests {
                 "total_processes",
                 "total_workers",
                 "sum_all_cpu_percent",
+                "max_all_cpu_percent",
                 "sum_all_memory_rss"
             ]
         );
