@@ -472,6 +472,74 @@ fn the_trend_charts_render_in_headless_chromium() {
     );
 }
 
+/// A capacity sweep's page: the curves by load with the knee marked, the per-step table
+/// and the bottleneck in words, rendered by Chromium without a console message.
+#[test]
+fn the_capacity_curve_renders_in_headless_chromium() {
+    if !have_chromium() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let text = suite(
+        r#", "--max-concurrency", "2", "--latency", "50ms""#,
+        "1s",
+        &["capacity.max-throughput<10/s"],
+    )
+    .replace(
+        "execution: [{scenario: s, concurrency: 2, throughput: 50, hold-for: 1s}]",
+        "execution: [{scenario: s, sweep: {concurrency: [1, 2, 4, 8], step: 3s, warm-up: 1s, slo: [\"p99<80ms\"]}}]",
+    )
+    .replace("monitoring: {metrics: [total_processes]}", "");
+    assert!(text.contains("sweep:"), "{text}");
+    std::fs::write(dir.path().join("sweep.yaml"), text).unwrap();
+    let (code, out) = perfgate_in(
+        dir.path(),
+        &["run", "sweep.yaml", "--no-progress", "-a", "out"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let url = format!("file://{}", dir.path().join("out/report.html").display());
+    let (console, dom) = chromium(
+        &url,
+        &dir.path().join("profile"),
+        &["--dump-dom".to_owned()],
+    );
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    assert!(
+        dom.contains(r#"aria-label="Capacity: throughput by load""#),
+        "the throughput curve"
+    );
+    assert!(
+        dom.contains(r#"aria-label="Capacity: latency by load""#),
+        "the latency curve"
+    );
+    assert!(dom.contains("knee at 2"), "the knee marked: {out}");
+    assert!(
+        dom.contains(r#"<table class="capacity">"#),
+        "per-step table"
+    );
+    assert!(
+        dom.contains("<strong>Bottleneck: queueing</strong>"),
+        "the bottleneck in words"
+    );
+    assert!(
+        dom.contains(r#"aria-label="Capacity: CPU by load (% of one core)""#),
+        "the evidence chart"
+    );
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join("capacity.png");
+    let _ = std::fs::remove_file(&shot);
+    chromium(
+        &url,
+        &dir.path().join("profile-shot"),
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1200,2600".to_owned(),
+        ],
+    );
+    assert!(std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0) > 10_000);
+}
+
 #[test]
 fn the_html_report_renders_in_headless_chromium() {
     if !have_chromium() {

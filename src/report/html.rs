@@ -84,6 +84,8 @@ struct SuiteView<'a> {
 #[derive(Serialize)]
 struct CapacityView {
     table: super::measures::Table,
+    /// Throughput and latency by load, and the bottleneck's evidence.
+    charts: Vec<Chart>,
     reading: String,
     notes: Vec<String>,
     bottleneck: Option<super::bottleneck::Bottleneck>,
@@ -392,6 +394,7 @@ fn suite_view(s: &SuiteReport) -> SuiteView<'_> {
             );
             CapacityView {
                 table: super::capacity::table(c),
+                charts: capacity_charts(s),
                 reading,
                 notes: c.notes.clone(),
                 bottleneck: c.bottleneck.clone(),
@@ -530,7 +533,6 @@ fn charts(s: &SuiteReport) -> Vec<Chart> {
             ));
         }
     }
-    out.extend(capacity_charts(s));
     out.extend(measure_charts(s, &triggered));
     for m in &s.monitoring {
         let marks: Vec<Mark> = triggered

@@ -221,6 +221,7 @@ impl Execution {
         }
         if let Some(step) = &self.sweep {
             let unit = match step.kind {
+                SweepKind::Concurrency if step.value == 1.0 => "user",
                 SweepKind::Concurrency => "users",
                 SweepKind::Throughput => "req/s",
             };
