@@ -540,6 +540,67 @@ mod tests {
         assert_eq!(latency_knee(&steady), None, "flat latency: no knee");
     }
 
+    /// A step's statistics are its steady window's: the slow start of the step (its warm-up)
+    /// and the next step's seconds are left out; CPU and perfgate's CPU are the window's.
+    #[test]
+    fn a_step_reads_only_its_steady_window() {
+        use crate::metrics::{Outcome, Sample};
+        use std::time::Duration;
+        let sample = |second: u64, ms: u64| Sample {
+            label: "infer".into(),
+            second,
+            rt: Duration::from_millis(ms),
+            lt: Duration::from_millis(ms),
+            ct: None,
+            bytes: 1,
+            outcome: Outcome::Response {
+                status: 200,
+                success: true,
+                message: None,
+            },
+            concurrency: 1,
+            completed: second,
+            extra: None,
+        };
+        let mut store = Store::default();
+        // Second 0 is the warm-up (cold caches: 1 s each); 1..4 the steady window; 4.. the
+        // next step.
+        for (second, ms, n) in [
+            (0, 1000, 5),
+            (1, 10, 10),
+            (2, 10, 10),
+            (3, 10, 10),
+            (4, 500, 50),
+        ] {
+            for _ in 0..n {
+                store.record(&sample(second, ms));
+            }
+            store.record_metric(
+                second,
+                "srv/sum_all_cpu_percent",
+                if second == 4 { 190.0 } else { 50.0 },
+            );
+        }
+        let steps = [SweepStep {
+            group: 0,
+            kind: SweepKind::Concurrency,
+            value: 1.0,
+            start: Duration::ZERO,
+            warm_up: Duration::from_secs(1),
+            length: Duration::from_secs(4),
+            slo: Vec::new(),
+        }];
+        let client: BTreeMap<u64, f64> =
+            [(0, 100.0), (1, 20.0), (2, 20.0), (3, 20.0), (4, 100.0)].into();
+        let c = analyse(&steps, None, &store, &client).unwrap();
+        let s = &c.steps[0];
+        assert_eq!((s.from, s.to), (1, 4));
+        assert_eq!(s.throughput, Some(10.0));
+        assert!(s.p99_ms.unwrap() < 11.0, "{s:?}");
+        assert_eq!(s.server_cpu, Some(50.0));
+        assert_eq!(s.client_cpu, Some(20.0));
+    }
+
     fn step(value: f64, throughput: f64) -> Step {
         Step {
             value,
