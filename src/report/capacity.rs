@@ -451,6 +451,23 @@ fn knee_of(points: &[(f64, f64)], flattening: bool) -> Option<f64> {
     (best.1 >= 0.1).then_some(best.0)
 }
 
+/// The figures in one line: knee, where p99 climbs, saturation, SLO limit, max throughput
+/// and the recommended operating point.
+pub fn reading(c: &Capacity) -> String {
+    let v = |x: Option<f64>| x.map_or_else(|| "none".to_owned(), |v| format!("{v}"));
+    format!(
+        "knee {} · p99 climbs after {} · saturation {} · SLO limit {} · max {} req/s · recommended {} {}",
+        v(c.knee),
+        v(c.latency_knee),
+        v(c.saturation),
+        v(c.slo_limit),
+        c.max_throughput
+            .map_or_else(|| "-".to_owned(), |t| format!("{t:.1}")),
+        c.kind,
+        v(c.recommended)
+    )
+}
+
 /// The per-step table for the console: load, throughput, p50, p99, errors, server CPU.
 pub fn table(c: &Capacity) -> super::measures::Table {
     let num = |v: Option<f64>, d: usize| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.d$}"));

@@ -380,18 +380,7 @@ fn suite_view(s: &SuiteReport) -> SuiteView<'_> {
         bars: bars(s),
         timing_notes: super::measures::timing_notes(s),
         capacity: s.capacity.as_ref().map(|c| {
-            let v = |x: Option<f64>| x.map_or_else(|| "none".to_owned(), number);
-            let reading = format!(
-                "knee {} · p99 climbs after {} · saturation {} · SLO limit {} · max {} req/s · recommended {} {}",
-                v(c.knee),
-                v(c.latency_knee),
-                v(c.saturation),
-                v(c.slo_limit),
-                c.max_throughput
-                    .map_or_else(|| "–".to_owned(), |t| format!("{t:.1}")),
-                c.kind,
-                v(c.recommended)
-            );
+            let reading = super::capacity::reading(c);
             CapacityView {
                 table: super::capacity::table(c),
                 charts: capacity_charts(s),

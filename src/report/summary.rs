@@ -105,10 +105,26 @@ pub fn markdown(run: &RunReport) -> String {
                 "server time per component",
                 super::measures::breakdown_table(s),
             ),
+            (
+                "capacity (steady window of each step)",
+                s.capacity.as_ref().map(super::capacity::table),
+            ),
         ] {
             if let Some(table) = table {
                 let _ = writeln!(out, "\n### {}: {title}\n", cell(&s.name));
                 out.push_str(&super::measures::markdown(&table));
+            }
+        }
+        if let Some(c) = &s.capacity {
+            let _ = writeln!(out, "\n{}", cell(&super::capacity::reading(c)));
+            if let Some(b) = &c.bottleneck {
+                let _ = writeln!(
+                    out,
+                    "\nBottleneck: **{}** ({} confidence): {}",
+                    cell(&b.kind),
+                    cell(&b.confidence),
+                    cell(&b.summary)
+                );
             }
         }
     }
