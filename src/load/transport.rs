@@ -21,22 +21,38 @@ pub(super) trait BodySink: Send {
     fn chunk(&mut self, data: &[u8], at: Duration) -> Result<(), Failure>;
 }
 
-/// Keeps the whole body, up to `max-body` bytes: a larger (or endless) body is a failure and
-/// is not read further.
+/// Reads the whole body, up to `max-body` bytes (a larger or endless body is a failure and
+/// is not read further), and keeps it when something reads it (assertions, extractors, an
+/// LLM response); otherwise only counts it.
 #[derive(Debug)]
 pub(super) struct WholeBody {
     cap: u64,
+    keep: bool,
+    seen: u64,
     kept: bytes::BytesMut,
 }
 
 impl WholeBody {
-    pub(super) fn new(cap: u64) -> Self {
+    pub(super) fn new(cap: u64, keep: bool) -> Self {
         Self {
             cap,
+            keep,
+            seen: 0,
             kept: bytes::BytesMut::new(),
         }
     }
 
+    /// An empty sink of the same kind (the body of a followed redirect).
+    pub(super) fn fresh(&self) -> Self {
+        Self::new(self.cap, self.keep)
+    }
+
+    /// Bytes read.
+    pub(super) fn seen(&self) -> u64 {
+        self.seen
+    }
+
+    /// The body, when kept (else empty).
     pub(super) fn into_bytes(self) -> bytes::Bytes {
         self.kept.freeze()
     }
@@ -44,10 +60,13 @@ impl WholeBody {
 
 impl BodySink for WholeBody {
     fn chunk(&mut self, data: &[u8], _at: Duration) -> Result<(), Failure> {
-        if (self.kept.len() + data.len()) as u64 > self.cap {
+        if self.seen + data.len() as u64 > self.cap {
             return Err(Failure::too_large(self.cap));
         }
-        self.kept.extend_from_slice(data);
+        self.seen += data.len() as u64;
+        if self.keep {
+            self.kept.extend_from_slice(data);
+        }
         Ok(())
     }
 }
@@ -75,50 +94,73 @@ impl Http {
         sent: Instant,
         body_sink: &mut impl BodySink,
     ) -> Result<Exchange, Failure> {
-        let request = builder.build().map_err(|e| Failure::of(&e))?;
-        let url = request.url().clone();
-        let host = url.host_str().unwrap_or_default().to_owned();
-        let port = url.port_or_known_default().unwrap_or(80);
-        let mut request: http::Request<reqwest::Body> =
-            http::Request::try_from(request).map_err(|e| Failure::of(&e))?;
-        // Origin-form request target, a Host header, reqwest's default Accept, the jar's cookies.
-        let target = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_owned(),
-        };
-        if let Ok(uri) = target.parse() {
-            *request.uri_mut() = uri;
-        }
-        let headers = request.headers_mut();
-        if !headers.contains_key(http::header::HOST) {
-            let authority = match url.port() {
-                Some(p) => format!("{host}:{p}"),
-                None => host.clone(),
-            };
-            if let Ok(v) = HeaderValue::from_str(&authority) {
-                headers.insert(http::header::HOST, v);
-            }
-        }
-        if !headers.contains_key(http::header::ACCEPT) {
-            headers.insert(http::header::ACCEPT, HeaderValue::from_static("*/*"));
-        }
+        let (mut head, body, url, key) = on_the_wire(builder)?;
         if let Some(jar) = &self.jar
-            && !headers.contains_key(http::header::COOKIE)
+            && !head.headers.contains_key(http::header::COOKIE)
             && let Some(cookies) = reqwest::cookie::CookieStore::cookies(jar.as_ref(), &url)
         {
-            headers.insert(http::header::COOKIE, cookies);
+            head.headers.insert(http::header::COOKIE, cookies);
         }
+        let request = http::Request::from_parts(head, body);
+        self.exchange(request, &key, Arc::new(url), sent, body_sink)
+            .await
+    }
 
+    /// A request built once to be sent many times ([`Http::send_prepared`]); `None` when its
+    /// body is a stream (a multipart upload).
+    pub(super) fn prepare(&self, builder: reqwest::RequestBuilder) -> Option<Prepared> {
+        let (head, body, url, key) = on_the_wire(builder).ok()?;
+        let body = bytes::Bytes::copy_from_slice(body.as_bytes()?);
+        Some(Prepared {
+            head,
+            body,
+            url: Arc::new(url),
+            key,
+        })
+    }
+
+    /// Sends a request prepared once (no variables): its head is copied, its body shared, the
+    /// user's cookies added.
+    pub(super) async fn send_prepared(
+        &mut self,
+        prepared: &Prepared,
+        sent: Instant,
+        body_sink: &mut impl BodySink,
+    ) -> Result<Exchange, Failure> {
+        let mut request = http::Request::new(reqwest::Body::from(prepared.body.clone()));
+        *request.method_mut() = prepared.head.method.clone();
+        *request.uri_mut() = prepared.head.uri.clone();
+        *request.headers_mut() = prepared.head.headers.clone();
+        // The user's cookies as they are now (the server may have set some since).
+        if let Some(jar) = &self.jar
+            && !prepared.head.headers.contains_key(http::header::COOKIE)
+            && let Some(cookies) =
+                reqwest::cookie::CookieStore::cookies(jar.as_ref(), &prepared.url)
+        {
+            request.headers_mut().insert(http::header::COOKIE, cookies);
+        }
+        let url = prepared.url.clone();
+        self.exchange(request, &prepared.key, url, sent, body_sink)
+            .await
+    }
+
+    async fn exchange(
+        &mut self,
+        request: http::Request<reqwest::Body>,
+        key: &(String, u16),
+        url: Arc<reqwest::Url>,
+        sent: Instant,
+        body_sink: &mut impl BodySink,
+    ) -> Result<Exchange, Failure> {
         // A kept-alive connection the server closed meanwhile gives the request back unsent:
         // send it again, once, on a new connection.
-        let key = (host, port);
         let mut ct = None;
         let mut request = Some(request);
         let response = loop {
             let Some(message) = request.take() else {
                 return Err(Failure::new("request", "the connection closed".to_owned()));
             };
-            let open = match self.connections.get_mut(&key) {
+            let open = match self.connections.get_mut(key) {
                 Some(sender) => sender.ready().await.is_ok(),
                 None => false,
             };
@@ -132,13 +174,13 @@ impl Http {
                     true
                 }
             };
-            let Some(sender) = self.connections.get_mut(&key) else {
+            let Some(sender) = self.connections.get_mut(key) else {
                 continue;
             };
             match sender.try_send_request(message).await {
                 Ok(response) => break response,
                 Err(mut e) => {
-                    self.connections.remove(&key);
+                    self.connections.remove(key);
                     match e.take_message() {
                         Some(unsent) if !fresh => request = Some(unsent),
                         _ => return Err(Failure::hyper(e.error()).with_ct(ct)),
@@ -194,12 +236,62 @@ impl Http {
     }
 }
 
+/// A request as it goes on the wire over a direct connection: origin-form target, a Host
+/// header, reqwest's default Accept; with its URL and its connection (host, port).
+type Wire = (
+    http::request::Parts,
+    reqwest::Body,
+    reqwest::Url,
+    (String, u16),
+);
+
+fn on_the_wire(builder: reqwest::RequestBuilder) -> Result<Wire, Failure> {
+    let request = builder.build().map_err(|e| Failure::of(&e))?;
+    let url = request.url().clone();
+    let host = url.host_str().unwrap_or_default().to_owned();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let request: http::Request<reqwest::Body> =
+        http::Request::try_from(request).map_err(|e| Failure::of(&e))?;
+    let (mut head, body) = request.into_parts();
+    let target = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    };
+    if let Ok(uri) = target.parse() {
+        head.uri = uri;
+    }
+    if !head.headers.contains_key(http::header::HOST) {
+        let authority = match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.clone(),
+        };
+        if let Ok(v) = HeaderValue::from_str(&authority) {
+            head.headers.insert(http::header::HOST, v);
+        }
+    }
+    if !head.headers.contains_key(http::header::ACCEPT) {
+        head.headers
+            .insert(http::header::ACCEPT, HeaderValue::from_static("*/*"));
+    }
+    Ok((head, body, url, (host, port)))
+}
+
+/// A request ready for a direct connection: its head, its body, its URL and the connection
+/// it goes over (host, port).
+#[derive(Debug)]
+pub(super) struct Prepared {
+    head: http::request::Parts,
+    body: bytes::Bytes,
+    url: Arc<reqwest::Url>,
+    key: (String, u16),
+}
+
 /// A response: its head and timings (its body went to the [`BodySink`]).
 pub(super) struct Exchange {
     pub status: u16,
     pub headers: HeaderMap,
     /// The final URL (after redirects).
-    pub url: reqwest::Url,
+    pub url: Arc<reqwest::Url>,
     pub timings: Timings,
     /// `Location` of a redirect the direct path did not follow itself.
     pub redirect_to: Option<String>,
@@ -300,7 +392,7 @@ pub(super) async fn via_reqwest(
     let mut response = builder.send().await.map_err(|e| Failure::of(&e))?;
     let lt = sent.elapsed();
     let status = response.status().as_u16();
-    let url = response.url().clone();
+    let url = Arc::new(response.url().clone());
     let headers = response.headers().clone();
     loop {
         let chunk = response.chunk().await.map_err(|e| {
@@ -448,12 +540,16 @@ mod tests {
     /// The whole-body sink refuses a body over its cap: the exchange fails as too large.
     #[test]
     fn the_whole_body_sink_keeps_up_to_its_cap() {
-        let mut whole = WholeBody::new(8);
-        assert!(whole.chunk(b"12345", Duration::ZERO).is_ok());
-        let refused = whole
-            .chunk(b"6789", Duration::ZERO)
-            .expect_err("over the cap");
-        assert_eq!(refused.kind, "body");
-        assert_eq!(&whole.into_bytes()[..], b"12345");
+        for keep in [true, false] {
+            let mut whole = WholeBody::new(8, keep);
+            assert!(whole.chunk(b"12345", Duration::ZERO).is_ok());
+            let refused = whole
+                .chunk(b"6789", Duration::ZERO)
+                .expect_err("over the cap");
+            assert_eq!(refused.kind, "body");
+            assert_eq!(whole.seen(), 5, "counted either way");
+            let kept: &[u8] = if keep { b"12345" } else { b"" };
+            assert_eq!(&whole.into_bytes()[..], kept);
+        }
     }
 }

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::LoadEvent;
 use super::llm::{self, SseSink};
-use super::transport::{BodySink, Failure, Http, WholeBody, via_reqwest};
+use super::transport::{BodySink, Failure, Http, Prepared, WholeBody, via_reqwest};
 use crate::metrics::{Extra, Outcome, Sample};
 use crate::plan::ExecutionPlan;
 use crate::suite::model::{AssertSubject, Body, Extractor, Request, Scenario, Step, ThinkTime};
@@ -298,6 +298,7 @@ impl Shared {
             rng: SmallRng::seed_from_u64(self.plan.seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
             pacer: None,
             urls: HashMap::new(),
+            prepared: HashMap::new(),
         })
     }
 }
@@ -486,6 +487,29 @@ pub struct Vu {
     jar: Option<Arc<Jar>>,
     /// Parsed URLs of requests without variables, by request (address, URL).
     urls: HashMap<usize, (Option<String>, reqwest::Url)>,
+    /// Direct-path requests in which nothing varies, built once, by request (address,
+    /// request; `None` when it varies).
+    prepared: HashMap<usize, (Option<String>, Option<Prepared>)>,
+}
+
+/// Whether nothing in a request varies from one send to the next: no variables in its URL,
+/// headers or body, no token-stream prompt, no uploaded files.
+fn fixed_request(r: &Request, scenario: &Scenario, address: Option<&str>) -> bool {
+    let var = |t: &str| t.contains("${");
+    !var(&r.url)
+        && !address.is_some_and(var)
+        && r.llm.is_none()
+        && r.upload_files.is_empty()
+        && scenario
+            .headers
+            .iter()
+            .chain(&r.headers)
+            .all(|(k, v)| !var(k) && !var(v))
+        && match &r.body {
+            None | Some(Body::File(_)) => true,
+            Some(Body::Text(t)) => !var(t),
+            Some(Body::Structured(v)) => !var(&v.to_string()),
+        }
 }
 
 type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<StepResult, LoadError>> + Send + 'a>>;
@@ -502,7 +526,7 @@ impl Sink {
     /// An empty sink of the same kind (the body of a followed redirect).
     fn fresh(&self, cap: u64) -> Self {
         match self {
-            Self::Whole(_) => Self::Whole(WholeBody::new(cap)),
+            Self::Whole(w) => Self::Whole(w.fresh()),
             Self::Stream(s) => Self::Stream(Box::new(s.fresh(cap))),
         }
     }
@@ -847,14 +871,35 @@ impl Vu {
             let stream = llm::complete_body(&mut body, spec, prompt);
             (body, stream)
         });
-        let builder = self.build(
-            &client,
-            r,
-            scenario,
-            method.clone(),
-            url.clone(),
-            llm_body.as_ref().map(|(b, _)| b),
-        );
+        // A request in which nothing varies is built once per user and sent as it is.
+        let key = std::ptr::from_ref(r) as usize;
+        let plain = direct && llm_body.is_none();
+        if plain
+            && self
+                .prepared
+                .get(&key)
+                .is_none_or(|(a, _)| a.as_deref() != address)
+        {
+            let prepared = if fixed_request(r, scenario, address) {
+                let builder = self.build(&client, r, scenario, method.clone(), url.clone(), None);
+                self.http.prepare(builder)
+            } else {
+                None
+            };
+            self.prepared
+                .insert(key, (address.map(str::to_owned), prepared));
+        }
+        let reuse = plain && self.prepared.get(&key).is_some_and(|(_, p)| p.is_some());
+        let builder = (!reuse).then(|| {
+            self.build(
+                &client,
+                r,
+                scenario,
+                method.clone(),
+                url.clone(),
+                llm_body.as_ref().map(|(b, _)| b),
+            )
+        });
 
         if let Some(pacer) = &self.pacer {
             let slot = pacer.slot(&self.shared.plan.schedule);
@@ -875,15 +920,31 @@ impl Vu {
                 scenario.max_body,
                 inspects,
             ))),
-            _ => Sink::Whole(WholeBody::new(scenario.max_body)),
+            _ => Sink::Whole(WholeBody::new(
+                scenario.max_body,
+                inspects || r.llm.is_some(),
+            )),
         };
-        let exchange = if direct {
-            match tokio::time::timeout(timeout, self.http.direct(builder, sent, &mut body)).await {
-                Ok(exchange) => exchange,
-                Err(_) => Err(Failure::timeout(timeout)),
+        let exchange = match (builder, self.prepared.get(&key)) {
+            (None, Some((_, Some(prepared)))) => {
+                let send = self.http.send_prepared(prepared, sent, &mut body);
+                match tokio::time::timeout(timeout, send).await {
+                    Ok(exchange) => exchange,
+                    Err(_) => Err(Failure::timeout(timeout)),
+                }
             }
-        } else {
-            via_reqwest(builder, sent, &mut body).await
+            (Some(builder), _) if direct => {
+                let send = self.http.direct(builder, sent, &mut body);
+                match tokio::time::timeout(timeout, send).await {
+                    Ok(exchange) => exchange,
+                    Err(_) => Err(Failure::timeout(timeout)),
+                }
+            }
+            (Some(builder), _) => via_reqwest(builder, sent, &mut body).await,
+            (None, _) => Err(Failure::new(
+                "request",
+                "the request was not built".to_owned(),
+            )),
         };
         // A redirect on the direct path is followed through reqwest (which follows any more).
         let exchange = match exchange {
@@ -958,6 +1019,7 @@ impl Vu {
                 let (server, malformed) = super::timing::server_times(&x.headers, rt);
                 let (body, bytes_read, llm_done) = match body {
                     Sink::Whole(whole) => {
+                        let n = whole.seen();
                         let bytes = whole.into_bytes();
                         let done = match &r.llm {
                             Some(spec) if x.status < 400 => {
@@ -965,7 +1027,6 @@ impl Vu {
                             }
                             _ => None,
                         };
-                        let n = bytes.len() as u64;
                         (bytes, n, done)
                     }
                     Sink::Stream(sse) => {
