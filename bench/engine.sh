@@ -148,7 +148,8 @@ if command -v perf >/dev/null; then
 fi
 if command -v heaptrack >/dev/null; then
   (cd "$work" && heaptrack -o "$work/heap" "$perfgate" run -q -a "$work/pg-heap" "$work/short.yaml" >/dev/null 2>&1) || true
-  heaptrack_print "$(ls "$work"/heap.* | head -1)" 2>/dev/null | grep -E "^calls to allocation functions|^peak heap memory" >"$work/heap.txt" || true
+  recording="$(ls "$work"/heap.* | head -1)"
+  heaptrack_print "$recording" 2>/dev/null | grep -E "^calls to allocation functions|^peak heap memory" >"$work/allocations.txt" || true
 fi
 stop_nginx
 
@@ -191,7 +192,7 @@ for tool in ("wrk", "oha", "perfgate"):
     n = requests_of(tool)
     s = per_request(tool, n) if n else None
     print(f"  {tool:9} syscalls/request {s:.2f}" if s else f"  {tool:9} syscalls/request -")
-heap = f"{work}/heap.txt"
+heap = f"{work}/allocations.txt"
 if os.path.exists(heap) and os.path.exists(f"{work}/pg-heap/results.json"):
     calls = re.search(r"calls to allocation functions: (\d+)", open(heap).read())
     res = json.load(open(f"{work}/pg-heap/results.json"))
