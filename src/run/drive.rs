@@ -27,6 +27,10 @@ use super::{CancelReason, PANIC_ON_PURPOSE, RunOptions, Signals, now_rfc3339};
 /// How often results.json is rewritten during a load, marked incomplete.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
 
+/// At most this many queued engine events are filed at once after one is received: the
+/// other sources (ticks, readings, signals) are looked at between rounds.
+const EVENTS_PER_ROUND: usize = 1024;
+
 /// At most this many queued engine events are filed before a tick is: a dispatcher behind
 /// a fast engine still ticks.
 const DRAIN_BEFORE_TICK: usize = 65_536;
@@ -188,7 +192,19 @@ pub(super) async fn drive(
             signalled = signals.recv() => Event::Stop(signalled),
         };
         let ticked = matches!(event, Event::Tick { .. });
+        let loaded = matches!(event, Event::Load(_));
         reason = dispatcher.handle(event);
+        // What the engine has queued meanwhile is filed now, without going round every
+        // source again for each request (a fast engine sends one event per request).
+        if loaded {
+            for _ in 0..EVENTS_PER_ROUND {
+                if reason.is_some() {
+                    break;
+                }
+                let Ok(event) = events.try_recv() else { break };
+                reason = dispatcher.handle(Event::Load(event));
+            }
+        }
         answers.store(dispatcher.answers(), Ordering::Relaxed);
         if let Some(CancelReason::CriterionStop(name)) = &reason {
             let _ = writeln!(
