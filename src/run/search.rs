@@ -3,7 +3,7 @@
 //! missed once every request due in it has finished; the search picks the next load from
 //! the answers ([`Search::next`]) until the bracket is closed.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -80,7 +80,7 @@ pub(super) async fn run(
         .send(LoadEvent::Finished {
             index: plan.index,
             error,
-            ended: ended.max(Duration::ZERO),
+            ended,
         })
         .await;
 }
