@@ -927,14 +927,15 @@ impl Vu {
         };
         let exchange = match (builder, self.prepared.get(&key)) {
             (None, Some((_, Some(prepared)))) => {
-                let send = self.http.send_prepared(prepared, sent, &mut body);
+                // Pinned where it is: the timeout holds a pointer, not a copy of the future.
+                let send = std::pin::pin!(self.http.send_prepared(prepared, sent, &mut body));
                 match tokio::time::timeout(timeout, send).await {
                     Ok(exchange) => exchange,
                     Err(_) => Err(Failure::timeout(timeout)),
                 }
             }
             (Some(builder), _) if direct => {
-                let send = self.http.direct(builder, sent, &mut body);
+                let send = std::pin::pin!(self.http.direct(builder, sent, &mut body));
                 match tokio::time::timeout(timeout, send).await {
                     Ok(exchange) => exchange,
                     Err(_) => Err(Failure::timeout(timeout)),
