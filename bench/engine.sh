@@ -30,7 +30,6 @@ for tool in nginx wrk; do
   fi
 done
 command -v oha >/dev/null || cargo install -q oha --locked
-nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
 if [[ -n "${PERFGATE_BIN:-}" ]]; then
   perfgate="$PERFGATE_BIN"
 else
@@ -38,47 +37,9 @@ else
   perfgate="$PWD/target/release/perfgate"
 fi
 work="$(mktemp -d)"
-nginx_pid=""
-stop_nginx() {
-  if [[ -n "$nginx_pid" ]]; then
-    kill "$nginx_pid" 2>/dev/null || true
-    wait "$nginx_pid" 2>/dev/null || true
-    nginx_pid=""
-  fi
-}
+source bench/nginx.sh
 trap 'stop_nginx; rm -rf "$work"' EXIT
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-mkdir -p "$work/nginx"
-cat >"$work/nginx/nginx.conf" <<NGINX
-daemon off;
-master_process off;
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/body;
-  proxy_temp_path $work/nginx/proxy;
-  fastcgi_temp_path $work/nginx/fastcgi;
-  uwsgi_temp_path $work/nginx/uwsgi;
-  scgi_temp_path $work/nginx/scgi;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$port;
-    location / { return 200 "ok\n"; }
-  }
-}
-NGINX
-start_nginx() { # [taskset prefix...]
-  "$@" "$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
-  nginx_pid=$!
-  for _ in $(seq 50); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && return
-    sleep 0.1
-  done
-}
-url="http://127.0.0.1:$port/"
+nginx_setup "$work"
 cat >"$work/suite.yaml" <<SUITE
 execution: [{scenario: hit, concurrency: $connections, hold-for: ${duration}s}]
 scenarios: {hit: {keepalive: true, requests: [{url: "$url", label: hit}]}}

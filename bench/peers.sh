@@ -30,7 +30,6 @@ if ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
   echo "== installing nginx (Debian package)"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx >/dev/null
 fi
-nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
 export PATH="$HOME/.cargo/bin:$PATH"
 if ! command -v oha >/dev/null; then
   echo "== installing oha (cargo install oha --locked)"
@@ -47,48 +46,11 @@ else
 fi
 
 work="$(mktemp -d)"
-nginx_pid=""
-cleanup() {
-  if [[ -n "$nginx_pid" ]]; then
-    kill "$nginx_pid" 2>/dev/null || true
-    wait "$nginx_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source bench/nginx.sh
+trap 'stop_nginx; rm -rf "$work"' EXIT
 
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-mkdir -p "$work/nginx"
-cat >"$work/nginx/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/body;
-  proxy_temp_path $work/nginx/proxy;
-  fastcgi_temp_path $work/nginx/fastcgi;
-  uwsgi_temp_path $work/nginx/uwsgi;
-  scgi_temp_path $work/nginx/scgi;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$port;
-    location / { return 200 "ok\n"; }
-  }
-}
-EOF
-"$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
-nginx_pid=$!
-for _ in $(seq 50); do
-  if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; then
-    break
-  fi
-  sleep 0.1
-done
-url="http://127.0.0.1:$port/"
+nginx_setup "$work"
+start_nginx
 echo "== nginx pid $nginx_pid on $url; $duration at $connections connections"
 
 # measure OUT CMD...: runs CMD, writes {"cpu_s", "maxrss_kb", "wall_s"} of it and its children.

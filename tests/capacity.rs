@@ -4,18 +4,37 @@
 
 mod helpers;
 
+/// The demo server of 40 requests/s, managed by the suite.
+const SERVER: &str = r#"settings: {ports: [PORT]}
+services:
+  - module: server
+    command: ["${PERFGATE}", "demo-server", "--port", "${PORT}", "--max-concurrency", "4", "--latency", "100ms"]
+    ready: {http: "http://127.0.0.1:${PORT}/v2/health/ready", timeout: 30s}
+"#;
+
+/// Inference requests to it.
+const SCENARIO: &str = r#"scenarios:
+  infer:
+    default-address: "http://127.0.0.1:${PORT}"
+    requests:
+      - url: /v2/models/mlp/infer
+        label: infer
+        method: POST
+        body: {inputs: [{name: input, shape: [1, 4], datatype: FP32, data: [1, 2, 3, 4]}]}
+"#;
+
+/// A suite against the demo server of 40 requests/s: `middle` is its executions and criteria.
+fn against_known_capacity(middle: &str) -> String {
+    format!("{SERVER}{middle}{SCENARIO}")
+}
+
 #[test]
 fn a_sweep_finds_the_knee_of_a_known_capacity() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("s.yaml"),
-        r#"
-settings: {ports: [PORT]}
-services:
-  - module: server
-    command: ["${PERFGATE}", "demo-server", "--port", "${PORT}", "--max-concurrency", "4", "--latency", "100ms"]
-    ready: {http: "http://127.0.0.1:${PORT}/v2/health/ready", timeout: 30s}
-execution:
+        against_known_capacity(
+            r#"execution:
   - scenario: infer
     sweep: {concurrency: [1, 2, 4, 8, 16], step: 4s, warm-up: 1s, slo: ["p99<180ms", "fail<1%"]}
 reporting:
@@ -25,15 +44,8 @@ reporting:
       - capacity.max-throughput<20/s
       - capacity.slo-limit<8, continue as non-failed
       - capacity.saturation<4
-scenarios:
-  infer:
-    default-address: "http://127.0.0.1:${PORT}"
-    requests:
-      - url: /v2/models/mlp/infer
-        label: infer
-        method: POST
-        body: {inputs: [{name: input, shape: [1, 4], datatype: FP32, data: [1, 2, 3, 4]}]}
 "#,
+        ),
     )
     .unwrap();
     let (code, out) = helpers::perfgate_in(dir.path(), &["run", "s.yaml", "-a", "out"]);
@@ -116,24 +128,12 @@ fn a_search_finds_the_highest_rate_meeting_the_slos() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("s.yaml"),
-        r#"
-settings: {ports: [PORT]}
-services:
-  - module: server
-    command: ["${PERFGATE}", "demo-server", "--port", "${PORT}", "--max-concurrency", "4", "--latency", "100ms"]
-    ready: {http: "http://127.0.0.1:${PORT}/v2/health/ready", timeout: 30s}
-execution:
+        against_known_capacity(
+            r#"execution:
   - scenario: infer
     search: {slo: ["p99<300ms", "fail<1%"], throughput: {min: 20, max: 80}, step: 3s, warm-up: 1s, precision: 10%}
-scenarios:
-  infer:
-    default-address: "http://127.0.0.1:${PORT}"
-    requests:
-      - url: /v2/models/mlp/infer
-        label: infer
-        method: POST
-        body: {inputs: [{name: input, shape: [1, 4], datatype: FP32, data: [1, 2, 3, 4]}]}
 "#,
+        ),
     )
     .unwrap();
     let (code, out) = helpers::perfgate_in(dir.path(), &["run", "s.yaml", "-a", "out"]);
