@@ -627,6 +627,25 @@ mod tests {
         assert_eq!(d.capacity().unwrap().steps.len(), 1);
     }
 
+    /// perfgate's own CPU per second comes from the CPU time each tick carries.
+    #[test]
+    fn the_ticks_give_perfgates_own_cpu_per_second() {
+        let mut d = dispatcher(&[]);
+        for (at, cpu) in [(1_000, 100), (2_000, 600), (3_000, 1_600)] {
+            d.handle(Event::Tick {
+                now: ms(at),
+                in_flight: 0,
+                cpu: Some(ms(cpu)),
+            });
+        }
+        let percent: Vec<(u64, f64)> = d.client_cpu.iter().map(|(s, p)| (*s, p.round())).collect();
+        assert_eq!(
+            percent,
+            [(1, 50.0), (2, 100.0)],
+            "half a core, then a whole one"
+        );
+    }
+
     #[test]
     fn the_partial_last_second_is_not_judged() {
         let mut d = dispatcher(&["avg-rt>100ms for 1s, continue as failed"]);
