@@ -10,9 +10,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyper::client::conn::http1;
 use reqwest::cookie::Jar;
 use reqwest::header::{HeaderMap, HeaderValue};
+
+use super::h1::{self, Broken, Conn, Keep};
 
 /// What reads a response body as it arrives: each chunk with its arrival time since the
 /// request was sent. An error ends the exchange as that failure (the transport adds its
@@ -74,8 +75,10 @@ impl BodySink for WholeBody {
 /// One user's HTTP/1.1 keep-alive connections by (host, port), and its cookies.
 #[derive(Debug, Default)]
 pub(super) struct Http {
-    connections: HashMap<(String, u16), http1::SendRequest<reqwest::Body>>,
+    connections: HashMap<(String, u16), Conn>,
     jar: Option<Arc<Jar>>,
+    /// The bytes of a request built for one send (reused from send to send).
+    out: Vec<u8>,
 }
 
 impl Http {
@@ -83,6 +86,7 @@ impl Http {
         Self {
             connections: HashMap::new(),
             jar,
+            out: Vec::new(),
         }
     }
 
@@ -91,6 +95,7 @@ impl Http {
     pub(super) async fn direct(
         &mut self,
         builder: reqwest::RequestBuilder,
+        keep: Keep,
         sent: Instant,
         body_sink: &mut impl BodySink,
     ) -> Result<Exchange, Failure> {
@@ -101,139 +106,166 @@ impl Http {
         {
             head.headers.insert(http::header::COOKIE, cookies);
         }
-        let request = http::Request::from_parts(head, body);
-        self.exchange(request, &key, Arc::new(url), sent, body_sink)
-            .await
+        let body = whole(body).await?;
+        let mut out = std::mem::take(&mut self.out);
+        h1::serialize(&head, &body, &mut out);
+        let head_only = head.method == http::Method::HEAD;
+        let exchange = self
+            .exchange(&out, head_only, keep, &key, Arc::new(url), sent, body_sink)
+            .await;
+        self.out = out;
+        exchange
     }
 
-    /// A request built once to be sent many times ([`Http::send_prepared`]); `None` when its
-    /// body is a stream (a multipart upload).
-    pub(super) fn prepare(&self, builder: reqwest::RequestBuilder) -> Option<Prepared> {
+    /// A request built once to be sent many times ([`Http::send_prepared`]).
+    pub(super) async fn prepare(&self, builder: reqwest::RequestBuilder) -> Option<Prepared> {
         let (head, body, url, key) = on_the_wire(builder).ok()?;
-        let body = bytes::Bytes::copy_from_slice(body.as_bytes()?);
+        let body = whole(body).await.ok()?;
+        let mut wire = Vec::new();
+        let blank = h1::serialize(&head, &body, &mut wire);
         Some(Prepared {
-            head,
-            body,
+            wire: wire.into(),
+            blank,
+            head_only: head.method == http::Method::HEAD,
+            sets_cookie: head.headers.contains_key(http::header::COOKIE),
             url: Arc::new(url),
             key,
         })
     }
 
-    /// Sends a request prepared once (no variables): its head is copied, its body shared, the
-    /// user's cookies added.
+    /// Sends a request prepared once (no variables) as its bytes, with the user's cookies
+    /// as they are now (the server may have set some since) when there are any.
     pub(super) async fn send_prepared(
         &mut self,
         prepared: &Prepared,
+        keep: Keep,
         sent: Instant,
         body_sink: &mut impl BodySink,
     ) -> Result<Exchange, Failure> {
-        let mut request = http::Request::new(reqwest::Body::from(prepared.body.clone()));
-        *request.method_mut() = prepared.head.method.clone();
-        *request.uri_mut() = prepared.head.uri.clone();
-        *request.headers_mut() = prepared.head.headers.clone();
-        // The user's cookies as they are now (the server may have set some since).
-        if let Some(jar) = &self.jar
-            && !prepared.head.headers.contains_key(http::header::COOKIE)
-            && let Some(cookies) =
+        let cookies = match &self.jar {
+            Some(jar) if !prepared.sets_cookie => {
                 reqwest::cookie::CookieStore::cookies(jar.as_ref(), &prepared.url)
-        {
-            request.headers_mut().insert(http::header::COOKIE, cookies);
-        }
+            }
+            _ => None,
+        };
         let url = prepared.url.clone();
-        self.exchange(request, &prepared.key, url, sent, body_sink)
-            .await
+        let Some(cookies) = cookies else {
+            return self
+                .exchange(
+                    &prepared.wire,
+                    prepared.head_only,
+                    keep,
+                    &prepared.key,
+                    url,
+                    sent,
+                    body_sink,
+                )
+                .await;
+        };
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        out.extend_from_slice(&prepared.wire[..prepared.blank]);
+        out.extend_from_slice(b"cookie: ");
+        out.extend_from_slice(cookies.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&prepared.wire[prepared.blank..]);
+        let exchange = self
+            .exchange(
+                &out,
+                prepared.head_only,
+                keep,
+                &prepared.key,
+                url,
+                sent,
+                body_sink,
+            )
+            .await;
+        self.out = out;
+        exchange
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn exchange(
         &mut self,
-        request: http::Request<reqwest::Body>,
+        request: &[u8],
+        head_only: bool,
+        keep: Keep,
         key: &(String, u16),
         url: Arc<reqwest::Url>,
         sent: Instant,
         body_sink: &mut impl BodySink,
     ) -> Result<Exchange, Failure> {
-        // A kept-alive connection the server closed meanwhile gives the request back unsent:
-        // send it again, once, on a new connection.
         let mut ct = None;
-        let mut request = Some(request);
-        let response = loop {
-            let Some(message) = request.take() else {
-                return Err(Failure::new("request", "the connection closed".to_owned()));
+        let mut again = true;
+        let head = loop {
+            let reused = self.connections.get(key).is_some_and(Conn::idle);
+            if !reused {
+                let started = Instant::now();
+                let conn = Conn::open(&key.0, key.1).await.map_err(|f| f.with_ct(ct))?;
+                ct = Some(started.elapsed());
+                self.connections.insert(key.clone(), conn);
+            }
+            let Some(conn) = self.connections.get_mut(key) else {
+                return Err(Failure::new("request", "no connection".to_owned()));
             };
-            let open = match self.connections.get_mut(key) {
-                Some(sender) => sender.ready().await.is_ok(),
-                None => false,
-            };
-            let fresh = match open {
-                true => false,
-                false => {
-                    let started = Instant::now();
-                    let sender = connect(&key.0, key.1).await.map_err(|f| f.with_ct(ct))?;
-                    ct = Some(started.elapsed());
-                    self.connections.insert(key.clone(), sender);
-                    true
-                }
-            };
-            let Some(sender) = self.connections.get_mut(key) else {
-                continue;
-            };
-            match sender.try_send_request(message).await {
-                Ok(response) => break response,
-                Err(mut e) => {
-                    self.connections.remove(key);
-                    match e.take_message() {
-                        Some(unsent) if !fresh => request = Some(unsent),
-                        _ => return Err(Failure::hyper(e.error()).with_ct(ct)),
+            match conn
+                .round_trip(request, head_only, keep, sent, body_sink)
+                .await
+            {
+                Ok(head) => {
+                    if !conn.idle() {
+                        self.connections.remove(key);
                     }
+                    break head;
+                }
+                // A kept-alive connection the server closed meanwhile: the request goes
+                // again, once, on a new connection.
+                Err(Broken::Early(_)) if reused && again => {
+                    again = false;
+                    self.connections.remove(key);
+                }
+                Err(Broken::Early(f) | Broken::Failed(f)) => {
+                    self.connections.remove(key);
+                    return Err(f.with_ct(ct));
                 }
             }
         };
-        let lt = sent.elapsed();
-        let status = response.status().as_u16();
+        let status = head.status;
         if let Some(jar) = &self.jar {
-            let mut cookies = response.headers().get_all(http::header::SET_COOKIE).iter();
+            let mut cookies = head.headers.get_all(http::header::SET_COOKIE).iter();
             reqwest::cookie::CookieStore::set_cookies(jar.as_ref(), &mut cookies, &url);
         }
         let redirect_to = matches!(status, 301 | 302 | 303 | 307 | 308)
             .then(|| {
-                response
-                    .headers()
+                head.headers
                     .get(http::header::LOCATION)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned)
             })
             .flatten();
-        let (parts, mut body) = response.into_parts();
-        // Read as it streams, chunk by chunk into the sink: a sink that refuses more (a body
-        // over `max-body`, an endless one) ends the exchange as a failure and the connection
-        // is not reused.
-        while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
-            let frame = frame.map_err(|e| {
-                let mut f = Failure::hyper(&e).with_ct(ct);
-                f.lt = Some(lt);
-                f
-            })?;
-            if let Some(data) = frame.data_ref()
-                && let Err(mut f) = body_sink.chunk(data, sent.elapsed())
-            {
-                self.connections.clear();
-                f.lt = Some(lt);
-                f.ct = ct;
-                return Err(f);
-            }
-        }
         Ok(Exchange {
             status,
-            headers: parts.headers,
+            headers: head.headers,
             url,
             timings: Timings {
                 connect: ct,
-                headers: lt,
-                end: sent.elapsed(),
+                headers: head.at,
+                end: head.end,
             },
             redirect_to,
         })
     }
+}
+
+/// A request body as bytes (a multipart upload is a stream: read whole).
+async fn whole(body: reqwest::Body) -> Result<bytes::Bytes, Failure> {
+    if let Some(bytes) = body.as_bytes() {
+        return Ok(bytes::Bytes::copy_from_slice(bytes));
+    }
+    http_body_util::BodyExt::collect(body)
+        .await
+        .map(http_body_util::Collected::to_bytes)
+        .map_err(|e| Failure::of(&e))
 }
 
 /// A request as it goes on the wire over a direct connection: origin-form target, a Host
@@ -276,12 +308,15 @@ fn on_the_wire(builder: reqwest::RequestBuilder) -> Result<Wire, Failure> {
     Ok((head, body, url, (host, port)))
 }
 
-/// A request ready for a direct connection: its head, its body, its URL and the connection
-/// it goes over (host, port).
+/// A request ready for a direct connection: its bytes, where a header may go in, its URL and
+/// the connection it goes over (host, port).
 #[derive(Debug)]
 pub(super) struct Prepared {
-    head: http::request::Parts,
-    body: bytes::Bytes,
+    wire: bytes::Bytes,
+    blank: usize,
+    head_only: bool,
+    /// The scenario sets its own Cookie header (the user's cookies are not added).
+    sets_cookie: bool,
     url: Arc<reqwest::Url>,
     key: (String, u16),
 }
@@ -342,21 +377,6 @@ impl Failure {
         )
     }
 
-    fn io(kind: &'static str, e: &std::io::Error) -> Self {
-        Self::new(kind, e.to_string())
-    }
-
-    fn hyper(e: &hyper::Error) -> Self {
-        let kind = if e.is_timeout() {
-            "timeout"
-        } else if e.is_body_write_aborted() || e.is_incomplete_message() || e.is_parse() {
-            "body"
-        } else {
-            "request"
-        };
-        Self::new(kind, innermost(e))
-    }
-
     pub(super) fn timeout(after: Duration) -> Self {
         Self::new(
             "timeout",
@@ -368,19 +388,6 @@ impl Failure {
         self.ct = ct;
         self
     }
-}
-
-/// Opens an HTTP/1.1 connection; its driver runs as a task of its own.
-async fn connect(host: &str, port: u16) -> Result<http1::SendRequest<reqwest::Body>, Failure> {
-    let stream = tokio::net::TcpStream::connect((host, port))
-        .await
-        .map_err(|e| Failure::io("connect", &e))?;
-    let _ = stream.set_nodelay(true);
-    let (sender, connection) = http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .map_err(|e| Failure::hyper(&e))?;
-    tokio::spawn(connection);
-    Ok(sender)
 }
 
 /// Sends through reqwest's pooled client (TLS, HTTP/2, redirects, its own connect timing).
@@ -518,7 +525,9 @@ mod tests {
             let builder = client.get(format!("http://127.0.0.1:{port}/stream"));
             let sent = Instant::now();
             let exchange = if direct {
-                Http::new(None).direct(builder, sent, &mut sink).await
+                Http::new(None)
+                    .direct(builder, Keep::All, sent, &mut sink)
+                    .await
             } else {
                 via_reqwest(builder, sent, &mut sink).await
             };
@@ -535,6 +544,195 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// What a scripted server does after reading a request.
+    #[derive(Clone, Copy)]
+    enum Then {
+        /// Answers with these bytes and keeps the connection.
+        Answer(&'static str),
+        /// Answers with these bytes and closes the connection.
+        AnswerClose(&'static str),
+        /// Closes the connection without answering.
+        Close,
+        /// Never answers.
+        Hang,
+    }
+
+    /// A server on a free loopback port that follows `script`, one entry per request it
+    /// reads (bodiless requests), in order across its connections; counts the connections.
+    async fn scripted(script: Vec<Then>) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            let mut script = script.into_iter();
+            let mut hung = Vec::new();
+            while let Ok((mut socket, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let mut seen = Vec::new();
+                loop {
+                    let mut chunk = [0u8; 1024];
+                    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut chunk).await {
+                            Ok(n) if n > 0 => seen.extend_from_slice(&chunk[..n]),
+                            _ => break,
+                        }
+                    }
+                    let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        break;
+                    };
+                    seen.drain(..end + 4);
+                    match script.next() {
+                        Some(Then::Answer(bytes)) => {
+                            let _ = socket.write_all(bytes.as_bytes()).await;
+                        }
+                        Some(Then::AnswerClose(bytes)) => {
+                            let _ = socket.write_all(bytes.as_bytes()).await;
+                            break;
+                        }
+                        Some(Then::Hang) => {
+                            hung.push(socket);
+                            break;
+                        }
+                        Some(Then::Close) | None => break,
+                    }
+                }
+            }
+        });
+        (port, accepted)
+    }
+
+    /// Sends GET (or HEAD) `/` over `http` and collects the body.
+    async fn get(http: &mut Http, port: u16, head: bool) -> Result<(Exchange, Vec<u8>), Failure> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        let url = format!("http://127.0.0.1:{port}/");
+        let builder = match head {
+            true => client.head(url),
+            false => client.get(url),
+        };
+        let mut sink = WholeBody::new(1 << 20, true);
+        let x = http
+            .direct(builder, Keep::All, Instant::now(), &mut sink)
+            .await?;
+        Ok((x, sink.into_bytes().to_vec()))
+    }
+
+    const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+
+    /// Keep-alive: requests share one connection; one the server closed meanwhile is
+    /// replaced (the request goes again, once) and one it said it would close is not reused.
+    #[tokio::test]
+    async fn connections_are_kept_replaced_when_closed_and_not_reused_after_close() {
+        use std::sync::atomic::Ordering;
+        let script = vec![
+            Then::Answer(OK),
+            Then::Answer(OK),
+            Then::Close,
+            Then::AnswerClose(
+                "HTTP/1.1 200 OK\r\nConnection: close\r\ncontent-length: 2\r\n\r\nok",
+            ),
+            Then::Answer(OK),
+        ];
+        let (port, accepted) = scripted(script).await;
+        let mut http = Http::new(None);
+        let (first, _) = get(&mut http, port, false).await.expect("first");
+        assert!(first.timings.connect.is_some());
+        let (second, body) = get(&mut http, port, false).await.expect("second");
+        assert_eq!((second.status, body.as_slice()), (200, &b"ok"[..]));
+        assert!(second.timings.connect.is_none(), "kept alive");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        // The server drops the kept connection on the third request: it goes again on a new
+        // connection, which answers and says it closes.
+        let (third, _) = get(&mut http, port, false)
+            .await
+            .expect("third, sent again");
+        assert!(third.timings.connect.is_some());
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        let (fourth, _) = get(&mut http, port, false).await.expect("fourth");
+        assert!(fourth.timings.connect.is_some(), "not reused after close");
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    /// A new connection closed without an answer fails the request: it is not sent again.
+    #[tokio::test]
+    async fn a_fresh_connection_closed_without_an_answer_fails_once() {
+        use std::sync::atomic::Ordering;
+        let (port, accepted) = scripted(vec![Then::Close, Then::Answer(OK)]).await;
+        let mut http = Http::new(None);
+        let failure = get(&mut http, port, false).await.err().expect("fails");
+        assert_eq!(failure.kind, "request");
+        assert!(failure.ct.is_some(), "{failure:?}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    /// Chunked bodies (extensions, trailers), interim responses, HEAD, 204 and bodies to
+    /// the end of the connection are each read to their end, and the connection goes on
+    /// where it can.
+    #[tokio::test]
+    async fn bodies_are_framed_as_rfc_9112_says() {
+        use std::sync::atomic::Ordering;
+        let script = vec![
+            Then::Answer(
+                "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\nA\r\n0123456789\r\n0\r\nx-trailer: 1\r\n\r\n",
+            ),
+            Then::Answer("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n"),
+            Then::Answer("HTTP/1.1 204 No Content\r\n\r\n"),
+            Then::AnswerClose("HTTP/1.1 200 OK\r\n\r\nto the end"),
+            Then::Answer(OK),
+        ];
+        let (port, accepted) = scripted(script).await;
+        let mut http = Http::new(None);
+        let (x, body) = get(&mut http, port, false).await.expect("chunked");
+        assert_eq!((x.status, body.as_slice()), (200, &b"abc0123456789"[..]));
+        let (x, body) = get(&mut http, port, true).await.expect("head");
+        assert_eq!((x.status, body.len()), (200, 0));
+        assert_eq!(
+            x.headers.get("content-length").map(|v| v.as_bytes()),
+            Some(&b"100"[..])
+        );
+        let (x, body) = get(&mut http, port, false).await.expect("204");
+        assert_eq!((x.status, body.len()), (204, 0));
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection so far");
+        let (x, body) = get(&mut http, port, false).await.expect("to the end");
+        assert_eq!((x.status, body.as_slice()), (200, &b"to the end"[..]));
+        let (x, _) = get(&mut http, port, false).await.expect("after");
+        assert!(x.timings.connect.is_some());
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    /// A body cut short fails as `body` with the time of its head; a request whose answer
+    /// never came (a timeout drops it) leaves its connection unused after it.
+    #[tokio::test]
+    async fn cut_bodies_fail_and_abandoned_connections_are_not_reused() {
+        use std::sync::atomic::Ordering;
+        let script = vec![
+            Then::AnswerClose("HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc"),
+            Then::Hang,
+            Then::Answer(OK),
+        ];
+        let (port, accepted) = scripted(script).await;
+        let mut http = Http::new(None);
+        let failure = get(&mut http, port, false).await.err().expect("cut short");
+        assert_eq!(failure.kind, "body", "{failure:?}");
+        assert!(failure.lt.is_some());
+        let hung =
+            tokio::time::timeout(Duration::from_millis(50), get(&mut http, port, false)).await;
+        assert!(hung.is_err(), "no answer");
+        let (x, body) = get(&mut http, port, false)
+            .await
+            .expect("after the timeout");
+        assert_eq!(body, b"ok");
+        assert!(x.timings.connect.is_some(), "a new connection");
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
     }
 
     /// The whole-body sink refuses a body over its cap: the exchange fails as too large.

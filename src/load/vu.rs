@@ -18,6 +18,7 @@ use serde_json_path::JsonPath;
 use tokio::sync::{mpsc, watch};
 
 use super::LoadEvent;
+use super::h1::Keep;
 use super::llm::{self, SseSink};
 use super::transport::{BodySink, Failure, Http, Prepared, WholeBody, via_reqwest};
 use crate::metrics::{Extra, Outcome, Sample};
@@ -882,7 +883,7 @@ impl Vu {
         {
             let prepared = if fixed_request(r, scenario, address) {
                 let builder = self.build(&client, r, scenario, method.clone(), url.clone(), None);
-                self.http.prepare(builder)
+                self.http.prepare(builder).await
             } else {
                 None
             };
@@ -914,6 +915,11 @@ impl Vu {
         let inspects = !r.assertions.is_empty()
             || !r.jsonpath_assertions.is_empty()
             || !r.extractors.is_empty();
+        // The response headers are kept whole only for what inspects them.
+        let keep = match inspects {
+            true => Keep::All,
+            false => Keep::Engine,
+        };
         let mut body = match (&r.llm, &llm_body) {
             (Some(spec), Some((_, true))) => Sink::Stream(Box::new(SseSink::new(
                 spec.api,
@@ -928,14 +934,14 @@ impl Vu {
         let exchange = match (builder, self.prepared.get(&key)) {
             (None, Some((_, Some(prepared)))) => {
                 // Pinned where it is: the timeout holds a pointer, not a copy of the future.
-                let send = std::pin::pin!(self.http.send_prepared(prepared, sent, &mut body));
+                let send = std::pin::pin!(self.http.send_prepared(prepared, keep, sent, &mut body));
                 match tokio::time::timeout(timeout, send).await {
                     Ok(exchange) => exchange,
                     Err(_) => Err(Failure::timeout(timeout)),
                 }
             }
             (Some(builder), _) if direct => {
-                let send = std::pin::pin!(self.http.direct(builder, sent, &mut body));
+                let send = std::pin::pin!(self.http.direct(builder, keep, sent, &mut body));
                 match tokio::time::timeout(timeout, send).await {
                     Ok(exchange) => exchange,
                     Err(_) => Err(Failure::timeout(timeout)),
