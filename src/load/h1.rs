@@ -33,11 +33,30 @@ pub(super) enum Keep {
     Engine,
 }
 
-/// The headers the engine reads from every response.
-fn engine_reads(name: &str) -> bool {
-    ["server-timing", "x-timing-info", "set-cookie", "location"]
-        .iter()
-        .any(|n| name.eq_ignore_ascii_case(n))
+/// What a response header is to this client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    /// One the engine itself reads (server timings, cookies, a redirect's location).
+    Engine,
+    Other,
+}
+
+/// A header's role by its name (by length first: most names are ruled out without a
+/// comparison).
+fn role(name: &str) -> Role {
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    match name.len() {
+        14 if is("content-length") => Role::ContentLength,
+        17 if is("transfer-encoding") => Role::TransferEncoding,
+        10 if is("connection") => Role::Connection,
+        10 if is("set-cookie") => Role::Engine,
+        13 if is("server-timing") || is("x-timing-info") => Role::Engine,
+        8 if is("location") => Role::Engine,
+        _ => Role::Other,
+    }
 }
 
 /// A response's head, as the exchange hands it back.
@@ -348,9 +367,14 @@ struct Parsed {
 
 /// Parses a response head from `buf`: `None` until it is complete; with the bytes it used.
 fn parse_head(buf: &[u8], keep: Keep, head_only: bool) -> Result<Option<(Parsed, usize)>, Broken> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut slots);
-    let used = match response.parse(buf) {
+    let mut slots = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        buf,
+        &mut slots,
+    );
+    let used = match parsed {
         Ok(httparse::Status::Complete(used)) => used,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => {
@@ -371,7 +395,8 @@ fn parse_head(buf: &[u8], keep: Keep, head_only: bool) -> Result<Option<(Parsed,
     let mut close = http10;
     for header in response.headers.iter() {
         let name = header.name;
-        if name.eq_ignore_ascii_case("content-length") {
+        let role = role(name);
+        if role == Role::ContentLength {
             let value = std::str::from_utf8(header.value)
                 .ok()
                 .and_then(|v| v.trim().parse::<u64>().ok());
@@ -380,7 +405,7 @@ fn parse_head(buf: &[u8], keep: Keep, head_only: bool) -> Result<Option<(Parsed,
                 (Some(v), Some(l)) if v == l => {}
                 _ => return Err(failed("body", "the response has an invalid Content-Length")),
             }
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+        } else if role == Role::TransferEncoding {
             // Chunked only when it is the last coding applied.
             let last = header
                 .value
@@ -388,7 +413,7 @@ fn parse_head(buf: &[u8], keep: Keep, head_only: bool) -> Result<Option<(Parsed,
                 .next()
                 .unwrap_or_default();
             chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if name.eq_ignore_ascii_case("connection") {
+        } else if role == Role::Connection {
             for token in header.value.split(|b| *b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
@@ -398,7 +423,7 @@ fn parse_head(buf: &[u8], keep: Keep, head_only: bool) -> Result<Option<(Parsed,
                 }
             }
         }
-        if keep == Keep::All || engine_reads(name) {
+        if keep == Keep::All || role == Role::Engine {
             let (Ok(name), Ok(value)) = (
                 HeaderName::from_bytes(name.as_bytes()),
                 HeaderValue::from_bytes(header.value),

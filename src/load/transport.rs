@@ -6,7 +6,6 @@
 //! goes over each user's own connections ([`Http::direct`]); TLS, HTTP/2 and the rest through
 //! reqwest's pooled client ([`via_reqwest`]). Another transport (gRPC) fits beside these.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -75,7 +74,8 @@ impl BodySink for WholeBody {
 /// One user's HTTP/1.1 keep-alive connections by (host, port), and its cookies.
 #[derive(Debug, Default)]
 pub(super) struct Http {
-    connections: HashMap<(String, u16), Conn>,
+    /// A user talks to one origin or a few: a list, searched port first.
+    connections: Vec<((String, u16), Conn)>,
     jar: Option<Arc<Jar>>,
     /// The bytes of a request built for one send (reused from send to send).
     out: Vec<u8>,
@@ -84,7 +84,7 @@ pub(super) struct Http {
 impl Http {
     pub(super) fn new(jar: Option<Arc<Jar>>) -> Self {
         Self {
-            connections: HashMap::new(),
+            connections: Vec::new(),
             jar,
             out: Vec::new(),
         }
@@ -198,23 +198,32 @@ impl Http {
         let mut ct = None;
         let mut again = true;
         let head = loop {
-            let reused = self.connections.get(key).is_some_and(Conn::idle);
-            if !reused {
-                let started = Instant::now();
-                let conn = Conn::open(&key.0, key.1).await.map_err(|f| f.with_ct(ct))?;
-                ct = Some(started.elapsed());
-                self.connections.insert(key.clone(), conn);
-            }
-            let Some(conn) = self.connections.get_mut(key) else {
-                return Err(Failure::new("request", "no connection".to_owned()));
+            let found = self
+                .connections
+                .iter()
+                .position(|((host, port), _)| *port == key.1 && *host == key.0);
+            let reused = found.is_some_and(|i| self.connections[i].1.idle());
+            let at = match (found, reused) {
+                (Some(i), true) => i,
+                _ => {
+                    if let Some(i) = found {
+                        self.connections.swap_remove(i);
+                    }
+                    let started = Instant::now();
+                    let conn = Conn::open(&key.0, key.1).await.map_err(|f| f.with_ct(ct))?;
+                    ct = Some(started.elapsed());
+                    self.connections.push((key.clone(), conn));
+                    self.connections.len() - 1
+                }
             };
+            let conn = &mut self.connections[at].1;
             match conn
                 .round_trip(request, head_only, keep, sent, body_sink)
                 .await
             {
                 Ok(head) => {
                     if !conn.idle() {
-                        self.connections.remove(key);
+                        self.connections.swap_remove(at);
                     }
                     break head;
                 }
@@ -222,16 +231,18 @@ impl Http {
                 // again, once, on a new connection.
                 Err(Broken::Early(_)) if reused && again => {
                     again = false;
-                    self.connections.remove(key);
+                    self.connections.swap_remove(at);
                 }
                 Err(Broken::Early(f) | Broken::Failed(f)) => {
-                    self.connections.remove(key);
+                    self.connections.swap_remove(at);
                     return Err(f.with_ct(ct));
                 }
             }
         };
         let status = head.status;
-        if let Some(jar) = &self.jar {
+        if let Some(jar) = &self.jar
+            && head.headers.contains_key(http::header::SET_COOKIE)
+        {
             let mut cookies = head.headers.get_all(http::header::SET_COOKIE).iter();
             reqwest::cookie::CookieStore::set_cookies(jar.as_ref(), &mut cookies, &url);
         }

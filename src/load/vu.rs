@@ -577,6 +577,21 @@ impl Vu {
         let shared = self.shared.clone();
         let scenario = &shared.plan.scenario;
         let mut scheduled = scheduled;
+        // A scenario of requests only runs them in turn, without a boxed future per
+        // iteration (nested steps need one: they recurse).
+        if scenario.steps.iter().all(|s| matches!(s, Step::Request(_))) {
+            let address = scenario.default_address.as_deref();
+            for step in &scenario.steps {
+                if self.shared.over(scheduled) {
+                    break;
+                }
+                if let Step::Request(request) = step {
+                    self.request(request, scenario, address, &mut scheduled)
+                        .await?;
+                }
+            }
+            return Ok(());
+        }
         self.steps(
             &scenario.steps,
             scenario,
