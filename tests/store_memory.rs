@@ -20,7 +20,9 @@ use perfgate::metrics::{Outcome, Retention, Sample, Store};
 /// number of samples.
 fn soak(labels: usize, seconds: u64, retention: Option<Retention>) -> (Store, u64) {
     let mut store = retention.map_or_else(Store::default, Store::with_retention);
-    let names: Vec<String> = (0..labels).map(|i| format!("/api/v1/model-{i}")).collect();
+    let names: Vec<std::sync::Arc<str>> = (0..labels)
+        .map(|i| format!("/api/v1/model-{i}").into())
+        .collect();
     let mut samples = 0;
     for second in 0..seconds {
         for (i, label) in names.iter().enumerate() {

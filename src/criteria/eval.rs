@@ -998,7 +998,7 @@ pub(crate) mod tests {
     pub(crate) fn add(store: &mut Store, second: u64, label: &str, ms: u64, n: u64, ok: bool) {
         for _ in 0..n {
             store.record(&Sample {
-                label: label.to_owned(),
+                label: label.into(),
                 second,
                 rt: Duration::from_millis(ms),
                 lt: Duration::from_millis(ms / 2),

@@ -37,7 +37,7 @@ pub enum LoadEvent {
         id: u64,
         /// The execution (its index in the plan) that sent it.
         execution: usize,
-        label: String,
+        label: Arc<str>,
         due: Duration,
     },
     /// A load of `execution` was cut at `at` (from the start of the run): what it still had

@@ -234,7 +234,7 @@ impl Shared {
 
     /// Announces a request (or transaction) sent at `sent`: the dispatcher knows it is in
     /// flight until its sample arrives. `None` during the warm-up (nothing is measured).
-    async fn started(&self, label: &str, sent: Instant) -> Option<u64> {
+    async fn started(&self, label: &Arc<str>, sent: Instant) -> Option<u64> {
         if self.warming(sent) {
             return None;
         }
@@ -245,7 +245,7 @@ impl Shared {
             .send(LoadEvent::Started {
                 id,
                 execution: self.plan.index,
-                label: label.to_owned(),
+                label: label.clone(),
                 due,
             })
             .await;
@@ -263,7 +263,9 @@ impl Shared {
         if self.warming(scheduled) {
             return;
         }
-        let label = first_label(&self.plan.scenario.steps).unwrap_or_default();
+        let label = first_label(&self.plan.scenario.steps)
+            .map(|l| l.to_string())
+            .unwrap_or_default();
         let _ = self
             .events
             .send(LoadEvent::Dropped {
@@ -341,10 +343,10 @@ fn jsonl_rows(path: &std::path::Path, names: &[String]) -> Result<Vec<Vec<String
     Ok(rows)
 }
 
-fn first_label(steps: &[Step]) -> Option<String> {
+fn first_label(steps: &[Step]) -> Option<Arc<str>> {
     steps.iter().find_map(|s| match s {
         Step::Request(r) => Some(r.label.clone()),
-        Step::Transaction { name, .. } => Some(name.clone()),
+        Step::Transaction { name, .. } => Some(name.as_str().into()),
         Step::Loop { steps, .. } => first_label(steps),
         Step::If {
             then, otherwise, ..
@@ -666,7 +668,8 @@ impl Vu {
                     }
                     Step::Transaction { name, steps } => {
                         let started = Instant::now();
-                        let ticket = self.shared.started(name, started).await;
+                        let name: Arc<str> = name.as_str().into();
+                        let ticket = self.shared.started(&name, started).await;
                         let inner = self
                             .steps(steps, scenario, address.clone(), scheduled, depth + 1)
                             .await;
@@ -680,7 +683,7 @@ impl Vu {
                                     outcome: outcome_of(inner.ok),
                                     extra: None,
                                 };
-                                self.emit(ticket, name, started, measured).await;
+                                self.emit(ticket, &name, started, measured).await;
                             }
                             _ => self.shared.settle(ticket).await,
                         }
@@ -735,12 +738,12 @@ impl Vu {
         })
     }
 
-    async fn emit(&self, ticket: Option<u64>, label: &str, sent: Instant, m: Measured) {
+    async fn emit(&self, ticket: Option<u64>, label: &Arc<str>, sent: Instant, m: Measured) {
         let Some(id) = ticket else {
             return;
         };
         let sample = Sample {
-            label: label.to_owned(),
+            label: label.clone(),
             second: self.shared.second(sent),
             rt: m.rt,
             lt: m.lt,

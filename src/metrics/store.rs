@@ -39,7 +39,7 @@ impl Outcome {
 /// One finished request as the engine reports it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sample {
-    pub label: String,
+    pub label: std::sync::Arc<str>,
     /// The second of the run it belongs to (by its scheduled or actual send time).
     pub second: u64,
     /// Response time: from the (scheduled) send time to the last byte.
@@ -815,7 +815,7 @@ impl Store {
                 (self.name_id(&m.name), scaled.round() as u64)
             })
             .collect();
-        for label in ["", sample.label.as_str()] {
+        for label in ["", &*sample.label] {
             let bucket = self.bucket(sample.second, label);
             let c = &mut bucket.counts;
             c.hits += 1;
@@ -879,7 +879,7 @@ impl Store {
             }
         }
         if sample.completed > sample.second && sample.outcome.completed() {
-            for label in ["", sample.label.as_str()] {
+            for label in ["", &*sample.label] {
                 self.bucket(sample.completed, label).counts.served += 1;
                 if sample.label.is_empty() {
                     break;

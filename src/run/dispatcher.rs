@@ -52,7 +52,7 @@ pub(crate) enum Event {
 /// A request in flight: its label and when it was due.
 #[derive(Clone, Debug)]
 struct Pending {
-    label: String,
+    label: std::sync::Arc<str>,
     due: Duration,
     execution: usize,
 }
@@ -460,8 +460,8 @@ fn collect_labels(
         for step in steps {
             match step {
                 Step::Request(r) => {
-                    if !labels.contains(&r.label) {
-                        labels.push(r.label.clone());
+                    if !labels.iter().any(|l| **l == *r.label) {
+                        labels.push(r.label.to_string());
                     }
                 }
                 Step::IncludeScenario { scenario } => {
@@ -510,7 +510,7 @@ mod tests {
         d.handle(Event::Load(LoadEvent::Started {
             id,
             execution: 0,
-            label: label.clone(),
+            label: label.as_str().into(),
             due: ms(due),
         }));
         if let Some(rt) = rt {
@@ -520,7 +520,7 @@ mod tests {
 
     fn answer(d: &mut Dispatcher, id: u64, due: u64, rt: u64) {
         let sample = Sample {
-            label: "x".to_owned(),
+            label: "x".into(),
             second: due / 1000,
             rt: ms(rt),
             lt: ms(rt),

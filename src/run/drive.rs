@@ -27,9 +27,13 @@ use super::{CancelReason, PANIC_ON_PURPOSE, RunOptions, Signals, now_rfc3339};
 /// How often results.json is rewritten during a load, marked incomplete.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
 
-/// At most this many queued engine events are filed at once after one is received: the
-/// other sources (ticks, readings, signals) are looked at between rounds.
-const EVENTS_PER_ROUND: usize = 1024;
+/// The engine's events are filed in batches this often, not one wake-up per event: a fast
+/// engine sends two events per request, and a round of the loop looks at every source.
+const BATCH_EVERY: Duration = Duration::from_millis(2);
+
+/// At most this many queued engine events are filed in one batch: the other sources (ticks,
+/// readings, signals) are looked at between batches.
+const EVENTS_PER_ROUND: usize = 16_384;
 
 /// At most this many queued engine events are filed before a tick is: a dispatcher behind
 /// a fast engine still ticks.
@@ -71,7 +75,7 @@ pub(super) async fn drive(
     }
     let t0 = Instant::now();
     let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-    let (events_tx, mut events) = mpsc::channel(8192);
+    let (events_tx, mut events) = mpsc::channel(32_768);
     let (stop_tx, stop) = watch::channel(false);
     // A search's probes, each waiting for the SLOs its steady window missed.
     let (asks_tx, mut asks) = mpsc::channel(4);
@@ -156,14 +160,30 @@ pub(super) async fn drive(
     };
     let mut next_checkpoint = CHECKPOINT_EVERY;
     let mut writing: Option<tokio::task::JoinHandle<std::io::Result<()>>> = None;
+    let mut batch = tokio::time::interval(BATCH_EVERY);
+    batch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while reason.is_none() {
         let event = tokio::select! {
-            event = events.recv() => match event {
-                Some(event) => Event::Load(event),
-                None => Event::Stop(CancelReason::Completed),
-            },
-            Some(reading) = readings.recv() => Event::Reading(reading),
-            Some(ask) = asks.recv() => Event::Probe(ask),
+            _ = batch.tick() => {
+                let mut closed = false;
+                for _ in 0..EVENTS_PER_ROUND {
+                    match events.try_recv() {
+                        Ok(event) => reason = dispatcher.handle(Event::Load(event)),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => {
+                            closed = true;
+                            break;
+                        }
+                    }
+                    if reason.is_some() {
+                        break;
+                    }
+                }
+                // The engine's side closed: every execution has ended.
+                (closed && reason.is_none()).then_some(Event::Stop(CancelReason::Completed))
+            }
+            Some(reading) = readings.recv() => Some(Event::Reading(reading)),
+            Some(ask) = asks.recv() => Some(Event::Probe(ask)),
             _ = tick.tick() => {
                 // What the engine reported before this moment is filed before the tick, so
                 // the watermark sees every request started until now.
@@ -177,33 +197,25 @@ pub(super) async fn drive(
                 if reason.is_some() {
                     break;
                 }
-                Event::Tick { now: t0.elapsed(), in_flight: in_flight.get(), cpu: own_cpu() }
+                Some(Event::Tick { now: t0.elapsed(), in_flight: in_flight.get(), cpu: own_cpu() })
             }
-            Some(Ok(Err(e))) = checks.join_next() => Event::Stop(CancelReason::ShellFailed(e)),
+            Some(Ok(Err(e))) = checks.join_next() => Some(Event::Stop(CancelReason::ShellFailed(e))),
             (label, status) = first_exit(servers) => {
                 let log_tail = log_tail(servers, &label);
                 let what = format!("exited during the load with {status}");
-                Event::Stop(CancelReason::ServerFailed { label, what, log_tail })
+                Some(Event::Stop(CancelReason::ServerFailed { label, what, log_tail }))
             }
             Some(Ok((label, what))) = watchdogs.join_next() => {
                 let log_tail = log_tail(servers, &label);
-                Event::Stop(CancelReason::ServerFailed { label, what, log_tail })
+                Some(Event::Stop(CancelReason::ServerFailed { label, what, log_tail }))
             }
-            signalled = signals.recv() => Event::Stop(signalled),
+            signalled = signals.recv() => Some(Event::Stop(signalled)),
         };
-        let ticked = matches!(event, Event::Tick { .. });
-        let loaded = matches!(event, Event::Load(_));
-        reason = dispatcher.handle(event);
-        // What the engine has queued meanwhile is filed now, without going round every
-        // source again for each request (a fast engine sends one event per request).
-        if loaded {
-            for _ in 0..EVENTS_PER_ROUND {
-                if reason.is_some() {
-                    break;
-                }
-                let Ok(event) = events.try_recv() else { break };
-                reason = dispatcher.handle(Event::Load(event));
-            }
+        let ticked = matches!(event, Some(Event::Tick { .. }));
+        if let Some(event) = event
+            && reason.is_none()
+        {
+            reason = dispatcher.handle(event);
         }
         answers.store(dispatcher.answers(), Ordering::Relaxed);
         if let Some(CancelReason::CriterionStop(name)) = &reason {

@@ -419,7 +419,8 @@ impl Condition {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Request {
-    pub label: String,
+    /// Shared with every sample the request makes (no copy per request).
+    pub label: std::sync::Arc<str>,
     pub url: String,
     pub method: String,
     pub headers: Vec<(String, String)>,

@@ -492,7 +492,7 @@ impl Validator<'_> {
             });
         }
         Some(Request {
-            label,
+            label: label.into(),
             url,
             method,
             headers: keyed(r.headers.as_ref()),
