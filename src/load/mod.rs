@@ -7,6 +7,7 @@
 //! as dropped. Latency of an arrival is measured from its *scheduled* time. Every finished
 //! request goes to the dispatcher as a [`LoadEvent`]; the engine keeps no statistics itself.
 
+mod events;
 mod h1;
 mod llm;
 mod timing;
@@ -20,12 +21,13 @@ use std::time::{Duration, Instant};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand_distr::{Distribution, Exp};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, watch};
 
 use crate::metrics::Sample;
 use crate::plan::{ExecutionPlan, Schedule};
 use crate::suite::model::Arrival;
 
+pub use events::{Empty, EventReceiver, EventSender, channel as event_channel};
 pub use vu::{LoadError, Shared};
 
 /// What the engine tells the dispatcher.
@@ -96,7 +98,7 @@ impl Drop for InFlightGuard {
 pub async fn run_execution(
     plan: ExecutionPlan,
     t0: Instant,
-    events: mpsc::Sender<LoadEvent>,
+    events: EventSender,
     stop: watch::Receiver<bool>,
     in_flight: InFlight,
 ) {
@@ -117,7 +119,7 @@ pub async fn run_execution(
 pub async fn drive_load(
     plan: ExecutionPlan,
     t0: Instant,
-    events: mpsc::Sender<LoadEvent>,
+    events: EventSender,
     stop: watch::Receiver<bool>,
     in_flight: InFlight,
 ) -> (Option<String>, Duration) {

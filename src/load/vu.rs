@@ -15,7 +15,7 @@ use regex::Regex;
 use reqwest::cookie::Jar;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json_path::JsonPath;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::LoadEvent;
 use super::h1::Keep;
@@ -68,7 +68,7 @@ struct DataSource {
 pub struct Shared {
     pub plan: ExecutionPlan,
     t0: Instant,
-    events: mpsc::Sender<LoadEvent>,
+    events: super::EventSender,
     pub stop: watch::Receiver<bool>,
     /// Set when a non-looping data source runs out: the execution ends.
     finished: std::sync::atomic::AtomicBool,
@@ -90,7 +90,7 @@ impl Shared {
     pub fn new(
         plan: ExecutionPlan,
         t0: Instant,
-        events: mpsc::Sender<LoadEvent>,
+        events: super::EventSender,
         stop: watch::Receiver<bool>,
         in_flight: super::InFlight,
     ) -> Result<Self, LoadError> {
@@ -858,7 +858,20 @@ impl Vu {
         address: Option<&str>,
         scheduled: &mut Option<Instant>,
     ) -> Result<StepResult, LoadError> {
-        let url = self.url(r, address);
+        // A request in which nothing varies, already prepared for this user's connection:
+        // nothing to build, not even its URL.
+        let key = std::ptr::from_ref(r) as usize;
+        let ready = self.direct
+            && scenario.keepalive
+            && r.llm.is_none()
+            && self
+                .prepared
+                .get(&key)
+                .is_some_and(|(a, p)| p.is_some() && a.as_deref() == address);
+        let url = match ready {
+            true => Err(String::new()),
+            false => self.url(r, address),
+        };
         let method =
             reqwest::Method::from_bytes(r.method.as_bytes()).unwrap_or(reqwest::Method::GET);
         let follow = r.follow_redirects.unwrap_or(scenario.follow_redirects);
@@ -874,11 +887,12 @@ impl Vu {
         };
         // Plain HTTP with keep-alive goes over this user's own HTTP/1.1 connection; the rest
         // (TLS, HTTP/2, no keep-alive) through reqwest's pooled client.
-        let direct = self.direct
-            && scenario.keepalive
-            && url
-                .as_ref()
-                .is_ok_and(|u| u.scheme() == "http" && u.host_str().is_some());
+        let direct = ready
+            || self.direct
+                && scenario.keepalive
+                && url
+                    .as_ref()
+                    .is_ok_and(|u| u.scheme() == "http" && u.host_str().is_some());
         // An LLM request's body: the prompt filled in, usage asked for when it streams.
         let llm_body = r.llm.as_ref().map(|spec| {
             let mut body = match &r.body {
@@ -891,9 +905,9 @@ impl Vu {
             (body, stream)
         });
         // A request in which nothing varies is built once per user and sent as it is.
-        let key = std::ptr::from_ref(r) as usize;
         let plain = direct && llm_body.is_none();
         if plain
+            && !ready
             && self
                 .prepared
                 .get(&key)
@@ -974,6 +988,10 @@ impl Vu {
         // A redirect on the direct path is followed through reqwest (which follows any more).
         let exchange = match exchange {
             Ok(x) if direct && follow && x.redirect_to.is_some() => {
+                let url = match ready {
+                    true => self.url(r, address),
+                    false => url,
+                };
                 let base = url.as_ref().ok();
                 let location = x.redirect_to.as_deref().unwrap_or_default();
                 let target = base

@@ -22,7 +22,7 @@ pub(crate) struct ProbeAsk {
 pub(super) async fn run(
     plan: ExecutionPlan,
     t0: Instant,
-    events: mpsc::Sender<LoadEvent>,
+    events: crate::load::EventSender,
     mut stop: watch::Receiver<bool>,
     in_flight: InFlight,
     asks: mpsc::Sender<ProbeAsk>,
