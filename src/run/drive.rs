@@ -75,7 +75,7 @@ pub(super) async fn drive(
     }
     let t0 = Instant::now();
     let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-    let (events_tx, mut events) = crate::load::event_channel(32_768);
+    let (events_tx, mut events) = crate::load::event_channel(8192);
     let (stop_tx, stop) = watch::channel(false);
     // A search's probes, each waiting for the SLOs its steady window missed.
     let (asks_tx, mut asks) = mpsc::channel(4);
