@@ -291,7 +291,14 @@ type Wire = (
 fn on_the_wire(builder: reqwest::RequestBuilder) -> Result<Wire, Failure> {
     let request = builder.build().map_err(|e| Failure::of(&e))?;
     let url = request.url().clone();
+    // The host as written (an IPv6 literal in brackets) for the Host header; as an address
+    // (no brackets) to connect to.
     let host = url.host_str().unwrap_or_default().to_owned();
+    let address = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(&host)
+        .to_owned();
     let port = url.port_or_known_default().unwrap_or(80);
     let request: http::Request<reqwest::Body> =
         http::Request::try_from(request).map_err(|e| Failure::of(&e))?;
@@ -316,7 +323,7 @@ fn on_the_wire(builder: reqwest::RequestBuilder) -> Result<Wire, Failure> {
         head.headers
             .insert(http::header::ACCEPT, HeaderValue::from_static("*/*"));
     }
-    Ok((head, body, url, (host, port)))
+    Ok((head, body, url, (address, port)))
 }
 
 /// A request ready for a direct connection: its bytes, where a header may go in, its URL and
@@ -744,6 +751,34 @@ mod tests {
         assert_eq!(body, b"ok");
         assert!(x.timings.connect.is_some(), "a new connection");
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    /// An IPv6 literal (`http://[::1]:port/`) is connected to as an address.
+    #[tokio::test]
+    async fn an_ipv6_literal_is_an_address() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let Ok(listener) = tokio::net::TcpListener::bind("[::1]:0").await else {
+            return; // no IPv6 loopback on this host
+        };
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            if let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket.write_all(OK.as_bytes()).await;
+            }
+        });
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        let builder = client.get(format!("http://[::1]:{port}/"));
+        let mut sink = WholeBody::new(1024, true);
+        let x = Http::new(None)
+            .direct(builder, Keep::All, Instant::now(), &mut sink)
+            .await
+            .expect("answered over IPv6");
+        assert_eq!(x.status, 200);
     }
 
     /// The whole-body sink refuses a body over its cap: the exchange fails as too large.
