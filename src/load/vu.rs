@@ -922,7 +922,7 @@ impl Vu {
             self.prepared
                 .insert(key, (address.map(str::to_owned), prepared));
         }
-        let reuse = plain && self.prepared.get(&key).is_some_and(|(_, p)| p.is_some());
+        let reuse = ready || plain && self.prepared.get(&key).is_some_and(|(_, p)| p.is_some());
         let builder = (!reuse).then(|| {
             self.build(
                 &client,
