@@ -7,6 +7,7 @@
 //! as dropped. Latency of an arrival is measured from its *scheduled* time. Every finished
 //! request goes to the dispatcher as a [`LoadEvent`]; the engine keeps no statistics itself.
 
+mod deadline;
 mod events;
 mod h1;
 mod llm;

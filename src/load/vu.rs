@@ -295,6 +295,7 @@ impl Shared {
             direct: self.client.is_none(),
             client,
             http: Http::new(jar.clone()),
+            deadlines: super::deadline::Deadlines::default(),
             jar,
             no_redirect: None,
             vars: HashMap::new(),
@@ -486,6 +487,8 @@ pub struct Vu {
     direct: bool,
     /// This user's own HTTP/1.1 connections and cookies, for the direct path.
     http: Http,
+    /// The direct path's request timeouts, on one timer.
+    deadlines: super::deadline::Deadlines,
     /// This user's cookies (`store-cookie`), shared by both paths.
     jar: Option<Arc<Jar>>,
     /// Parsed URLs of requests without variables, by request (address, URL).
@@ -965,18 +968,20 @@ impl Vu {
         };
         let exchange = match (builder, self.prepared.get(&key)) {
             (None, Some((_, Some(prepared)))) => {
-                // Pinned where it is: the timeout holds a pointer, not a copy of the future.
+                // Pinned where it is: the deadline holds a pointer, not a copy of the future.
                 let send = std::pin::pin!(self.http.send_prepared(prepared, keep, sent, &mut body));
-                match tokio::time::timeout(timeout, send).await {
-                    Ok(exchange) => exchange,
-                    Err(_) => Err(Failure::timeout(timeout)),
+                let deadline = Instant::now() + timeout;
+                match self.deadlines.run(deadline, send).await {
+                    Some(exchange) => exchange,
+                    None => Err(Failure::timeout(timeout)),
                 }
             }
             (Some(builder), _) if direct => {
                 let send = std::pin::pin!(self.http.direct(builder, keep, sent, &mut body));
-                match tokio::time::timeout(timeout, send).await {
-                    Ok(exchange) => exchange,
-                    Err(_) => Err(Failure::timeout(timeout)),
+                let deadline = Instant::now() + timeout;
+                match self.deadlines.run(deadline, send).await {
+                    Some(exchange) => exchange,
+                    None => Err(Failure::timeout(timeout)),
                 }
             }
             (Some(builder), _) => via_reqwest(builder, sent, &mut body).await,
