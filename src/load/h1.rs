@@ -312,6 +312,13 @@ impl Conn {
                 self.buf.resize(larger, 0);
             }
         }
+        if self.end == self.buf.len() {
+            // A chunk-size line or trailers that fill the largest buffer (a head that large
+            // was refused before).
+            return Err(std::io::Error::other(
+                "a line of the response is longer than the read buffer (80 KiB)",
+            ));
+        }
         let n = self.stream.read(&mut self.buf[self.end..]).await?;
         self.end += n;
         Ok(n)

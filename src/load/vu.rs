@@ -970,7 +970,7 @@ impl Vu {
             (None, Some((_, Some(prepared)))) => {
                 // Pinned where it is: the deadline holds a pointer, not a copy of the future.
                 let send = std::pin::pin!(self.http.send_prepared(prepared, keep, sent, &mut body));
-                let deadline = Instant::now() + timeout;
+                let deadline = sent + timeout;
                 match self.deadlines.run(deadline, send).await {
                     Some(exchange) => exchange,
                     None => Err(Failure::timeout(timeout)),
@@ -978,7 +978,7 @@ impl Vu {
             }
             (Some(builder), _) if direct => {
                 let send = std::pin::pin!(self.http.direct(builder, keep, sent, &mut body));
-                let deadline = Instant::now() + timeout;
+                let deadline = sent + timeout;
                 match self.deadlines.run(deadline, send).await {
                     Some(exchange) => exchange,
                     None => Err(Failure::timeout(timeout)),

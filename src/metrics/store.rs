@@ -702,6 +702,9 @@ fn row_bytes(row: &[Option<Bucket>]) -> usize {
 #[derive(Clone, Debug, Default)]
 pub struct Store {
     labels: Vec<String>,
+    /// The label of the last sample and its index: samples share their request's label
+    /// (`Arc<str>`), so a pointer comparison finds it without comparing text.
+    last_label: Option<(std::sync::Arc<str>, usize)>,
     /// Distribution names by id (`rt`, `lt`, `ct` first once anything was recorded).
     names: Vec<Box<str>>,
     /// History before `fine_from`, merged into spans: oldest first, contiguous from 0.
@@ -764,8 +767,24 @@ impl Store {
         }
     }
 
+    /// The index of a sample's label: the last one's without a lookup when it is the same.
+    fn sample_label_index(&mut self, label: &std::sync::Arc<str>) -> usize {
+        if let Some((last, index)) = &self.last_label
+            && std::sync::Arc::ptr_eq(last, label)
+        {
+            return *index;
+        }
+        let index = self.label_index(label);
+        self.last_label = Some((label.clone(), index));
+        index
+    }
+
     fn bucket(&mut self, second: u64, label: &str) -> &mut Bucket {
         let index = self.label_index(label);
+        self.bucket_at(second, index)
+    }
+
+    fn bucket_at(&mut self, second: u64, index: usize) -> &mut Bucket {
         let row = if second >= self.fine_from {
             let at = usize::try_from(second - self.fine_from).expect("seconds fit in usize");
             if self.fine.len() <= at {
@@ -815,8 +834,11 @@ impl Store {
                 (self.name_id(&m.name), scaled.round() as u64)
             })
             .collect();
-        for label in ["", &*sample.label] {
-            let bucket = self.bucket(sample.second, label);
+        // `""` first: it is the first label of every store.
+        let overall = self.label_index("");
+        let own = self.sample_label_index(&sample.label);
+        for (label, index) in [("", overall), (&*sample.label, own)] {
+            let bucket = self.bucket_at(sample.second, index);
             let c = &mut bucket.counts;
             c.hits += 1;
             c.max_concurrency = c.max_concurrency.max(sample.concurrency);
