@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use perfgate::plan::SuitePlan;
 use perfgate::run::{RunOptions, run_suites};
-use perfgate::suite::discover::Discovery;
-use perfgate::suite::load::{LoadOptions, load};
+
+mod helpers;
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
@@ -66,28 +66,17 @@ fn server(answers: Arc<AtomicU64>) -> u16 {
 }
 
 fn plan(dir: &std::path::Path, port: u16) -> SuitePlan {
-    let path = dir.join("suite.yaml");
-    let yaml = format!(
-        "execution: [{{scenario: s, concurrency: {USERS}, iterations: {ITERATIONS}}}]
+    helpers::suite_plan(
+        dir,
+        &format!(
+            "execution: [{{scenario: s, concurrency: {USERS}, iterations: {ITERATIONS}}}]
 scenarios:
   s:
     keepalive: true
     requests: [{{url: 'http://127.0.0.1:{port}/', label: hit}}]
 "
-    );
-    std::fs::write(&path, yaml).unwrap();
-    let loaded = load(
-        &Discovery {
-            suites: vec![path],
-            ..Discovery::default()
-        },
-        &LoadOptions {
-            artifacts_root: dir.join("reports"),
-            ..LoadOptions::default()
-        },
-    );
-    assert!(!loaded.diagnostics.has_errors());
-    SuitePlan::new(loaded.suites.into_iter().next().unwrap(), 7)
+        ),
+    )
 }
 
 #[test]

@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use perfgate::plan::SuitePlan;
 use perfgate::report::RunReport;
 use perfgate::run::{RunOptions, run_suites};
-use perfgate::suite::discover::Discovery;
-use perfgate::suite::load::{LoadOptions, load};
+
+mod helpers;
 
 #[derive(Clone, Debug)]
 struct Received {
@@ -156,24 +156,7 @@ fn streamed(len: Option<u64>, stall: bool) -> Response {
 
 /// Loads `yaml` (with `{port}` replaced) as a suite in `dir`.
 fn suite(dir: &std::path::Path, yaml: &str, port: u16) -> SuitePlan {
-    let path = dir.join("suite.yaml");
-    std::fs::write(&path, yaml.replace("{port}", &port.to_string())).unwrap();
-    let loaded = load(
-        &Discovery {
-            suites: vec![path],
-            ..Discovery::default()
-        },
-        &LoadOptions {
-            artifacts_root: dir.join("reports"),
-            ..LoadOptions::default()
-        },
-    );
-    assert!(
-        !loaded.diagnostics.has_errors(),
-        "{}",
-        loaded.diagnostics.render(&loaded.sources)
-    );
-    SuitePlan::new(loaded.suites.into_iter().next().unwrap(), 7)
+    helpers::suite_plan(dir, &yaml.replace("{port}", &port.to_string()))
 }
 
 async fn run(plan: SuitePlan, dir: &std::path::Path) -> RunReport {

@@ -148,34 +148,27 @@ impl Http {
             }
             _ => None,
         };
-        let url = prepared.url.clone();
-        let Some(cookies) = cookies else {
-            return self
-                .exchange(
-                    &prepared.wire,
-                    prepared.head_only,
-                    keep,
-                    &prepared.key,
-                    url,
-                    sent,
-                    body_sink,
-                )
-                .await;
-        };
+        // With cookies, the bytes go out with a Cookie header added before the blank line.
         let mut out = std::mem::take(&mut self.out);
-        out.clear();
-        out.extend_from_slice(&prepared.wire[..prepared.blank]);
-        out.extend_from_slice(b"cookie: ");
-        out.extend_from_slice(cookies.as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(&prepared.wire[prepared.blank..]);
+        let request: &[u8] = match cookies {
+            None => &prepared.wire,
+            Some(cookies) => {
+                out.clear();
+                out.extend_from_slice(&prepared.wire[..prepared.blank]);
+                out.extend_from_slice(b"cookie: ");
+                out.extend_from_slice(cookies.as_bytes());
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(&prepared.wire[prepared.blank..]);
+                &out
+            }
+        };
         let exchange = self
             .exchange(
-                &out,
+                request,
                 prepared.head_only,
                 keep,
                 &prepared.key,
-                url,
+                prepared.url.clone(),
                 sent,
                 body_sink,
             )

@@ -287,3 +287,30 @@ fn junit10(xml: &str) -> Result<Vec<SuiteCounts>, String> {
     }
     Ok(out)
 }
+
+/// Loads `yaml`, written to `dir/suite.yaml`, as a suite plan (artifacts under `dir/reports`);
+/// a suite with errors fails the test with its diagnostics.
+#[allow(dead_code, reason = "not every test binary runs suites in-process")]
+pub fn suite_plan(dir: &Path, yaml: &str) -> perfgate::plan::SuitePlan {
+    use perfgate::suite::discover::Discovery;
+    use perfgate::suite::load::{LoadOptions, load};
+    let path = dir.join("suite.yaml");
+    std::fs::write(&path, yaml).expect("write the suite");
+    let loaded = load(
+        &Discovery {
+            suites: vec![path],
+            ..Discovery::default()
+        },
+        &LoadOptions {
+            artifacts_root: dir.join("reports"),
+            ..LoadOptions::default()
+        },
+    );
+    assert!(
+        !loaded.diagnostics.has_errors(),
+        "{}",
+        loaded.diagnostics.render(&loaded.sources)
+    );
+    let suite = loaded.suites.into_iter().next().expect("one suite");
+    perfgate::plan::SuitePlan::new(suite, 7)
+}
